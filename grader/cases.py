@@ -1,0 +1,82 @@
+"""Turn a problem and a grading seed into concrete cases. Never expected outputs.
+
+Each case draws from its own random stream, derived from (grading seed, case index), so the
+same seed always gives the same cases and adding random cases leaves earlier ones unchanged.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import numpy as np
+
+from grader.models import (
+    ArrayArg,
+    Case,
+    EdgeCase,
+    IntParameter,
+    LengthOfParameter,
+    ProblemSpec,
+    ScalarArg,
+    VectorDraw,
+    VectorParameter,
+)
+
+MAX_SEED = 2**63 - 1
+
+
+def random_seed() -> int:
+    """A fresh grading seed, recorded in the report so the grading can be repeated."""
+    return secrets.randbelow(2**32)
+
+
+def make_cases(spec: ProblemSpec, seed: int) -> tuple[Case, ...]:
+    """Edge cases first, then random ones, all deterministic from the seed."""
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"grading seed must be between 0 and {MAX_SEED}, got {seed}")
+    cases = [
+        _draw_case(spec, seed, index, edge.name, edge) for index, edge in enumerate(spec.cases.edge)
+    ]
+    for number in range(spec.cases.random):
+        index = len(cases)
+        cases.append(_draw_case(spec, seed, index, f"random {number + 1}", None))
+    return tuple(cases)
+
+
+def _draw_case(spec: ProblemSpec, seed: int, index: int, name: str, edge: EdgeCase | None) -> Case:
+    rng = np.random.default_rng([seed, index])
+    pinned = edge.values if edge else {}
+    drawn: dict[str, ScalarArg | ArrayArg] = {}
+    for param in spec.parameters:
+        if isinstance(param, IntParameter):
+            pin = pinned.get(param.name)
+            value = pin if isinstance(pin, int) else int(rng.integers(param.low, param.high + 1))
+            drawn[param.name] = ScalarArg(kind=param.pass_as, value=value)
+        elif isinstance(param, VectorParameter):
+            draw = param.draw
+            pin = pinned.get(param.name)
+            if isinstance(pin, dict):
+                draw = VectorDraw.model_validate({**draw.model_dump(), **pin})
+            values = _draw_vector(rng, draw, param.dtype)
+            drawn[param.name] = ArrayArg(kind=param.pass_as, dtype=param.dtype, values=values)
+    for param in spec.parameters:
+        if isinstance(param, LengthOfParameter):
+            source = drawn[param.of]
+            assert isinstance(source, ArrayArg)
+            drawn[param.name] = ScalarArg(kind=param.pass_as, value=len(source.values))
+    args = tuple(drawn[param.name] for param in spec.parameters)
+    return Case(index=index, name=name, args=args)
+
+
+def _draw_vector(rng: np.random.Generator, draw: VectorDraw, dtype: str) -> tuple[float, ...]:
+    """Elements of mixed sign, magnitudes log-uniform in the draw's range, exact in dtype."""
+    length = int(rng.integers(draw.length[0], draw.length[1] + 1))
+    if draw.fill is not None:
+        values = np.full(length, draw.fill)
+    else:
+        low, high = np.log10(draw.magnitude[0]), np.log10(draw.magnitude[1])
+        magnitudes = 10.0 ** rng.uniform(low, high, size=length)
+        signs = rng.choice([-1.0, 1.0], size=length)
+        values = signs * magnitudes
+    # Round to the element type here, so the JSON sent to workers holds exact values.
+    return tuple(float(v) for v in values.astype(dtype))

@@ -1,0 +1,157 @@
+"""The `grader` command: parse arguments, call the library, render, choose the exit code.
+
+Exit codes: 0 full marks, 1 anything less (including a file that failed to load), 2 a usage
+error or a fault of the grader's own (missing file, unknown problem, bad spec).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import NoReturn
+
+import click
+from rich.console import Console
+
+from grader import __version__
+from grader.cases import MAX_SEED
+from grader.errors import GraderError
+from grader.grading import check as check_submission
+from grader.models import Report
+from grader.problems import PROBLEMS_ENV, REFERENCE_ENV, find_problem, list_problems, load_problem
+from grader.render import print_report, statement
+
+EXIT_FULL_MARKS = 0
+EXIT_NOT_FULL_MARKS = 1
+EXIT_USAGE = 2
+
+_problems_dir = click.option(
+    "--problems-dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    envvar=PROBLEMS_ENV,
+    help=f"Folder of problem specs (default: the repository's problems/; env {PROBLEMS_ENV}).",
+)
+_reference_dir = click.option(
+    "--reference-dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    envvar=REFERENCE_ENV,
+    help=f"Folder of reference solutions (default: the repository's reference/; "
+    f"env {REFERENCE_ENV}).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="grader")
+def cli() -> None:
+    """Grade JAX/Flax exercises: student code runs in a separate process, never in the grader."""
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--seed",
+    type=click.IntRange(0, MAX_SEED),
+    default=None,
+    help="Grading seed; the same seed repeats a grading exactly. Default: random.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the full report as JSON to this path ('-' for stdout).",
+)
+@click.option("--problem", "problem_id", help="Problem id (default: found from the file).")
+@_problems_dir
+@_reference_dir
+def check(
+    file: Path,
+    seed: int | None,
+    json_path: Path | None,
+    problem_id: str | None,
+    problems_dir: Path | None,
+    reference_dir: Path | None,
+) -> None:
+    """Grade one submission FILE and print the verdict."""
+    try:
+        source = file.read_bytes().decode("utf-8", errors="replace")
+    except OSError as exc:
+        raise click.UsageError(f"cannot read {file}: {exc.strerror}") from exc
+    try:
+        problem = find_problem(
+            source, problem_id=problem_id, problems_dir=problems_dir, reference_dir=reference_dir
+        )
+        report = check_submission(file, problem=problem, seed=seed)
+    except GraderError as exc:
+        _fail(str(exc))
+    to_stdout = json_path is not None and str(json_path) == "-"
+    console = Console(stderr=to_stdout)
+    print_report(report, console)
+    if json_path is not None:
+        _write_json(report, json_path)
+    sys.exit(EXIT_FULL_MARKS if report.full_marks else EXIT_NOT_FULL_MARKS)
+
+
+@cli.command()
+@click.argument("problem_id")
+@_problems_dir
+@_reference_dir
+def show(problem_id: str, problems_dir: Path | None, reference_dir: Path | None) -> None:
+    """Print the exercise statement of PROBLEM_ID."""
+    try:
+        problem = load_problem(problem_id, problems_dir=problems_dir, reference_dir=reference_dir)
+    except GraderError as exc:
+        _fail(str(exc))
+    Console().print(statement(problem.spec))
+
+
+@cli.command(name="problems")
+@_problems_dir
+def problems_command(problems_dir: Path | None) -> None:
+    """List the problems the grader knows."""
+    try:
+        specs = list_problems(problems_dir)
+    except GraderError as exc:
+        _fail(str(exc))
+    for spec in specs:
+        click.echo(f"{spec.id}\tv{spec.version}\t{spec.title}")
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON schema of the score report."""
+    click.echo(json.dumps(Report.model_json_schema(), indent=2))
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"grader: error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def _write_json(report: Report, path: Path) -> None:
+    """Write the report; a reader never sees a half-written file."""
+    text = report.model_dump_json(indent=2) + "\n"
+    if str(path) == "-":
+        sys.stdout.write(text)
+        return
+    write_atomic(path, text)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace a file's content all at once (write a temporary file, then rename it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        Path(temporary).replace(path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def main() -> None:
+    """Entry point of the `grader` command."""
+    cli(prog_name="grader")

@@ -1,0 +1,40 @@
+"""The grader's own faults. A student's mistake is never one of these: it is a report.
+
+GraderError                 anything the grader cannot go on from; exit code 2
+├── UsageError              a bad flag or argument combination
+├── SubmissionNotFound      the file to grade does not exist or is not a file
+├── ProblemError            a problem cannot be found, chosen or loaded
+│   ├── UnknownProblem      no spec with that id, or none matching the file
+│   └── InvalidSpec         a spec file that does not parse or validate
+└── ReferenceFailed         the reference solution failed: the grader is misconfigured
+"""
+
+from __future__ import annotations
+
+
+class GraderError(Exception):
+    """Base of the grader's own faults; the message says what to do."""
+
+
+class UsageError(GraderError):
+    """A bad flag or argument combination."""
+
+
+class SubmissionNotFound(GraderError):
+    """The submission path does not exist or is not a regular file."""
+
+
+class ProblemError(GraderError):
+    """A problem cannot be found, chosen or loaded."""
+
+
+class UnknownProblem(ProblemError):
+    """No spec with that id, or no spec matching the submission."""
+
+
+class InvalidSpec(ProblemError):
+    """A spec file that does not parse or validate."""
+
+
+class ReferenceFailed(GraderError):
+    """The reference solution could not produce expected outputs."""

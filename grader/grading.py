@@ -1,0 +1,307 @@
+"""Grade a submission: cases, reference run, submission run, comparison, report."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import platform
+import time
+import tokenize
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from io import BytesIO
+from pathlib import Path
+
+from grader import __version__
+from grader.cases import make_cases, random_seed
+from grader.compare import judge_case
+from grader.errors import ReferenceFailed
+from grader.models import (
+    Case,
+    CaseOutcome,
+    CaseReason,
+    CaseResult,
+    ErrorInfo,
+    Limits,
+    ProblemInfo,
+    Report,
+    RunRequest,
+    Status,
+    SubmissionInfo,
+    Versions,
+)
+from grader.problems import Problem
+from grader.sandbox import LoadFailure, Runner, SubprocessRunner
+
+MAX_SOURCE_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Expected:
+    """The reference's outcome on every case of a case set."""
+
+    cases: tuple[Case, ...]
+    outcomes: dict[int, CaseOutcome]
+
+
+def versions() -> Versions:
+    """Versions of the software that grades, read without importing jax or flax."""
+
+    def installed(name: str) -> str | None:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    return Versions(
+        python=platform.python_version(),
+        jax=installed("jax"),
+        flax=installed("flax"),
+        grader=__version__,
+    )
+
+
+def request_for(
+    problem: Problem, path: Path, display_name: str, cases: Sequence[Case], *, reference: bool
+) -> RunRequest:
+    """What to ask a worker for: the function of a file, called on the cases."""
+    spec = problem.spec
+    return RunRequest(
+        path=str(path.resolve()),
+        display_name=display_name,
+        function=spec.function,
+        scale_function=spec.reference.scale_function if reference else None,
+        parameter_names=tuple(p.name for p in spec.parameters),
+        output_count=len(spec.outputs),
+        cases=tuple(cases),
+    )
+
+
+def run_reference(
+    problem: Problem, cases: Sequence[Case], *, runner: Runner | None = None
+) -> Expected:
+    """Expected outcomes from the reference solution, run in a process of its own."""
+    runner = runner or SubprocessRunner()
+    request = request_for(
+        problem, problem.reference_path, problem.reference_path.name, cases, reference=True
+    )
+    # The reference gets generous limits: it is trusted, and a slow machine must not make the
+    # grader blame students for the reference's compile time.
+    limits = problem.spec.limits.model_copy(
+        update={"total_seconds": 10 * problem.spec.limits.total_seconds, "max_restarts": 0}
+    )
+    run = runner.run(request, limits)
+    if run.load_failure is not None:
+        raise ReferenceFailed(
+            f"the reference solution {problem.reference_path} failed to load "
+            f"({run.load_failure.status}): {run.load_failure.message}\n{run.stderr[-2000:]}"
+        )
+    outcomes: dict[int, CaseOutcome] = {}
+    for case in cases:
+        outcome = run.outcomes.get(case.index)
+        if not isinstance(outcome, CaseOutcome) or outcome.kind != "returned":
+            detail = getattr(outcome, "message", None) or getattr(outcome, "error", None)
+            raise ReferenceFailed(
+                f"the reference solution {problem.reference_path} gave no valid output for "
+                f"case {case.index} ({case.name}): {detail}\n{run.stderr[-2000:]}"
+            )
+        outcomes[case.index] = outcome
+    return Expected(cases=tuple(cases), outcomes=outcomes)
+
+
+def check(
+    path: Path,
+    *,
+    problem: Problem,
+    seed: int | None = None,
+    runner: Runner | None = None,
+    limits: Limits | None = None,
+) -> Report:
+    """Grade one file from scratch: draw cases from the seed, run the reference, then the file."""
+    seed = random_seed() if seed is None else seed
+    runner = runner or SubprocessRunner()
+    expected = run_reference(problem, make_cases(problem.spec, seed), runner=runner)
+    return grade(path, problem=problem, seed=seed, expected=expected, runner=runner, limits=limits)
+
+
+def grade(
+    path: Path,
+    *,
+    problem: Problem,
+    seed: int,
+    expected: Expected,
+    runner: Runner | None = None,
+    limits: Limits | None = None,
+    display_name: str | None = None,
+) -> Report:
+    """Grade one file against expected outcomes already computed for the seed's cases."""
+    started = time.monotonic()
+    runner = runner or SubprocessRunner()
+    limits = limits or problem.spec.limits
+    raw = path.read_bytes()
+    name = display_name or str(path)
+    submission = SubmissionInfo(path=name, sha256=hashlib.sha256(raw).hexdigest(), size=len(raw))
+    report = _Builder(problem, expected, submission, seed, started)
+
+    rejected = screen_source(raw, name)
+    if rejected is not None:
+        return report.failed(rejected)
+    request = request_for(problem, path, name, expected.cases, reference=False)
+    run = runner.run(request, limits)
+    if run.load_failure is not None:
+        return report.failed(run.load_failure, run.stdout, run.stderr)
+    results = [
+        judge_case(
+            case,
+            problem.spec.outputs,
+            expected.outcomes[case.index],
+            run.outcomes.get(case.index),
+            points=problem.spec.points_per_case,
+            inputs=case.summary(request.parameter_names),
+        )
+        for case in expected.cases
+    ]
+    if run.total_timeout:
+        passed = sum(result.passed for result in results)
+        message = (
+            f"Grading stopped after {limits.total_seconds:g} s, the limit for loading your file "
+            f"and running every case ({passed} of {len(results)} cases had passed by then). "
+            f"A timeout scores no points: make your function faster."
+        )
+        return report.failed(LoadFailure(Status.TIMEOUT, message), run.stdout, run.stderr, results)
+    called = any(r.reason not in _NO_CALL for r in results)
+    if not called:
+        status = _status_when_nothing_ran(results)
+        message = results[0].message if results else "No case ran."
+        return report.failed(LoadFailure(status, message), run.stdout, run.stderr, results)
+    return report.graded(results, run.stdout, run.stderr)
+
+
+_NO_CALL = {CaseReason.TIMEOUT, CaseReason.CRASHED, CaseReason.MEMORY_EXCEEDED, CaseReason.NOT_RUN}
+
+
+def _status_when_nothing_ran(results: Sequence[CaseResult]) -> Status:
+    reasons = {result.reason for result in results}
+    if CaseReason.MEMORY_EXCEEDED in reasons:
+        return Status.MEMORY_EXCEEDED
+    if CaseReason.TIMEOUT in reasons:
+        return Status.TIMEOUT
+    return Status.CRASHED
+
+
+def screen_source(raw: bytes, name: str) -> LoadFailure | None:
+    """Reject files that cannot be Python source before starting any process."""
+    if len(raw) > MAX_SOURCE_BYTES:
+        return LoadFailure(
+            Status.FILE_TOO_LARGE,
+            f"{name} is {len(raw)} bytes; a submission may be at most {MAX_SOURCE_BYTES} bytes.",
+        )
+    if not raw.strip():
+        return LoadFailure(
+            Status.EMPTY_FILE,
+            f"{name} is empty. Write your function in it and save the file before checking.",
+        )
+    try:
+        encoding, _ = tokenize.detect_encoding(BytesIO(raw).readline)
+        raw.decode(encoding)
+    except SyntaxError as exc:
+        return LoadFailure(
+            Status.ENCODING_ERROR,
+            f"{name} declares an encoding Python does not know: {exc}. Save it as UTF-8.",
+        )
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        return LoadFailure(
+            Status.ENCODING_ERROR,
+            f"{name} is not a {encoding} text file: byte 0x{raw[exc.start]:02x} on line {line} "
+            f"cannot be decoded. Save the file as UTF-8 text (is it really a .py file?).",
+            ErrorInfo(type="UnicodeDecodeError", message=str(exc), line=line),
+        )
+    return None
+
+
+class _Builder:
+    """Assembles a Report; every path out of grading goes through it."""
+
+    def __init__(
+        self,
+        problem: Problem,
+        expected: Expected,
+        submission: SubmissionInfo,
+        seed: int,
+        started: float,
+    ) -> None:
+        self.problem = problem
+        self.expected = expected
+        self.submission = submission
+        self.seed = seed
+        self.started = started
+        spec = problem.spec
+        self.max_score = spec.points_per_case * len(expected.cases)
+
+    def _report(
+        self,
+        status: Status,
+        message: str,
+        score: float,
+        cases: Sequence[CaseResult],
+        stdout: str,
+        stderr: str,
+        error: ErrorInfo | None,
+    ) -> Report:
+        spec = self.problem.spec
+        return Report(
+            status=status,
+            message=message,
+            score=score,
+            max_score=self.max_score,
+            cases=tuple(cases),
+            problem=ProblemInfo(id=spec.id, version=spec.version, title=spec.title),
+            submission=self.submission,
+            seed=self.seed,
+            error=error,
+            stdout=stdout,
+            stderr=stderr,
+            seconds=time.monotonic() - self.started,
+            versions=versions(),
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+
+    def failed(
+        self,
+        failure: LoadFailure,
+        stdout: str = "",
+        stderr: str = "",
+        cases: Sequence[CaseResult] | None = None,
+    ) -> Report:
+        """A report with no points: the file could not be loaded or run to the end."""
+        if cases is None:
+            cases = [self._unrun(case, failure) for case in self.expected.cases]
+        cases = [case.model_copy(update={"points": 0.0}) for case in cases]
+        return self._report(
+            failure.status, failure.message, 0.0, cases, stdout, stderr, failure.error
+        )
+
+    def _unrun(self, case: Case, failure: LoadFailure) -> CaseResult:
+        names = tuple(p.name for p in self.problem.spec.parameters)
+        return CaseResult(
+            index=case.index,
+            name=case.name,
+            inputs=case.summary(names),
+            passed=False,
+            reason=CaseReason.NOT_RUN,
+            message=f"Not run: {failure.status.value.replace('_', ' ')}.",
+            points=0.0,
+            max_points=self.problem.spec.points_per_case,
+        )
+
+    def graded(self, cases: Sequence[CaseResult], stdout: str, stderr: str) -> Report:
+        """A report for a function that was called: points for every passed case."""
+        score = sum(case.points for case in cases)
+        passed = sum(case.passed for case in cases)
+        if passed == len(cases):
+            message = f"All {len(cases)} cases passed."
+        else:
+            message = f"{passed} of {len(cases)} cases passed."
+        return self._report(Status.GRADED, message, score, cases, stdout, stderr, None)

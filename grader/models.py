@@ -1,0 +1,466 @@
+"""The grader's data: problem specs in, score reports out.
+
+Every model is frozen and forbids unknown fields, so a typo in a spec or a forged field in a
+report is an error rather than silently ignored. Every field carries a description, so that
+`grader schema` prints a JSON schema that documents itself.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Frozen(BaseModel):
+    """Base for every model here: immutable, unknown fields rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --------------------------------------------------------------------------------------------
+# Problem specs (problems/*.toml)
+# --------------------------------------------------------------------------------------------
+
+
+class IntParameter(Frozen):
+    """An integer argument drawn uniformly from [low, high]."""
+
+    name: str = Field(description="Argument name, as in the function's signature.")
+    kind: Literal["int"] = Field(description="Draws an integer.")
+    low: int = Field(description="Smallest value drawn (inclusive).")
+    high: int = Field(description="Largest value drawn (inclusive).")
+    pass_as: Literal["int", "float"] = Field(
+        "int", description="Python type the function receives the value as."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IntParameter:
+        if self.low > self.high:
+            raise ValueError(f"parameter {self.name!r}: low {self.low} > high {self.high}")
+        return self
+
+
+class VectorDraw(Frozen):
+    """How a vector's length and values are drawn; edge cases override single fields."""
+
+    length: tuple[int, int] = Field((1, 8), description="Inclusive range of the vector's length.")
+    magnitude: tuple[float, float] = Field(
+        (1e-3, 1e2),
+        description="Inclusive range of |value|; each element's magnitude is drawn "
+        "log-uniformly from it and its sign at random, so values mix sign and scale.",
+    )
+    fill: float | None = Field(
+        None, description="If set, every element equals this value (the length is still drawn)."
+    )
+
+    @model_validator(mode="after")
+    def _valid(self) -> VectorDraw:
+        low, high = self.length
+        if not 1 <= low <= high:
+            raise ValueError(f"vector length range {self.length} must satisfy 1 <= low <= high")
+        if not 0 < self.magnitude[0] <= self.magnitude[1]:
+            raise ValueError(f"vector magnitude range {self.magnitude} must be positive, ordered")
+        return self
+
+
+class VectorParameter(Frozen):
+    """A 1-D float array argument."""
+
+    name: str = Field(description="Argument name, as in the function's signature.")
+    kind: Literal["vector"] = Field(description="Draws a 1-D array.")
+    draw: VectorDraw = Field(default_factory=VectorDraw, description="How values are drawn.")
+    dtype: Literal["float32", "float64"] = Field("float32", description="Element type.")
+    pass_as: Literal["jax", "numpy", "list"] = Field(
+        "jax", description="What the function receives: a jax array, a numpy array or a list."
+    )
+
+
+class LengthOfParameter(Frozen):
+    """An argument equal to the length of a vector argument drawn earlier."""
+
+    name: str = Field(description="Argument name, as in the function's signature.")
+    kind: Literal["length_of"] = Field(description="Derived from another argument.")
+    of: str = Field(description="Name of the vector parameter whose length this is.")
+    pass_as: Literal["int", "float"] = Field(
+        "int", description="Python type the function receives the value as."
+    )
+
+
+Parameter = Annotated[
+    IntParameter | VectorParameter | LengthOfParameter, Field(discriminator="kind")
+]
+
+
+class EdgeCase(Frozen):
+    """A fixed case: some arguments pinned, the rest drawn as usual."""
+
+    name: str = Field(description="What the case exercises, shown to students.")
+    values: dict[str, int | dict[str, object]] = Field(
+        description="Pinned arguments: an integer for an int parameter, or fields of a vector "
+        "draw (length, magnitude, fill) for a vector parameter."
+    )
+
+
+class CaseSet(Frozen):
+    """How many random cases to draw, and the fixed edge cases."""
+
+    random: int = Field(ge=0, le=1000, description="Number of random cases per grading.")
+    edge: tuple[EdgeCase, ...] = Field((), description="Fixed edge cases, run before the random.")
+
+
+class Output(Frozen):
+    """One element of the function's return value and how it is compared."""
+
+    name: str = Field(description="Name of the output, used in every message about it.")
+    compare: Literal["exact", "close"] = Field(
+        description="'exact': must equal the reference; 'close': within the tolerance."
+    )
+    rtol: float = Field(
+        0.0,
+        ge=0,
+        description="Relative tolerance, multiplied by the scale of the output (see "
+        "Tolerance.scale). Only for 'close'.",
+    )
+    atol: float = Field(0.0, ge=0, description="Absolute tolerance floor. Only for 'close'.")
+
+
+class ReferenceSpec(Frozen):
+    """Where the reference solution lives."""
+
+    file: str = Field(description="File name under the reference directory.")
+    scale_function: str | None = Field(
+        None,
+        description="Optional function in the reference file, called with a case's arguments, "
+        "returning for each output the magnitude of what is summed to produce it (e.g. the sum "
+        "of absolute values). 'close' tolerances are rtol times max(scale, |expected|) plus "
+        "atol. Without it the scale is |expected|.",
+    )
+
+
+class Limits(Frozen):
+    """Time and resource limits for one submission."""
+
+    case_seconds: float = Field(30.0, gt=0, description="Wall-clock limit for one case.")
+    total_seconds: float = Field(
+        60.0, gt=0, description="Wall-clock limit for loading the file and running every case."
+    )
+    memory_mb: int = Field(
+        3072,
+        ge=1536,
+        description="Address-space limit of the submission's process in MiB "
+        "(JAX needs about 1.5 GiB of address space to start).",
+    )
+    max_restarts: int = Field(
+        3,
+        ge=0,
+        description="After a case times out or kills its process, the remaining cases run in "
+        "a fresh process, at most this many times.",
+    )
+
+
+class ProblemSpec(Frozen):
+    """A problem: the function students write, how it is tested and scored."""
+
+    id: str = Field(description="Problem identifier, e.g. 'graphdef_vs_state'.")
+    version: str = Field(description="Spec version; changes whenever grading would change.")
+    title: str = Field(description="One-line title.")
+    statement: str = Field(description="The exercise, in words a student reads.")
+    function: str = Field(description="Name of the function students define.")
+    parameters: tuple[Parameter, ...] = Field(description="The function's arguments, in order.")
+    outputs: tuple[Output, ...] = Field(description="The elements of the returned sequence.")
+    cases: CaseSet = Field(description="Which cases are run.")
+    points_per_case: float = Field(1.0, gt=0, description="Points for each fully passed case.")
+    reference: ReferenceSpec = Field(description="The reference solution.")
+    limits: Limits = Field(default_factory=Limits, description="Limits for one submission.")
+    tolerance_note: str = Field("", description="Why the tolerances are what they are.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ProblemSpec:
+        names = [p.name for p in self.parameters]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate parameter names in {names}")
+        kinds = {p.name: p.kind for p in self.parameters}
+        for p in self.parameters:
+            if isinstance(p, LengthOfParameter) and kinds.get(p.of) != "vector":
+                raise ValueError(f"parameter {p.name!r}: {p.of!r} is not a vector parameter")
+        by_name = {p.name: p for p in self.parameters}
+        for edge in self.cases.edge:
+            for key, value in edge.values.items():
+                param = by_name.get(key)
+                if isinstance(param, IntParameter) and isinstance(value, int):
+                    continue
+                if isinstance(param, VectorParameter) and isinstance(value, dict):
+                    VectorDraw.model_validate({**param.draw.model_dump(), **value})
+                    continue
+                raise ValueError(f"edge case {edge.name!r}: cannot pin {key!r} to {value!r}")
+        if not self.outputs:
+            raise ValueError("a problem needs at least one output")
+        if not self.cases.edge and self.cases.random == 0:
+            raise ValueError("a problem needs at least one case")
+        return self
+
+
+# --------------------------------------------------------------------------------------------
+# Cases and what crosses the process boundary
+# --------------------------------------------------------------------------------------------
+
+
+class ScalarArg(Frozen):
+    """A number argument."""
+
+    kind: Literal["int", "float"] = Field(description="Python type the function receives.")
+    value: float = Field(description="The value (an integer for kind 'int').")
+
+
+class ArrayArg(Frozen):
+    """A 1-D array argument."""
+
+    kind: Literal["jax", "numpy", "list"] = Field(description="What the function receives.")
+    dtype: Literal["float32", "float64"] = Field(description="Element type.")
+    values: tuple[float, ...] = Field(description="The elements, exactly representable.")
+
+
+Arg = Annotated[ScalarArg | ArrayArg, Field(discriminator="kind")]
+
+
+class Case(Frozen):
+    """One concrete call of the function: its arguments, never its expected output."""
+
+    index: int = Field(ge=0, description="Position in the case set, from 0.")
+    name: str = Field(description="What the case is, e.g. 'random 3' or an edge case's name.")
+    args: tuple[Arg, ...] = Field(description="Positional arguments, in the spec's order.")
+
+    def summary(self, names: tuple[str, ...]) -> str:
+        """Render the arguments briefly: scalars in full, arrays by length and range."""
+        parts = []
+        for name, arg in zip(names, self.args, strict=True):
+            if isinstance(arg, ScalarArg):
+                shown = int(arg.value) if arg.value.is_integer() else arg.value
+                parts.append(f"{name}={shown}")
+            else:
+                if arg.values:
+                    low = min(arg.values)
+                    high = max(arg.values)
+                    parts.append(f"len({name})={len(arg.values)} in [{low:.3g}, {high:.3g}]")
+                else:
+                    parts.append(f"len({name})=0")
+        return ", ".join(parts)
+
+
+class Frame(Frozen):
+    """One line of a traceback in the submission (grader frames removed)."""
+
+    file: str = Field(description="File name as the student knows it.")
+    line: int = Field(description="Line number.")
+    function: str = Field(description="Function name.")
+    source: str = Field(description="The source line, stripped.")
+
+
+class ErrorInfo(Frozen):
+    """An exception raised by the submission."""
+
+    type: str = Field(description="Exception class name, e.g. 'ValueError'.")
+    message: str = Field(description="The exception's message, truncated to a few KiB.")
+    frames: tuple[Frame, ...] = Field((), description="Traceback from the student's first frame.")
+    line: int | None = Field(None, description="Line in the submission the error points at.")
+
+
+class RunRequest(Frozen):
+    """What the trusted side sends to a worker: a file, a function, cases."""
+
+    path: str = Field(description="Absolute path of the file to load.")
+    display_name: str = Field(description="Name the file is given in tracebacks.")
+    function: str = Field(description="Function to call.")
+    scale_function: str | None = Field(None, description="Reference only: scales to compute.")
+    parameter_names: tuple[str, ...] = Field(description="Expected parameter names, in order.")
+    output_count: int = Field(ge=1, description="How many numbers the function returns.")
+    cases: tuple[Case, ...] = Field(description="Cases to run, in order.")
+
+
+CaseOutcomeKind = Literal["returned", "invalid", "raised"]
+
+
+class CaseOutcome(Frozen):
+    """What one call produced, as reported by a worker; checked again by the trusted side."""
+
+    index: int = Field(description="Case index.")
+    kind: CaseOutcomeKind = Field(
+        description="'returned' numbers, returned something 'invalid', or 'raised'."
+    )
+    values: tuple[float, ...] | None = Field(None, description="The numbers, when 'returned'.")
+    scales: tuple[float, ...] | None = Field(None, description="Reference only: output scales.")
+    problem: str | None = Field(None, description="Why the return value is invalid.")
+    error: ErrorInfo | None = Field(None, description="The exception, when 'raised'.")
+    seconds: float = Field(0.0, ge=0, description="Time the call took, as the worker saw it.")
+
+
+class LoadedMessage(Frozen):
+    """The file was imported and the function found."""
+
+    event: Literal["loaded"] = Field(description="Message type.")
+
+
+class LoadFailedMessage(Frozen):
+    """The file could not be loaded; no case will run."""
+
+    event: Literal["load_failed"] = Field(description="Message type.")
+    status: Literal["syntax_error", "import_error", "missing_function", "bad_signature"] = Field(
+        description="Why loading failed."
+    )
+    message: str = Field(max_length=5000, description="What a student should know.")
+    error: ErrorInfo | None = Field(None, description="The exception, if one was raised.")
+
+
+class StartMessage(Frozen):
+    """A case is about to be called; its time limit starts now."""
+
+    event: Literal["start"] = Field(description="Message type.")
+    index: int = Field(description="Case index.")
+
+
+class OutcomeMessage(Frozen):
+    """What a case produced."""
+
+    event: Literal["outcome"] = Field(description="Message type.")
+    outcome: CaseOutcome = Field(description="The outcome.")
+
+
+class DoneMessage(Frozen):
+    """Every case has run."""
+
+    event: Literal["done"] = Field(description="Message type.")
+
+
+WorkerMessage = Annotated[
+    LoadedMessage | LoadFailedMessage | StartMessage | OutcomeMessage | DoneMessage,
+    Field(discriminator="event"),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# The report
+# --------------------------------------------------------------------------------------------
+
+
+class Status(StrEnum):
+    """How far grading got: 'graded' means the function was called on the cases."""
+
+    GRADED = "graded"
+    EMPTY_FILE = "empty_file"
+    FILE_TOO_LARGE = "file_too_large"
+    ENCODING_ERROR = "encoding_error"
+    SYNTAX_ERROR = "syntax_error"
+    IMPORT_ERROR = "import_error"
+    MISSING_FUNCTION = "missing_function"
+    BAD_SIGNATURE = "bad_signature"
+    TIMEOUT = "timeout"
+    MEMORY_EXCEEDED = "memory_exceeded"
+    CRASHED = "crashed"
+
+
+class CaseReason(StrEnum):
+    """Why a case passed or failed."""
+
+    PASSED = "passed"
+    WRONG_OUTPUT = "wrong_output"
+    INVALID_OUTPUT = "invalid_output"
+    EXCEPTION = "exception"
+    TIMEOUT = "timeout"
+    MEMORY_EXCEEDED = "memory_exceeded"
+    CRASHED = "crashed"
+    NOT_RUN = "not_run"
+
+
+class OutputCheck(Frozen):
+    """The verdict on one output of one case."""
+
+    name: str = Field(description="The output's name from the spec.")
+    passed: bool = Field(description="Whether this output matched.")
+    got: float = Field(description="The submission's value.")
+    expected: float = Field(description="The reference's value.")
+    error: float = Field(description="|got - expected|.")
+    tolerance: float = Field(description="Largest error accepted (0 for exact outputs).")
+
+    @property
+    def error_ratio(self) -> float:
+        """Error as a multiple of the tolerance (inf for a wrong exact output)."""
+        if self.tolerance > 0:
+            return self.error / self.tolerance
+        return 0.0 if self.error == 0 else math.inf
+
+
+class CaseResult(Frozen):
+    """The verdict on one case."""
+
+    index: int = Field(description="Case index, from 0.")
+    name: str = Field(description="What the case is.")
+    inputs: str = Field(description="The arguments, briefly.")
+    passed: bool = Field(description="Whether every output matched.")
+    reason: CaseReason = Field(description="Why it passed or failed.")
+    message: str = Field(description="One sentence a student can act on.")
+    points: float = Field(description="Points earned by this case.")
+    max_points: float = Field(description="Points this case is worth.")
+    outputs: tuple[OutputCheck, ...] = Field(
+        (), description="Per-output verdicts, when the function returned valid numbers."
+    )
+    error: ErrorInfo | None = Field(None, description="The exception, when it raised.")
+    seconds: float | None = Field(None, description="Time the call took.")
+
+
+class SubmissionInfo(Frozen):
+    """Which file was graded."""
+
+    path: str = Field(description="Path of the submission as given to the grader.")
+    sha256: str = Field(description="SHA-256 of the file's bytes.")
+    size: int = Field(description="Size in bytes.")
+
+
+class ProblemInfo(Frozen):
+    """Which problem the file was graded against."""
+
+    id: str = Field(description="Problem identifier.")
+    version: str = Field(description="Spec version.")
+    title: str = Field(description="Problem title.")
+
+
+class Versions(Frozen):
+    """Software that produced the report."""
+
+    python: str = Field(description="Python version.")
+    jax: str | None = Field(description="jax version, None if not installed.")
+    flax: str | None = Field(description="flax version, None if not installed.")
+    grader: str = Field(description="grader version.")
+
+
+class Report(Frozen):
+    """The score report for one submission."""
+
+    status: Status = Field(description="'graded' when the function could be called.")
+    message: str = Field(description="The verdict in one or two sentences.")
+    score: float = Field(ge=0, description="Points earned.")
+    max_score: float = Field(gt=0, description="Points available.")
+    cases: tuple[CaseResult, ...] = Field(description="Per-case verdicts, in case order.")
+    problem: ProblemInfo = Field(description="The problem graded against.")
+    submission: SubmissionInfo = Field(description="The graded file.")
+    seed: int = Field(ge=0, description="Grading seed: the same seed gives the same cases.")
+    error: ErrorInfo | None = Field(
+        None, description="The exception that stopped the file from loading, if any."
+    )
+    stdout: str = Field("", description="The end of what the submission printed to stdout.")
+    stderr: str = Field("", description="The end of what the submission printed to stderr.")
+    seconds: float = Field(ge=0, description="Wall-clock time spent grading the submission.")
+    versions: Versions = Field(description="Software that produced the report.")
+    created: str = Field(description="When the report was made, ISO 8601 UTC.")
+
+    @property
+    def full_marks(self) -> bool:
+        """Whether every point was earned."""
+        return self.status is Status.GRADED and self.score >= self.max_score
+
+    @property
+    def passed_cases(self) -> int:
+        """How many cases passed."""
+        return sum(case.passed for case in self.cases)

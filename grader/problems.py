@@ -1,0 +1,119 @@
+"""Find and load problem specs (problems/*.toml) and their reference solutions."""
+
+from __future__ import annotations
+
+import ast
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from grader.errors import InvalidSpec, UnknownProblem
+from grader.models import ProblemSpec
+
+# The repository layout is fixed: grader/, problems/ and reference/ sit side by side.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PROBLEMS_ENV = "GRADER_PROBLEMS_DIR"
+REFERENCE_ENV = "GRADER_REFERENCE_DIR"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A validated spec together with the reference file that answers it."""
+
+    spec: ProblemSpec
+    spec_path: Path
+    reference_path: Path
+
+
+def default_problems_dir() -> Path:
+    """$GRADER_PROBLEMS_DIR, else the repository's problems/ folder."""
+    return Path(os.environ.get(PROBLEMS_ENV) or REPO_ROOT / "problems")
+
+
+def default_reference_dir() -> Path:
+    """$GRADER_REFERENCE_DIR, else the repository's reference/ folder."""
+    return Path(os.environ.get(REFERENCE_ENV) or REPO_ROOT / "reference")
+
+
+def load_spec(path: Path) -> ProblemSpec:
+    """Parse and validate one spec file."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidSpec(f"cannot read problem spec {path}: {exc}") from exc
+    try:
+        spec = ProblemSpec.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidSpec(f"problem spec {path} is invalid:\n{exc}") from exc
+    if spec.id != path.stem:
+        raise InvalidSpec(f"problem spec {path} has id {spec.id!r}; name the file {spec.id}.toml")
+    return spec
+
+
+def list_problems(problems_dir: Path | None = None) -> list[ProblemSpec]:
+    """Every spec in the problems folder, sorted by id."""
+    folder = problems_dir or default_problems_dir()
+    if not folder.is_dir():
+        raise UnknownProblem(f"problems folder {folder} does not exist")
+    return [load_spec(path) for path in sorted(folder.glob("*.toml"))]
+
+
+def load_problem(
+    problem_id: str, *, problems_dir: Path | None = None, reference_dir: Path | None = None
+) -> Problem:
+    """Load a problem by id and locate its reference solution."""
+    folder = problems_dir or default_problems_dir()
+    spec_path = folder / f"{problem_id}.toml"
+    if not spec_path.is_file():
+        known = ", ".join(spec.id for spec in list_problems(folder)) or "none"
+        raise UnknownProblem(f"no problem {problem_id!r} in {folder} (known: {known})")
+    spec = load_spec(spec_path)
+    reference_path = (reference_dir or default_reference_dir()) / spec.reference.file
+    if not reference_path.is_file():
+        raise UnknownProblem(
+            f"the reference solution for {problem_id!r} is missing: expected {reference_path}. "
+            f"Point --reference-dir or ${REFERENCE_ENV} at the folder that holds it."
+        )
+    return Problem(spec=spec, spec_path=spec_path, reference_path=reference_path.resolve())
+
+
+def defined_functions(source: str) -> set[str]:
+    """Names of the top-level functions a source defines, without running it."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return set()
+    return {
+        node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+
+
+def find_problem(
+    source: str | None,
+    *,
+    problem_id: str | None = None,
+    problems_dir: Path | None = None,
+    reference_dir: Path | None = None,
+) -> Problem:
+    """The problem named, else the one whose function the source defines, else the only one."""
+    if problem_id is not None:
+        return load_problem(problem_id, problems_dir=problems_dir, reference_dir=reference_dir)
+    specs = list_problems(problems_dir)
+    if not specs:
+        raise UnknownProblem(f"no problem specs in {problems_dir or default_problems_dir()}")
+    if len(specs) == 1:
+        only = specs[0].id
+        return load_problem(only, problems_dir=problems_dir, reference_dir=reference_dir)
+    names = defined_functions(source or "")
+    matching = [spec for spec in specs if spec.function in names]
+    if len(matching) == 1:
+        return load_problem(matching[0].id, problems_dir=problems_dir, reference_dir=reference_dir)
+    ids = ", ".join(spec.id for spec in specs)
+    why = "several problems match" if matching else "no problem's function is defined in it"
+    raise UnknownProblem(
+        f"cannot tell which problem this file answers ({why}); "
+        f"name one with --problem (one of: {ids})"
+    )

@@ -1,0 +1,414 @@
+"""The trusted side of the boundary: start a worker, enforce limits, collect what it says.
+
+A `Runner` takes a `RunRequest` (file, function, cases) and returns a `RunResult`: either why
+the file could not be loaded, or an outcome for every case. The only runner today starts a
+fresh `python -m grader.worker` per run; a stronger sandbox or a faster execution model can
+replace it behind the same interface.
+
+The worker talks over a pipe of its own (not stdout), one JSON object per line, each checked
+against the models. Its stdout and stderr are read at the same time in one selector loop, and
+only a bounded tail of each is kept, so a flood of output neither fills memory nor blocks it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pydantic import TypeAdapter, ValidationError
+
+from grader.models import (
+    Case,
+    CaseOutcome,
+    CaseReason,
+    DoneMessage,
+    ErrorInfo,
+    Limits,
+    LoadedMessage,
+    LoadFailedMessage,
+    OutcomeMessage,
+    RunRequest,
+    StartMessage,
+    Status,
+    WorkerMessage,
+)
+
+OUTPUT_TAIL_BYTES = 64 * 1024  # of stdout and of stderr, each
+MESSAGE_BYTES = 1024 * 1024  # longest line accepted on the result channel
+READ_CHUNK = 64 * 1024
+
+_messages: TypeAdapter[WorkerMessage] = TypeAdapter(WorkerMessage)
+
+
+@dataclass(frozen=True)
+class LoadFailure:
+    """Why no case could run."""
+
+    status: Status
+    message: str
+    error: ErrorInfo | None = None
+
+
+@dataclass(frozen=True)
+class CaseFailure:
+    """A case that produced no outcome: it timed out, killed its process, or never ran."""
+
+    index: int
+    reason: CaseReason
+    message: str
+
+
+@dataclass
+class RunResult:
+    """Everything a run produced, already checked against the protocol."""
+
+    load_failure: LoadFailure | None = None
+    outcomes: dict[int, CaseOutcome | CaseFailure] = field(default_factory=dict)
+    stdout: str = ""
+    stderr: str = ""
+    seconds: float = 0.0
+    total_timeout: bool = False
+
+
+class Runner(Protocol):
+    """Runs a request's cases in a process other than the grader's."""
+
+    def run(self, request: RunRequest, limits: Limits) -> RunResult:
+        """Load the file, run every case, and say what happened."""
+        ...
+
+
+class Tail:
+    """The last `limit` bytes written to a stream, and how many bytes were dropped."""
+
+    def __init__(self, limit: int = OUTPUT_TAIL_BYTES) -> None:
+        self.limit = limit
+        self.buffer = bytearray()
+        self.dropped = 0
+
+    def add(self, data: bytes) -> None:
+        self.buffer += data
+        excess = len(self.buffer) - self.limit
+        if excess > 0:
+            del self.buffer[:excess]
+            self.dropped += excess
+
+    def text(self) -> str:
+        body = self.buffer.decode("utf-8", errors="replace")
+        if self.dropped:
+            return f"[... {self.dropped} earlier bytes not kept ...]\n{body}"
+        return body
+
+
+@dataclass
+class _Attempt:
+    """One worker process's life: what it said before it finished or was stopped."""
+
+    loaded: bool = False
+    done: bool = False
+    load_failure: LoadFailure | None = None
+    outcomes: dict[int, CaseOutcome] = field(default_factory=dict)
+    current: int | None = None  # case started and not finished
+    stopped: CaseReason | None = None  # why the attempt ended early, if it did
+    detail: str = ""
+
+
+def worker_environment() -> dict[str, str]:
+    """A minimal environment: nothing of the grader's own (tokens, keys) reaches the worker."""
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "JAX_PLATFORMS": "cpu",
+        # Reference and student run under identical JAX settings; no XLA flag that changes
+        # numerics is set (see ../shared/JAX-EXECUTION-NOTES.md, "Numerics").
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+
+
+class SubprocessRunner:
+    """A fresh Python process per run, in its own session and a private working folder."""
+
+    def __init__(self, python: str | None = None) -> None:
+        self.python = python or sys.executable
+
+    def run(self, request: RunRequest, limits: Limits) -> RunResult:
+        started = time.monotonic()
+        deadline = started + limits.total_seconds
+        result = RunResult()
+        stdout, stderr = Tail(), Tail()
+        remaining = list(request.cases)
+        restarts = 0
+        while remaining:
+            attempt = self._attempt(
+                request.model_copy(update={"cases": tuple(remaining)}),
+                limits,
+                deadline,
+                stdout,
+                stderr,
+            )
+            result.outcomes.update(attempt.outcomes)
+            if attempt.load_failure is not None:
+                result.load_failure = attempt.load_failure
+                break
+            if attempt.done:
+                break
+            if attempt.current is None:
+                # The process ended or ran out of time before it ran a case.
+                status = Status.TIMEOUT if attempt.stopped is CaseReason.TIMEOUT else Status.CRASHED
+                result.load_failure = LoadFailure(status, attempt.detail)
+                result.total_timeout = status is Status.TIMEOUT
+                break
+            reason = attempt.stopped or CaseReason.CRASHED
+            result.outcomes[attempt.current] = CaseFailure(attempt.current, reason, attempt.detail)
+            remaining = [case for case in remaining if case.index not in result.outcomes]
+            if time.monotonic() >= deadline:
+                result.total_timeout = True
+                self._not_run(result, remaining, "the total time limit ran out first")
+                break
+            restarts += 1
+            if remaining and restarts > limits.max_restarts:
+                why = f"the process had to be restarted {limits.max_restarts} times already"
+                self._not_run(result, remaining, why)
+                break
+        result.stdout, result.stderr = stdout.text(), stderr.text()
+        result.seconds = time.monotonic() - started
+        return result
+
+    @staticmethod
+    def _not_run(result: RunResult, cases: list[Case], why: str) -> None:
+        for case in cases:
+            result.outcomes[case.index] = CaseFailure(
+                case.index, CaseReason.NOT_RUN, f"Not run: {why}."
+            )
+
+    def _attempt(
+        self, request: RunRequest, limits: Limits, deadline: float, stdout: Tail, stderr: Tail
+    ) -> _Attempt:
+        attempt = _Attempt()
+        workdir = tempfile.mkdtemp(prefix="grader-run-")
+        request_read, request_write = os.pipe()
+        result_read, result_write = os.pipe()
+        try:
+            process = subprocess.Popen(
+                [
+                    self.python,
+                    "-I",
+                    "-u",
+                    "-m",
+                    "grader.worker",
+                    str(request_read),
+                    str(result_write),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(request_read, result_write),
+                cwd=workdir,
+                env=worker_environment(),
+                start_new_session=True,
+            )
+        except BaseException:
+            for fd in (request_read, request_write, result_read, result_write):
+                os.close(fd)
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        os.close(request_read)
+        os.close(result_write)
+        try:
+            with os.fdopen(request_write, "wb") as pipe, contextlib.suppress(BrokenPipeError):
+                pipe.write(request.model_dump_json().encode())
+            self._watch(process, result_read, limits, deadline, stdout, stderr, attempt)
+        finally:
+            _kill_group(process)
+            os.close(result_read)
+            for stream in (process.stdout, process.stderr):
+                if stream is not None:
+                    stream.close()
+            shutil.rmtree(workdir, ignore_errors=True)
+        if not attempt.done and attempt.load_failure is None and attempt.stopped is None:
+            attempt.stopped = CaseReason.CRASHED
+            attempt.detail = _describe_exit(process.returncode, attempt)
+        return attempt
+
+    def _watch(
+        self,
+        process: subprocess.Popen[bytes],
+        result_fd: int,
+        limits: Limits,
+        deadline: float,
+        stdout: Tail,
+        stderr: Tail,
+        attempt: _Attempt,
+    ) -> None:
+        """Read all three pipes until the worker is done, dies, or runs out of time."""
+        assert process.stdout is not None and process.stderr is not None
+        selector = selectors.DefaultSelector()
+        tails = {process.stdout.fileno(): stdout, process.stderr.fileno(): stderr}
+        for fd in tails:
+            os.set_blocking(fd, False)
+            selector.register(fd, selectors.EVENT_READ)
+        os.set_blocking(result_fd, False)
+        selector.register(result_fd, selectors.EVENT_READ)
+        pending = bytearray()
+        case_deadline: float | None = None
+        try:
+            while not attempt.done and attempt.load_failure is None:
+                now = time.monotonic()
+                limit = min(deadline, case_deadline) if case_deadline else deadline
+                if now >= limit:
+                    self._time_out(
+                        attempt, limits, case_deadline is not None and limit == case_deadline
+                    )
+                    return
+                events = selector.select(timeout=limit - now)
+                for key, _ in events:
+                    fd = int(key.fd)
+                    try:
+                        data = os.read(fd, READ_CHUNK)
+                    except BlockingIOError:
+                        continue
+                    if fd in tails:
+                        if data:
+                            tails[fd].add(data)
+                        else:
+                            selector.unregister(fd)
+                        continue
+                    if not data:
+                        # The worker closed its channel: it is ending. Let it, so that its
+                        # exit code is its own and not our SIGKILL.
+                        with contextlib.suppress(subprocess.TimeoutExpired):
+                            process.wait(timeout=2)
+                        return
+                    pending += data
+                    while b"\n" in pending:
+                        line, _, rest = pending.partition(b"\n")
+                        pending = bytearray(rest)
+                        if not self._receive(bytes(line), attempt, limits):
+                            return
+                        if attempt.current is not None:
+                            case_deadline = time.monotonic() + limits.case_seconds
+                        else:
+                            case_deadline = None
+                    if len(pending) > MESSAGE_BYTES:
+                        self._protocol_error(attempt, "an over-long message")
+                        return
+        finally:
+            _kill_group(process)
+            _drain(selector, tails)
+            selector.close()
+
+    @staticmethod
+    def _receive(line: bytes, attempt: _Attempt, limits: Limits) -> bool:
+        """Apply one message; False if it breaks the protocol."""
+        try:
+            message = _messages.validate_python(json.loads(line))
+        except (ValueError, ValidationError):
+            SubprocessRunner._protocol_error(attempt, "a malformed message")
+            return False
+        if isinstance(message, LoadedMessage):
+            attempt.loaded = True
+        elif isinstance(message, LoadFailedMessage):
+            attempt.load_failure = LoadFailure(
+                Status(message.status), message.message, message.error
+            )
+        elif isinstance(message, StartMessage):
+            if not attempt.loaded:
+                SubprocessRunner._protocol_error(attempt, "a case before loading finished")
+                return False
+            attempt.current = message.index
+        elif isinstance(message, OutcomeMessage):
+            if message.outcome.index != attempt.current:
+                SubprocessRunner._protocol_error(attempt, "an outcome for a case not started")
+                return False
+            attempt.outcomes[message.outcome.index] = message.outcome
+            attempt.current = None
+        elif isinstance(message, DoneMessage):
+            attempt.done = True
+        return True
+
+    @staticmethod
+    def _protocol_error(attempt: _Attempt, what: str) -> None:
+        attempt.stopped = CaseReason.CRASHED
+        attempt.detail = (
+            f"The grader received {what} from the process running your code. Something in it "
+            f"wrote to the grader's private channel; grading of this case stopped."
+        )
+
+    @staticmethod
+    def _time_out(attempt: _Attempt, limits: Limits, case_limit: bool) -> None:
+        attempt.stopped = CaseReason.TIMEOUT
+        if case_limit:
+            attempt.detail = (
+                f"This case took longer than {limits.case_seconds:g} s and was stopped. "
+                f"Look for an endless loop or a very slow step."
+            )
+        elif attempt.loaded:
+            attempt.detail = (
+                f"Grading stopped after {limits.total_seconds:g} s, the limit for all cases "
+                f"together."
+            )
+        else:
+            attempt.detail = (
+                f"Your file did not finish loading within {limits.total_seconds:g} s. "
+                f"Code at the top level runs when the file is imported: look for a loop, a "
+                f"sleep or heavy work outside your function."
+            )
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """Stop the worker and everything in its process group, then reap it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+    process.wait()
+
+
+def _drain(selector: selectors.BaseSelector, tails: dict[int, Tail], grace: float = 0.5) -> None:
+    """Keep what is still buffered in stdout/stderr, without waiting on stray holders."""
+    end = time.monotonic() + grace
+    while selector.get_map() and (left := end - time.monotonic()) > 0:
+        fds = [fd for fd in tails if fd in selector.get_map()]
+        if not fds:
+            return
+        for key, _ in selector.select(timeout=left):
+            fd = int(key.fd)
+            if fd not in tails:
+                selector.unregister(fd)
+                continue
+            try:
+                data = os.read(fd, READ_CHUNK)
+            except BlockingIOError:
+                continue
+            if data:
+                tails[fd].add(data)
+            else:
+                selector.unregister(fd)
+
+
+def _describe_exit(returncode: int | None, attempt: _Attempt) -> str:
+    """A sentence on how the worker ended without finishing."""
+    where = "during this case" if attempt.current is not None else "while loading your file"
+    if returncode is None:
+        return f"The process running your code stopped {where}."
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"The process running your code was killed by {name} {where}."
+    return (
+        f"The process running your code exited with code {returncode} {where}, before "
+        f"returning a result. Do not call exit() or os._exit() in a submission."
+    )

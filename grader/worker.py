@@ -1,0 +1,292 @@
+"""The untrusted side: load one file, call its function on the cases, write plain data back.
+
+Started by the sandbox as `python -I -u -m grader.worker REQUEST_FD RESULT_FD`, in a process of
+its own. It reads a `RunRequest` (JSON) from REQUEST_FD, then writes one JSON object per line to
+RESULT_FD: `loaded` or `load_failed`, then `start` and `outcome` for every case, then `done`.
+The submission's own prints go to stdout and stderr, which the trusted side keeps only as text
+to show; nothing printed there can change a grade.
+
+Everything here runs next to student code, which can patch or bypass any of it. That is why the
+trusted side re-checks every message and computes the score itself: the worst a submission can
+do through this channel is claim outputs, which are then compared with the reference's.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import inspect
+import json
+import linecache
+import os
+import sys
+import time
+import traceback
+import types
+from collections.abc import Callable
+from typing import Any
+
+from grader.models import ArrayArg, Case, ErrorInfo, Frame, RunRequest, ScalarArg
+
+MESSAGE_LIMIT = 2000  # characters of an exception message kept
+FRAME_LIMIT = 20  # traceback frames kept (the innermost ones)
+
+_write = os.write  # bound before student code runs, so patching os.write does not reach us
+
+
+class Channel:
+    """Newline-delimited JSON to the trusted side."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = (json.dumps(message, allow_nan=True) + "\n").encode()
+        while data:
+            written = _write(self.fd, data)
+            data = data[written:]
+
+
+def main(argv: list[str]) -> int:
+    request_fd, result_fd = int(argv[1]), int(argv[2])
+    with os.fdopen(request_fd, "rb") as stream:
+        request = RunRequest.model_validate_json(stream.read())
+    channel = Channel(result_fd)
+    function, scale_function = load(request, channel)
+    if function is not None:
+        run_cases(request, function, scale_function, channel)
+        channel.send({"event": "done"})
+    # Do not wait for threads the submission may have left running: the answer is complete.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def load(
+    request: RunRequest, channel: Channel
+) -> tuple[Callable[..., Any] | None, Callable[..., Any] | None]:
+    """Compile and import the file, find the function and check its parameters."""
+
+    def fail(status: str, message: str, error: ErrorInfo | None = None) -> tuple[None, None]:
+        channel.send(
+            {
+                "event": "load_failed",
+                "status": status,
+                "message": message,
+                "error": error.model_dump() if error else None,
+            }
+        )
+        return None, None
+
+    with open(request.path, "rb") as stream:  # noqa: PTH123  (os-level file, no pathlib import)
+        raw = stream.read()
+    source = importlib.util.decode_source(raw)
+    name = request.display_name
+    linecache.cache[name] = (len(source), None, source.splitlines(True), name)
+    try:
+        code = compile(source, name, "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        line = exc.lineno or 0
+        where = f"line {line}" + (f", column {exc.offset}" if exc.offset else "")
+        text = (exc.text or "").rstrip()
+        shown = f"\n    {text.strip()}" if text.strip() else ""
+        error = ErrorInfo(type=type(exc).__name__, message=str(exc.msg), line=line or None)
+        return fail("syntax_error", f"Python cannot parse {name}, {where}: {exc.msg}{shown}", error)
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return fail("syntax_error", f"Python cannot compile {name}: {exc}")
+
+    module = types.ModuleType("submission")
+    module.__file__ = name
+    sys.modules["submission"] = module
+    try:
+        exec(code, module.__dict__)  # noqa: S102  (this is the untrusted process)
+    except ImportError as exc:
+        error = error_info(exc, name)
+        missing = exc.name or str(exc)
+        if isinstance(exc, ModuleNotFoundError) and exc.name:
+            message = (
+                f"{name} imports {missing!r}, which is not installed where the grader runs. "
+                f"Use only the course's libraries (jax, flax, numpy)."
+            )
+        else:
+            message = f"An import in {name} failed: {exc}"
+        return fail("import_error", where_line(message, error), error)
+    except SystemExit as exc:
+        error = error_info(exc, name)
+        message = (
+            f"{name} called exit({exc.code!r}) while being loaded. Code at the top level of "
+            f"the file runs when it is imported: keep it inside functions."
+        )
+        return fail("import_error", where_line(message, error), error)
+    except BaseException as exc:
+        error = error_info(exc, name)
+        message = f"{name} raised {type(exc).__name__} while being loaded: {error.message}"
+        return fail("import_error", where_line(message, error), error)
+
+    function = module.__dict__.get(request.function)
+    if function is None:
+        defined = [key for key, value in module.__dict__.items() if callable(value)]
+        close = difflib.get_close_matches(request.function, defined, n=1)
+        hint = f" Did you mean to call yours {close[0]!r}?" if close else ""
+        return fail(
+            "missing_function",
+            f"{name} does not define a function named {request.function!r}.{hint}",
+        )
+    if not callable(function):
+        return fail(
+            "missing_function",
+            f"{request.function!r} in {name} is a {type(function).__name__}, not a function.",
+        )
+    wanted = ", ".join(request.parameter_names)
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        signature = None
+    if signature is not None:
+        try:
+            signature.bind(*request.parameter_names)
+        except TypeError:
+            return fail(
+                "bad_signature",
+                f"{request.function}{signature} cannot be called with the "
+                f"{len(request.parameter_names)} arguments ({wanted}) the exercise passes. "
+                f"Define it as def {request.function}({wanted}):",
+            )
+
+    scale_function = None
+    if request.scale_function:
+        scale_function = module.__dict__[request.scale_function]
+    channel.send({"event": "loaded"})
+    return function, scale_function
+
+
+def run_cases(
+    request: RunRequest,
+    function: Callable[..., Any],
+    scale_function: Callable[..., Any] | None,
+    channel: Channel,
+) -> None:
+    """Call the function on every case and report what each call produced."""
+    count = request.output_count
+    for case in request.cases:
+        channel.send({"event": "start", "index": case.index})
+        outcome: dict[str, Any] = {"index": case.index}
+        started = time.perf_counter()
+        try:
+            result = function(*build_args(case))
+            values, problem = to_numbers(result, count)
+        except BaseException as exc:
+            outcome.update(kind="raised", error=error_info(exc, request.display_name).model_dump())
+        else:
+            if values is None:
+                outcome.update(kind="invalid", problem=problem)
+            else:
+                outcome.update(kind="returned", values=values)
+        outcome["seconds"] = time.perf_counter() - started
+        if scale_function is not None and outcome["kind"] == "returned":
+            scales, problem = to_numbers(scale_function(*build_args(case)), count)
+            if scales is None:
+                raise RuntimeError(f"scale function returned an invalid value: {problem}")
+            outcome["scales"] = scales
+        channel.send({"event": "outcome", "outcome": outcome})
+
+
+def build_args(case: Case) -> list[Any]:
+    """The case's arguments as the function receives them (fresh objects every call)."""
+    args: list[Any] = []
+    for arg in case.args:
+        if isinstance(arg, ScalarArg):
+            args.append(int(arg.value) if arg.kind == "int" else float(arg.value))
+        elif isinstance(arg, ArrayArg):
+            args.append(build_array(arg))
+    return args
+
+
+def build_array(arg: ArrayArg) -> Any:
+    if arg.kind == "list":
+        return list(arg.values)
+    import numpy as np
+
+    array = np.asarray(arg.values, dtype=arg.dtype)
+    if arg.kind == "numpy":
+        return array
+    import jax.numpy as jnp
+
+    return jnp.asarray(array)
+
+
+def to_numbers(value: Any, count: int) -> tuple[list[float] | None, str | None]:
+    """Exactly `count` floats from an array-like, or why not. Finiteness is checked later."""
+    expected = f"a list, tuple or 1-D array of {count} numbers"
+    if value is None:
+        return None, f"returned None; return {expected}"
+    if isinstance(value, str | bytes):
+        return None, f"returned a {type(value).__name__} ({short(repr(value))}); return {expected}"
+    if isinstance(value, dict):
+        return None, f"returned a dict; return {expected}"
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        try:
+            dims = tuple(int(d) for d in shape)
+        except Exception:
+            kind = type(value).__name__
+            return None, f"returned a {kind} with an unusable shape; return {expected}"
+        if dims != (count,):
+            return None, f"returned an array of shape {dims}; expected shape ({count},)"
+    elif isinstance(value, list | tuple):
+        if len(value) != count:
+            kind = type(value).__name__
+            return None, f"returned a {kind} of {len(value)} items; expected {count}"
+    else:
+        return None, f"returned a {type(value).__name__}; return {expected}"
+    try:
+        import numpy as np
+
+        array = np.asarray(value)
+        if array.dtype.kind == "c":
+            return None, "returned complex numbers; the outputs are real numbers"
+        if array.shape != (count,):
+            return None, f"returned items that form an array of shape {array.shape}, not ({count},)"
+        numbers = [float(item) for item in array]
+    except Exception as exc:
+        why = short(str(exc))
+        return None, f"returned {expected[2:]}, but they could not be read as numbers: {why}"
+    return numbers, None
+
+
+def error_info(exc: BaseException, display_name: str) -> ErrorInfo:
+    """The exception with its traceback cut to start at the submission's first frame."""
+    summary = traceback.extract_tb(exc.__traceback__)
+    first = next((i for i, f in enumerate(summary) if f.filename == display_name), len(summary))
+    frames = [
+        Frame(
+            file=frame.filename,
+            line=frame.lineno or 0,
+            function=frame.name,
+            source=(frame.line or "").strip(),
+        )
+        for frame in summary[first:]
+    ][-FRAME_LIMIT:]
+    student_lines = [f.line for f in frames if f.file == display_name]
+    try:
+        message = str(exc)
+    except Exception:
+        message = "<the exception's message could not be shown>"
+    return ErrorInfo(
+        type=type(exc).__name__,
+        message=short(message, MESSAGE_LIMIT),
+        frames=tuple(frames),
+        line=student_lines[-1] if student_lines else None,
+    )
+
+
+def where_line(message: str, error: ErrorInfo) -> str:
+    return f"{message} (line {error.line})" if error.line else message
+
+
+def short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
