@@ -38,3 +38,7 @@ class InvalidSpec(ProblemError):
 
 class ReferenceFailed(GraderError):
     """The reference solution could not produce expected outputs."""
+
+
+class SandboxUnavailable(GraderError):
+    """The isolation asked for (or required) cannot be set up here."""

@@ -23,6 +23,7 @@ from grader.models import (
     CaseReason,
     CaseResult,
     ErrorInfo,
+    Isolation,
     Limits,
     ProblemInfo,
     Report,
@@ -75,6 +76,7 @@ def request_for(
         parameter_names=tuple(p.name for p in spec.parameters),
         output_count=len(spec.outputs),
         cases=tuple(cases),
+        private_paths=(str(problem.spec_path.parent), str(problem.reference_path.parent)),
     )
 
 
@@ -82,7 +84,7 @@ def run_reference(
     problem: Problem, cases: Sequence[Case], *, runner: Runner | None = None
 ) -> Expected:
     """Expected outcomes from the reference solution, run in a process of its own."""
-    runner = runner or SubprocessRunner()
+    runner = runner or SubprocessRunner(trusted=True)
     request = request_for(
         problem, problem.reference_path, problem.reference_path.name, cases, reference=True
     )
@@ -142,7 +144,7 @@ def grade(
     raw = path.read_bytes()
     name = display_name or str(path)
     submission = SubmissionInfo(path=name, sha256=hashlib.sha256(raw).hexdigest(), size=len(raw))
-    report = _Builder(problem, expected, submission, seed, started)
+    report = _Builder(problem, expected, submission, seed, started, runner.isolation())
 
     rejected = screen_source(raw, name)
     if rejected is not None:
@@ -204,12 +206,14 @@ def screen_source(raw: bytes, name: str) -> LoadFailure | None:
         )
     try:
         encoding, _ = tokenize.detect_encoding(BytesIO(raw).readline)
-        raw.decode(encoding)
     except SyntaxError as exc:
-        return LoadFailure(
-            Status.ENCODING_ERROR,
-            f"{name} declares an encoding Python does not know: {exc}. Save it as UTF-8.",
-        )
+        # Raised for undecodable bytes in the first two lines, and for unknown declarations.
+        declared_problem = str(exc)
+        encoding = "utf-8"
+    else:
+        declared_problem = ""
+    try:
+        raw.decode(encoding)
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         return LoadFailure(
@@ -217,6 +221,12 @@ def screen_source(raw: bytes, name: str) -> LoadFailure | None:
             f"{name} is not a {encoding} text file: byte 0x{raw[exc.start]:02x} on line {line} "
             f"cannot be decoded. Save the file as UTF-8 text (is it really a .py file?).",
             ErrorInfo(type="UnicodeDecodeError", message=str(exc), line=line),
+        )
+    if declared_problem:
+        return LoadFailure(
+            Status.ENCODING_ERROR,
+            f"{name} declares a source encoding Python cannot use ({declared_problem}). "
+            f"Remove the '# -*- coding: ... -*-' line and save the file as UTF-8.",
         )
     return None
 
@@ -231,7 +241,9 @@ class _Builder:
         submission: SubmissionInfo,
         seed: int,
         started: float,
+        isolation: Isolation,
     ) -> None:
+        self.isolation = isolation
         self.problem = problem
         self.expected = expected
         self.submission = submission
@@ -260,6 +272,7 @@ class _Builder:
             problem=ProblemInfo(id=spec.id, version=spec.version, title=spec.title),
             submission=self.submission,
             seed=self.seed,
+            isolation=self.isolation,
             error=error,
             stdout=stdout,
             stderr=stderr,

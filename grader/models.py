@@ -268,6 +268,31 @@ class ErrorInfo(Frozen):
     line: int | None = Field(None, description="Line in the submission the error points at.")
 
 
+Isolation = Literal["full", "basic", "none"]
+
+
+class Confinement(Frozen):
+    """How the worker confines itself before loading the submission (see grader/jail.py)."""
+
+    isolation: Isolation = Field(
+        description="'full': new PID/network/mount namespaces, hidden folders, unprivileged "
+        "uid, resource limits. 'basic': resource limits only (the grader is not root or has "
+        "no namespaces). 'none': trusted code (the reference)."
+    )
+    uid: int = Field(description="User id the submission runs as ('full' only).")
+    gid: int = Field(description="Group id the submission runs as ('full' only).")
+    hide: tuple[str, ...] = Field(description="Folders covered by an empty tmpfs ('full').")
+    expose: tuple[str, ...] = Field(
+        description="Folders under hidden ones that stay visible, read-only ('full')."
+    )
+    memory_bytes: int = Field(description="RLIMIT_AS: address space.")
+    cpu_seconds: int = Field(description="RLIMIT_CPU: CPU time of the process.")
+    file_bytes: int = Field(description="RLIMIT_FSIZE: largest file it may write.")
+    open_files: int = Field(description="RLIMIT_NOFILE: open file descriptors.")
+    processes: int = Field(description="RLIMIT_NPROC: processes and threads of its uid.")
+    tmp_bytes: int = Field(description="Size of its private /tmp ('full').")
+
+
 class RunRequest(Frozen):
     """What the trusted side sends to a worker: a file, a function, cases."""
 
@@ -277,7 +302,13 @@ class RunRequest(Frozen):
     scale_function: str | None = Field(None, description="Reference only: scales to compute.")
     parameter_names: tuple[str, ...] = Field(description="Expected parameter names, in order.")
     output_count: int = Field(ge=1, description="How many numbers the function returns.")
+    private_paths: tuple[str, ...] = Field(
+        (), description="Folders the submission must not see (the reference, the specs)."
+    )
     cases: tuple[Case, ...] = Field(description="Cases to run, in order.")
+    confinement: Confinement | None = Field(
+        None, description="Limits and isolation to apply before loading the file."
+    )
 
 
 CaseOutcomeKind = Literal["returned", "invalid", "raised"]
@@ -328,6 +359,13 @@ class OutcomeMessage(Frozen):
     outcome: CaseOutcome = Field(description="The outcome.")
 
 
+class SandboxFailedMessage(Frozen):
+    """The worker could not confine itself: a fault of the grader's set-up, not the student's."""
+
+    event: Literal["sandbox_failed"] = Field(description="Message type.")
+    message: str = Field(max_length=5000, description="What failed.")
+
+
 class DoneMessage(Frozen):
     """Every case has run."""
 
@@ -335,7 +373,12 @@ class DoneMessage(Frozen):
 
 
 WorkerMessage = Annotated[
-    LoadedMessage | LoadFailedMessage | StartMessage | OutcomeMessage | DoneMessage,
+    LoadedMessage
+    | LoadFailedMessage
+    | StartMessage
+    | OutcomeMessage
+    | DoneMessage
+    | SandboxFailedMessage,
     Field(discriminator="event"),
 ]
 
@@ -446,6 +489,10 @@ class Report(Frozen):
     problem: ProblemInfo = Field(description="The problem graded against.")
     submission: SubmissionInfo = Field(description="The graded file.")
     seed: int = Field(ge=0, description="Grading seed: the same seed gives the same cases.")
+    isolation: Isolation = Field(
+        description="How the submission was isolated: 'full' (namespaces, unprivileged uid, "
+        "hidden folders, limits) or 'basic' (resource limits and its own session only)."
+    )
     error: ErrorInfo | None = Field(
         None, description="The exception that stopped the file from loading, if any."
     )

@@ -13,6 +13,7 @@ only a bounded tail of each is kept, so a flood of output neither fills memory n
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import selectors
@@ -20,29 +21,47 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import Literal, Protocol
 
 from pydantic import TypeAdapter, ValidationError
 
+from grader.errors import SandboxUnavailable
 from grader.models import (
     Case,
     CaseOutcome,
     CaseReason,
+    Confinement,
     DoneMessage,
     ErrorInfo,
+    Isolation,
     Limits,
     LoadedMessage,
     LoadFailedMessage,
     OutcomeMessage,
     RunRequest,
+    SandboxFailedMessage,
     StartMessage,
     Status,
     WorkerMessage,
 )
 
+NOBODY = 65534  # uid and gid of `nobody` on Linux
+UNSHARE_FLAGS = (
+    "--pid",
+    "--net",
+    "--mount",
+    "--ipc",
+    "--uts",
+    "--fork",
+    "--kill-child",
+    "--mount-proc",
+)
+REPO_ROOT = Path(__file__).resolve().parent.parent
 OUTPUT_TAIL_BYTES = 64 * 1024  # of stdout and of stderr, each
 MESSAGE_BYTES = 1024 * 1024  # longest line accepted on the result channel
 READ_CHUNK = 64 * 1024
@@ -78,10 +97,15 @@ class RunResult:
     stderr: str = ""
     seconds: float = 0.0
     total_timeout: bool = False
+    isolation: Isolation = "none"
 
 
 class Runner(Protocol):
     """Runs a request's cases in a process other than the grader's."""
+
+    def isolation(self) -> Isolation:
+        """The isolation runs get; raises SandboxUnavailable if what is required cannot be had."""
+        ...
 
     def run(self, request: RunRequest, limits: Limits) -> RunResult:
         """Load the file, run every case, and say what happened."""
@@ -123,6 +147,81 @@ class _Attempt:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class SandboxPolicy:
+    """How strongly to isolate submissions."""
+
+    isolation: Literal["auto", "full", "basic"] = "auto"  # auto: full when available
+    require_full: bool = False  # refuse to grade without full isolation
+    uid: int = NOBODY
+    gid: int = NOBODY
+    protect: tuple[Path, ...] = ()  # more folders the submission must not see (outputs)
+
+
+@functools.cache
+def full_isolation_problem() -> str | None:
+    """Why full isolation is unavailable on this machine, or None when it is available."""
+    if os.geteuid() != 0:
+        return (
+            "the grader is not running as root, so it can neither run the submission as "
+            "another user nor give it namespaces of its own"
+        )
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return "util-linux's `unshare` command is not installed"
+    try:
+        probe = subprocess.run(
+            [unshare, *UNSHARE_FLAGS, "true"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"`unshare` could not be run: {exc}"
+    if probe.returncode != 0:
+        return f"new namespaces cannot be created here: {probe.stderr.strip()}"
+    return None
+
+
+def visible_paths() -> tuple[str, ...]:
+    """Folders the worker needs to run: the Python installation, its packages, the grader."""
+    paths = {
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        sysconfig.get_path("stdlib"),
+        sysconfig.get_path("purelib"),
+        sysconfig.get_path("platlib"),
+        str(Path(__file__).resolve().parent),
+    }
+    return tuple(sorted({str(Path(p).resolve()) for p in paths} | paths))
+
+
+def hidden_paths(request: RunRequest, policy: SandboxPolicy) -> tuple[str, ...]:
+    """Folders covered in the submission's view: everything of the grader and its users."""
+    paths = {
+        "/tmp",
+        "/var/tmp",
+        "/dev/shm",
+        "/run",
+        "/home",
+        "/root",
+        "/mnt",
+        "/media",
+        "/srv",
+        "/opt",
+        str(Path.home()),
+        str(REPO_ROOT),
+        str(Path(request.path).resolve().parent),
+        *request.private_paths,
+        *(str(p) for p in policy.protect),
+    }
+    if REPO_ROOT.parent != Path("/"):
+        paths.add(str(REPO_ROOT.parent))
+    return tuple(sorted(str(Path(p).resolve()) for p in paths))
+
+
 def worker_environment() -> dict[str, str]:
     """A minimal environment: nothing of the grader's own (tokens, keys) reaches the worker."""
     return {
@@ -137,15 +236,68 @@ def worker_environment() -> dict[str, str]:
 
 
 class SubprocessRunner:
-    """A fresh Python process per run, in its own session and a private working folder."""
+    """A fresh Python process per run, in its own session, confined as the policy says.
 
-    def __init__(self, python: str | None = None) -> None:
+    `trusted=True` is for the reference: the same worker and JAX settings, no confinement.
+    """
+
+    def __init__(
+        self,
+        python: str | None = None,
+        *,
+        policy: SandboxPolicy | None = None,
+        trusted: bool = False,
+    ) -> None:
         self.python = python or sys.executable
+        self.policy = policy or SandboxPolicy()
+        self.trusted = trusted
+
+    def isolation(self) -> Isolation:
+        """The isolation this runner gives, or SandboxUnavailable if the policy cannot be met."""
+        if self.trusted:
+            return "none"
+        if self.policy.isolation == "basic" and not self.policy.require_full:
+            return "basic"
+        problem = full_isolation_problem()
+        if problem is None:
+            return "full"
+        if self.policy.require_full or self.policy.isolation == "full":
+            raise SandboxUnavailable(
+                f"full isolation was required but is not available: {problem}. Run the grader "
+                f"as root on Linux (as CI runners and course servers do), or drop "
+                f"--require-sandbox to grade with resource limits only."
+            )
+        return "basic"
+
+    def confinement(
+        self, request: RunRequest, limits: Limits, isolation: Isolation
+    ) -> Confinement | None:
+        """The limits and isolation the worker applies to itself before loading the file."""
+        if isolation == "none":
+            return None
+        return Confinement(
+            isolation=isolation,
+            uid=self.policy.uid,
+            gid=self.policy.gid,
+            hide=hidden_paths(request, self.policy) if isolation == "full" else (),
+            expose=visible_paths() if isolation == "full" else (),
+            memory_bytes=limits.memory_mb * 1024 * 1024,
+            # A backstop: wall-clock limits stop a run first, but XLA compiles on every core.
+            cpu_seconds=int(2 * limits.total_seconds) + 10,
+            file_bytes=16 * 1024 * 1024,
+            open_files=1024,
+            processes=512,
+            tmp_bytes=64 * 1024 * 1024,
+        )
 
     def run(self, request: RunRequest, limits: Limits) -> RunResult:
         started = time.monotonic()
         deadline = started + limits.total_seconds
-        result = RunResult()
+        isolation = self.isolation()
+        request = request.model_copy(
+            update={"confinement": self.confinement(request, limits, isolation)}
+        )
+        result = RunResult(isolation=isolation)
         stdout, stderr = Tail(), Tail()
         remaining = list(request.cases)
         restarts = 0
@@ -199,9 +351,12 @@ class SubprocessRunner:
         workdir = tempfile.mkdtemp(prefix="grader-run-")
         request_read, request_write = os.pipe()
         result_read, result_write = os.pipe()
+        full = request.confinement is not None and request.confinement.isolation == "full"
+        prefix = [shutil.which("unshare") or "unshare", *UNSHARE_FLAGS, "--"] if full else []
         try:
             process = subprocess.Popen(
                 [
+                    *prefix,
                     self.python,
                     "-I",
                     "-u",
@@ -335,6 +490,8 @@ class SubprocessRunner:
             attempt.current = None
         elif isinstance(message, DoneMessage):
             attempt.done = True
+        elif isinstance(message, SandboxFailedMessage):
+            raise SandboxUnavailable(f"the sandbox could not be set up: {message.message}")
         return True
 
     @staticmethod

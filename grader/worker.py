@@ -52,6 +52,15 @@ def main(argv: list[str]) -> int:
     with os.fdopen(request_fd, "rb") as stream:
         request = RunRequest.model_validate_json(stream.read())
     channel = Channel(result_fd)
+    if request.confinement is not None:
+        from grader.jail import JailError, confine
+
+        try:
+            path = confine(request.confinement, request.path)
+        except (JailError, OSError) as exc:
+            channel.send({"event": "sandbox_failed", "message": str(exc)})
+            os._exit(0)
+        request = request.model_copy(update={"path": path})
     function, scale_function = load(request, channel)
     if function is not None:
         run_cases(request, function, scale_function, channel)
