@@ -2,6 +2,9 @@
 
 Each case draws from its own random stream, derived from (grading seed, case index), so the
 same seed always gives the same cases and adding random cases leaves earlier ones unchanged.
+When the spec asks for shape groups, the parameters that set array shapes (layer widths, a
+vector's length) come from a few groups drawn per grading: a new shape costs JAX about a second
+of compilation, a repeated one almost nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from grader.models import (
 )
 
 MAX_SEED = 2**63 - 1
+_SHAPE_STREAM = 2**32  # a stream index no case uses
 
 
 def random_seed() -> int:
@@ -34,27 +38,59 @@ def make_cases(spec: ProblemSpec, seed: int) -> tuple[Case, ...]:
     """Edge cases first, then random ones, all deterministic from the seed."""
     if not 0 <= seed <= MAX_SEED:
         raise ValueError(f"grading seed must be between 0 and {MAX_SEED}, got {seed}")
+    groups = shape_groups(spec, seed)
     cases = [
-        _draw_case(spec, seed, index, edge.name, edge) for index, edge in enumerate(spec.cases.edge)
+        _draw_case(spec, seed, index, edge.name, edge, groups)
+        for index, edge in enumerate(spec.cases.edge)
     ]
     for number in range(spec.cases.random):
         index = len(cases)
-        cases.append(_draw_case(spec, seed, index, f"random {number + 1}", None))
+        cases.append(_draw_case(spec, seed, index, f"random {number + 1}", None, groups))
     return tuple(cases)
 
 
-def _draw_case(spec: ProblemSpec, seed: int, index: int, name: str, edge: EdgeCase | None) -> Case:
+def shape_groups(spec: ProblemSpec, seed: int) -> list[dict[str, int]]:
+    """The grading's shape groups: a value for every shape parameter (a vector's length)."""
+    if spec.cases.shape_groups is None:
+        return []
+    rng = np.random.default_rng([seed, _SHAPE_STREAM])
+    groups = []
+    for _ in range(spec.cases.shape_groups):
+        group = {}
+        for param in spec.parameters:
+            if isinstance(param, IntParameter) and param.shape:
+                group[param.name] = int(rng.integers(param.low, param.high + 1))
+            elif isinstance(param, VectorParameter) and param.shape:
+                low, high = param.draw.length
+                group[param.name] = int(rng.integers(low, high + 1))
+        groups.append(group)
+    return groups
+
+
+def _draw_case(
+    spec: ProblemSpec,
+    seed: int,
+    index: int,
+    name: str,
+    edge: EdgeCase | None,
+    groups: list[dict[str, int]],
+) -> Case:
     rng = np.random.default_rng([seed, index])
-    pinned = edge.values if edge else {}
+    pinned: dict[str, object] = dict(edge.values) if edge else {}
+    for key, size in (groups[index % len(groups)] if groups else {}).items():
+        pin = pinned.get(key)
+        if pin is None:
+            pinned[key] = size if _is_int(spec, key) else {"length": (size, size)}
+        elif isinstance(pin, dict) and "length" not in pin:
+            pinned[key] = {**pin, "length": (size, size)}
     drawn: dict[str, ScalarArg | ArrayArg] = {}
     for param in spec.parameters:
+        pin = pinned.get(param.name)
         if isinstance(param, IntParameter):
-            pin = pinned.get(param.name)
             value = pin if isinstance(pin, int) else int(rng.integers(param.low, param.high + 1))
             drawn[param.name] = ScalarArg(kind=param.pass_as, value=value)
         elif isinstance(param, VectorParameter):
             draw = param.draw
-            pin = pinned.get(param.name)
             if isinstance(pin, dict):
                 draw = VectorDraw.model_validate({**draw.model_dump(), **pin})
             values = _draw_vector(rng, draw, param.dtype)
@@ -66,6 +102,10 @@ def _draw_case(spec: ProblemSpec, seed: int, index: int, name: str, edge: EdgeCa
             drawn[param.name] = ScalarArg(kind=param.pass_as, value=len(source.values))
     args = tuple(drawn[param.name] for param in spec.parameters)
     return Case(index=index, name=name, args=args)
+
+
+def _is_int(spec: ProblemSpec, name: str) -> bool:
+    return any(isinstance(p, IntParameter) and p.name == name for p in spec.parameters)
 
 
 def _draw_vector(rng: np.random.Generator, draw: VectorDraw, dtype: str) -> tuple[float, ...]:

@@ -7,9 +7,7 @@ error or a fault of the grader's own (missing file, unknown problem, bad spec).
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import NoReturn
 
@@ -23,6 +21,7 @@ from grader.grading import check as check_submission
 from grader.models import Report
 from grader.problems import PROBLEMS_ENV, REFERENCE_ENV, find_problem, list_problems, load_problem
 from grader.render import print_report, statement
+from grader.storage import write_atomic
 
 EXIT_FULL_MARKS = 0
 EXIT_NOT_FULL_MARKS = 1
@@ -137,19 +136,6 @@ def _write_json(report: Report, path: Path) -> None:
         sys.stdout.write(text)
         return
     write_atomic(path, text)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace a file's content all at once (write a temporary file, then rename it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        Path(temporary).replace(path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import json
 import platform
 import time
 import tokenize
@@ -13,7 +14,10 @@ from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
 
+from pydantic import TypeAdapter
+
 from grader import __version__
+from grader.cache import cache_root, digest, library_versions
 from grader.cases import make_cases, random_seed
 from grader.compare import judge_case
 from grader.errors import ReferenceFailed
@@ -34,6 +38,7 @@ from grader.models import (
 )
 from grader.problems import Problem
 from grader.sandbox import LoadFailure, Runner, SubprocessRunner
+from grader.storage import write_atomic
 
 MAX_SOURCE_BYTES = 1024 * 1024
 
@@ -81,10 +86,41 @@ def request_for(
 
 
 def run_reference(
-    problem: Problem, cases: Sequence[Case], *, runner: Runner | None = None
+    problem: Problem,
+    cases: Sequence[Case],
+    *,
+    runner: Runner | None = None,
+    use_cache: bool = True,
 ) -> Expected:
-    """Expected outcomes from the reference solution, run in a process of its own."""
-    runner = runner or SubprocessRunner(trusted=True)
+    """Expected outcomes from the reference solution, run in a process of its own.
+
+    Kept on disk, keyed by the spec, the cases, the reference's source and the library
+    versions, so a batch or a rerun with the same seed does not run the reference again.
+    """
+    key = digest(
+        problem.spec.model_dump_json(),
+        json.dumps([case.model_dump(mode="json") for case in cases]),
+        problem.reference_path.read_bytes(),
+        library_versions(),
+        __version__,
+    )
+    cached = cache_root() / "reference" / f"{problem.spec.id}-{key}.json"
+    if use_cache:
+        try:
+            outcomes = _OUTCOMES.validate_json(cached.read_bytes())
+            return Expected(cases=tuple(cases), outcomes={o.index: o for o in outcomes})
+        except (OSError, ValueError):
+            pass  # missing or unreadable: compute it again
+    expected = _run_reference(problem, cases, runner or SubprocessRunner(trusted=True))
+    if use_cache:
+        write_atomic(cached, _OUTCOMES.dump_json(list(expected.outcomes.values())).decode())
+    return expected
+
+
+_OUTCOMES: TypeAdapter[list[CaseOutcome]] = TypeAdapter(list[CaseOutcome])
+
+
+def _run_reference(problem: Problem, cases: Sequence[Case], runner: Runner) -> Expected:
     request = request_for(
         problem, problem.reference_path, problem.reference_path.name, cases, reference=True
     )

@@ -35,6 +35,11 @@ class IntParameter(Frozen):
     pass_as: Literal["int", "float"] = Field(
         "int", description="Python type the function receives the value as."
     )
+    shape: bool = Field(
+        False,
+        description="The value sets an array shape in the solution (a layer width): cases "
+        "share a few shape groups, so that programs compiled for one case serve others.",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> IntParameter:
@@ -76,6 +81,9 @@ class VectorParameter(Frozen):
     pass_as: Literal["jax", "numpy", "list"] = Field(
         "jax", description="What the function receives: a jax array, a numpy array or a list."
     )
+    shape: bool = Field(
+        False, description="The length sets array shapes in the solution (see IntParameter)."
+    )
 
 
 class LengthOfParameter(Frozen):
@@ -108,6 +116,13 @@ class CaseSet(Frozen):
     """How many random cases to draw, and the fixed edge cases."""
 
     random: int = Field(ge=0, le=1000, description="Number of random cases per grading.")
+    shape_groups: int | None = Field(
+        None,
+        ge=1,
+        description="If set, each grading draws this many values of the shape parameters "
+        "and case i takes group i mod N (unless an edge case pins them). Every new shape "
+        "costs JAX about a second of compilation, so fewer shapes grade much faster.",
+    )
     edge: tuple[EdgeCase, ...] = Field((), description="Fixed edge cases, run before the random.")
 
 

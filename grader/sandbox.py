@@ -30,6 +30,7 @@ from typing import Literal, Protocol
 
 from pydantic import TypeAdapter, ValidationError
 
+from grader.cache import compilation_cache_dir
 from grader.errors import SandboxUnavailable
 from grader.models import (
     Case,
@@ -222,9 +223,9 @@ def hidden_paths(request: RunRequest, policy: SandboxPolicy) -> tuple[str, ...]:
     return tuple(sorted(str(Path(p).resolve()) for p in paths))
 
 
-def worker_environment() -> dict[str, str]:
+def worker_environment(compilation_cache: Path | None = None) -> dict[str, str]:
     """A minimal environment: nothing of the grader's own (tokens, keys) reaches the worker."""
-    return {
+    env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
@@ -233,6 +234,17 @@ def worker_environment() -> dict[str, str]:
         # numerics is set (see ../shared/JAX-EXECUTION-NOTES.md, "Numerics").
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
+    if compilation_cache is not None:
+        env |= {
+            "JAX_COMPILATION_CACHE_DIR": str(compilation_cache),
+            # Cache every program: most here compile in well under the 1 s default minimum.
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+            # Without this, keys include a path inside the cache folder, so a moved or copied
+            # cache never hits (../shared/JAX-EXECUTION-NOTES.md, "Traps").
+            "JAX_PERSISTENT_CACHE_ENABLE_XLA_CACHES": "none",
+        }
+    return env
 
 
 class SubprocessRunner:
@@ -247,10 +259,20 @@ class SubprocessRunner:
         *,
         policy: SandboxPolicy | None = None,
         trusted: bool = False,
+        compilation_cache: bool = True,
     ) -> None:
         self.python = python or sys.executable
         self.policy = policy or SandboxPolicy()
         self.trusted = trusted
+        self.compilation_cache = compilation_cache
+
+    def compilation_cache_for(self, isolation: Isolation) -> Path | None:
+        """JAX's compilation cache, for the reference (which fills it) and for submissions
+        that run as another user (who can only read it). A submission running as the
+        grader's own user ('basic') could plant programs in it, so it gets none."""
+        if not self.compilation_cache or isolation == "basic":
+            return None
+        return compilation_cache_dir()
 
     def isolation(self) -> Isolation:
         """The isolation this runner gives, or SandboxUnavailable if the policy cannot be met."""
@@ -270,7 +292,11 @@ class SubprocessRunner:
         return "basic"
 
     def confinement(
-        self, request: RunRequest, limits: Limits, isolation: Isolation
+        self,
+        request: RunRequest,
+        limits: Limits,
+        isolation: Isolation,
+        extra_visible: tuple[str, ...] = (),
     ) -> Confinement | None:
         """The limits and isolation the worker applies to itself before loading the file."""
         if isolation == "none":
@@ -280,7 +306,7 @@ class SubprocessRunner:
             uid=self.policy.uid,
             gid=self.policy.gid,
             hide=hidden_paths(request, self.policy) if isolation == "full" else (),
-            expose=visible_paths() if isolation == "full" else (),
+            expose=(*visible_paths(), *extra_visible) if isolation == "full" else (),
             memory_bytes=limits.memory_mb * 1024 * 1024,
             # A backstop: wall-clock limits stop a run first, but XLA compiles on every core.
             cpu_seconds=int(2 * limits.total_seconds) + 10,
@@ -294,9 +320,12 @@ class SubprocessRunner:
         started = time.monotonic()
         deadline = started + limits.total_seconds
         isolation = self.isolation()
+        cache = self.compilation_cache_for(isolation)
+        visible = (str(cache),) if cache else ()
         request = request.model_copy(
-            update={"confinement": self.confinement(request, limits, isolation)}
+            update={"confinement": self.confinement(request, limits, isolation, visible)}
         )
+        environment = worker_environment(cache)
         result = RunResult(isolation=isolation)
         stdout, stderr = Tail(), Tail()
         remaining = list(request.cases)
@@ -304,6 +333,7 @@ class SubprocessRunner:
         while remaining:
             attempt = self._attempt(
                 request.model_copy(update={"cases": tuple(remaining)}),
+                environment,
                 limits,
                 deadline,
                 stdout,
@@ -345,7 +375,13 @@ class SubprocessRunner:
             )
 
     def _attempt(
-        self, request: RunRequest, limits: Limits, deadline: float, stdout: Tail, stderr: Tail
+        self,
+        request: RunRequest,
+        environment: dict[str, str],
+        limits: Limits,
+        deadline: float,
+        stdout: Tail,
+        stderr: Tail,
     ) -> _Attempt:
         attempt = _Attempt()
         workdir = tempfile.mkdtemp(prefix="grader-run-")
@@ -370,7 +406,7 @@ class SubprocessRunner:
                 stderr=subprocess.PIPE,
                 pass_fds=(request_read, result_write),
                 cwd=workdir,
-                env=worker_environment(),
+                env=environment,
                 start_new_session=True,
             )
         except BaseException:

@@ -21,10 +21,15 @@ Grade = Callable[..., Report]
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
-    """No test reads or writes the real home folder or depends on the working folder."""
+    """No test reads or writes the real home folder or depends on the working folder.
+
+    The grader's cache is shared by the whole run (all xdist workers), never the user's.
+    """
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    shared = tmp_path_factory.getbasetemp().parent / "grader-cache"
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(shared))
     monkeypatch.delenv("GRADER_PROBLEMS_DIR", raising=False)
     monkeypatch.delenv("GRADER_REFERENCE_DIR", raising=False)
     monkeypatch.chdir(home)

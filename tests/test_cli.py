@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import TOY
+
 from grader.models import Report, Status
 
 REPO = Path(__file__).resolve().parent.parent
@@ -17,17 +17,29 @@ TOY_DIRS = ["--problems-dir", str(TOY / "problems"), "--reference-dir", str(TOY 
 
 
 def grader(*args: str, module: bool = False) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "grader"] if module else [str(Path(sys.executable).parent
-                                                                   / "grader")]
-    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=300,
-                          check=False)
+    command = (
+        [sys.executable, "-m", "grader"]
+        if module
+        else [str(Path(sys.executable).parent / "grader")]
+    )
+    return subprocess.run(
+        [*command, *args], capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 @pytest.mark.parametrize("module", [False, True], ids=["grader", "python -m grader"])
 def test_full_marks_exit_zero_and_json_report(module: bool, tmp_path: Path) -> None:
     out = tmp_path / "reports" / "report.json"
-    result = grader("check", str(TOY / "submissions" / "correct.py"), *TOY_DIRS, "--seed", "5",
-                    "--json", str(out), module=module)
+    result = grader(
+        "check",
+        str(TOY / "submissions" / "correct.py"),
+        *TOY_DIRS,
+        "--seed",
+        "5",
+        "--json",
+        str(out),
+        module=module,
+    )
     assert result.returncode == 0, result.stderr
     assert "8/8 points" in result.stdout
     report = Report.model_validate_json(out.read_text())
@@ -44,8 +56,15 @@ def test_less_than_full_marks_exits_one() -> None:
 def test_same_seed_repeats_the_grading(tmp_path: Path) -> None:
     reports = []
     for name in ("a.json", "b.json"):
-        grader("check", str(TOY / "submissions" / "wrong_peak.py"), *TOY_DIRS, "--seed", "9",
-               "--json", str(tmp_path / name))
+        grader(
+            "check",
+            str(TOY / "submissions" / "wrong_peak.py"),
+            *TOY_DIRS,
+            "--seed",
+            "9",
+            "--json",
+            str(tmp_path / name),
+        )
         reports.append(json.loads((tmp_path / name).read_text()))
     strip = ("seconds", "created")
     for report in reports:
@@ -82,15 +101,26 @@ def test_load_failure_exits_one(tmp_path: Path) -> None:
     ],
 )
 def test_usage_errors_exit_two(args: list[str], message: str) -> None:
-    result = subprocess.run([str(Path(sys.executable).parent / "grader"), *args], cwd=REPO,
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "grader"), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 2
     assert message in result.stderr
 
 
 def test_missing_reference_is_a_usage_error(tmp_path: Path) -> None:
-    result = grader("check", str(TOY / "submissions" / "correct.py"), "--problems-dir",
-                    str(TOY / "problems"), "--reference-dir", str(tmp_path))
+    result = grader(
+        "check",
+        str(TOY / "submissions" / "correct.py"),
+        "--problems-dir",
+        str(TOY / "problems"),
+        "--reference-dir",
+        str(tmp_path),
+    )
     assert result.returncode == 2
     assert "reference solution for 'vector_stats' is missing" in result.stderr
 
@@ -105,8 +135,16 @@ def test_show_prints_the_statement() -> None:
 def test_schema_describes_every_report_field() -> None:
     result = grader("schema")
     schema = json.loads(result.stdout)
-    for name in ("status", "score", "max_score", "cases", "problem", "submission", "seed",
-                 "versions"):
+    for name in (
+        "status",
+        "score",
+        "max_score",
+        "cases",
+        "problem",
+        "submission",
+        "seed",
+        "versions",
+    ):
         assert name in schema["required"]
         field = schema["properties"][name]
         if "$ref" in field and "description" not in field:  # described by its model

@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import SUBMISSIONS, Grade
+
 from grader.models import CaseReason, Status
 from grader.problems import Problem
 
@@ -33,8 +33,9 @@ def test_correct_style_gets_full_marks(
     assert report.status is Status.GRADED, report.message
     assert report.score == report.max_score, failures
     # Float noise must stay far inside the tolerance, not just inside it.
-    worst = max(check.error_ratio for case in report.cases for check in case.outputs
-                if check.tolerance > 0)
+    worst = max(
+        check.error_ratio for case in report.cases for check in case.outputs if check.tolerance > 0
+    )
     assert worst < 0.1, f"a correct style used {worst:.0%} of the tolerance"
 
 
@@ -56,8 +57,11 @@ def test_wrong_submission_loses_points_for_the_right_output(
         if failure == "exception":
             assert any(c.reason is CaseReason.EXCEPTION for c in report.cases)
         else:
-            flagged = [c for c in report.cases
-                       if any(o.name == failure and not o.passed for o in c.outputs)]
+            flagged = [
+                c
+                for c in report.cases
+                if any(o.name == failure and not o.passed for o in c.outputs)
+            ]
             assert flagged, f"no case reported {failure} as wrong"
             assert all(failure in c.message for c in flagged)
 

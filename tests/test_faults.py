@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import SUBMISSIONS, Grade
+
 from grader.models import CaseReason, Limits, Status
 from grader.problems import Problem
 
@@ -20,16 +20,19 @@ LOAD_FAILURES = [
     ("import_missing.py", Status.IMPORT_ERROR, ["'definitely_not_installed_pkg'", "not installed"]),
     ("raise_at_import.py", Status.IMPORT_ERROR, ["KeyError", "line 3", "while being loaded"]),
     ("exit_at_import.py", Status.IMPORT_ERROR, ["exit(0)", "line 5"]),
-    ("missing_function.py", Status.MISSING_FUNCTION, ["'graphdef_vs_state'",
-                                                      "'graphdef_vs_stat'"]),
+    ("missing_function.py", Status.MISSING_FUNCTION, ["'graphdef_vs_state'", "'graphdef_vs_stat'"]),
     ("not_a_function.py", Status.MISSING_FUNCTION, ["list, not a function"]),
-    ("wrong_signature.py", Status.BAD_SIGNATURE, ["(seed, x, hidden)",
-                                                  "def graphdef_vs_state(seed, x, features, hidden)"]),
+    (
+        "wrong_signature.py",
+        Status.BAD_SIGNATURE,
+        ["(seed, x, hidden)", "def graphdef_vs_state(seed, x, features, hidden)"],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "status", "fragments"), LOAD_FAILURES,
-                         ids=[row[0] for row in LOAD_FAILURES])
+@pytest.mark.parametrize(
+    ("name", "status", "fragments"), LOAD_FAILURES, ids=[row[0] for row in LOAD_FAILURES]
+)
 def test_file_that_cannot_load_gets_its_own_status(
     name: str, status: Status, fragments: list[str], problem: Problem, grade_file: Grade
 ) -> None:

@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import TOY, Grade
+
 from grader.models import CaseReason, Status
 from grader.problems import Problem
 
@@ -48,8 +48,9 @@ INVALID_OUTPUTS = [
 ]
 
 
-@pytest.mark.parametrize(("returned", "fragment"), INVALID_OUTPUTS,
-                         ids=[row[0] for row in INVALID_OUTPUTS])
+@pytest.mark.parametrize(
+    ("returned", "fragment"), INVALID_OUTPUTS, ids=[row[0] for row in INVALID_OUTPUTS]
+)
 def test_invalid_output_is_a_clear_case_failure(
     returned: str, fragment: str, toy: Problem, grade_file: Grade, tmp_path: Path
 ) -> None:
