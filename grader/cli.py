@@ -21,6 +21,7 @@ from grader.grading import check as check_submission
 from grader.models import Report
 from grader.problems import PROBLEMS_ENV, REFERENCE_ENV, find_problem, list_problems, load_problem
 from grader.render import print_report, statement
+from grader.sandbox import SandboxPolicy, SubprocessRunner
 from grader.storage import write_atomic
 
 EXIT_FULL_MARKS = 0
@@ -39,6 +40,11 @@ _reference_dir = click.option(
     envvar=REFERENCE_ENV,
     help=f"Folder of reference solutions (default: the repository's reference/; "
     f"env {REFERENCE_ENV}).",
+)
+_require_sandbox = click.option(
+    "--require-sandbox",
+    is_flag=True,
+    help="Refuse to grade unless submissions get full isolation (root, Linux namespaces).",
 )
 
 
@@ -65,6 +71,7 @@ def cli() -> None:
 @click.option("--problem", "problem_id", help="Problem id (default: found from the file).")
 @_problems_dir
 @_reference_dir
+@_require_sandbox
 def check(
     file: Path,
     seed: int | None,
@@ -72,6 +79,7 @@ def check(
     problem_id: str | None,
     problems_dir: Path | None,
     reference_dir: Path | None,
+    require_sandbox: bool,
 ) -> None:
     """Grade one submission FILE and print the verdict."""
     try:
@@ -82,7 +90,8 @@ def check(
         problem = find_problem(
             source, problem_id=problem_id, problems_dir=problems_dir, reference_dir=reference_dir
         )
-        report = check_submission(file, problem=problem, seed=seed)
+        runner = SubprocessRunner(policy=SandboxPolicy(require_full=require_sandbox))
+        report = check_submission(file, problem=problem, seed=seed, runner=runner)
     except GraderError as exc:
         _fail(str(exc))
     to_stdout = json_path is not None and str(json_path) == "-"

@@ -98,6 +98,12 @@ def judge_case(
         where = f" at line {error.line}" if error.line else ""
         if error.type == "SystemExit":
             text = f"Your function called exit(){where}; return the outputs instead."
+        elif error.type == "MemoryError":
+            text = (
+                f"Your function ran out of memory{where}. Look for an array or a list "
+                f"that grows without bound."
+            )
+            return result(CaseReason.MEMORY_EXCEEDED, text, error=error, seconds=seconds)
         else:
             text = f"Your function raised {error.type}{where}: {error.message}"
         return result(CaseReason.EXCEPTION, text, error=error, seconds=seconds)

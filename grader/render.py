@@ -42,7 +42,8 @@ def verdict(report: Report) -> Group:
     parts.append(
         Text(
             f"seed {report.seed} · {report.submission.path} · sha256 "
-            f"{report.submission.sha256[:12]} · {report.seconds:.1f} s",
+            f"{report.submission.sha256[:12]} · isolation: {report.isolation} · "
+            f"{report.seconds:.1f} s",
             style="dim",
         )
     )

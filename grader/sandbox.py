@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import os
 import selectors
@@ -51,7 +52,18 @@ from grader.models import (
     WorkerMessage,
 )
 
-NOBODY = 65534  # uid and gid of `nobody` on Linux
+# Each run gets a uid (and gid) of its own from this range, which no account uses: limits
+# counted per uid (processes) cannot be exhausted by another submission graded at the same
+# time, and no two submissions can signal or read each other's processes.
+RUN_UID_BASE = 2_000_000_000
+_run_counter = itertools.count()
+MEMORY_MARKERS = (
+    "MemoryError",
+    "bad_alloc",
+    "RESOURCE_EXHAUSTED",
+    "Cannot allocate memory",
+    "out of memory",
+)
 UNSHARE_FLAGS = (
     "--pid",
     "--net",
@@ -154,8 +166,7 @@ class SandboxPolicy:
 
     isolation: Literal["auto", "full", "basic"] = "auto"  # auto: full when available
     require_full: bool = False  # refuse to grade without full isolation
-    uid: int = NOBODY
-    gid: int = NOBODY
+    uid: int | None = None  # None: a fresh unprivileged uid per run
     protect: tuple[Path, ...] = ()  # more folders the submission must not see (outputs)
 
 
@@ -301,10 +312,13 @@ class SubprocessRunner:
         """The limits and isolation the worker applies to itself before loading the file."""
         if isolation == "none":
             return None
+        uid = self.policy.uid
+        if uid is None:
+            uid = RUN_UID_BASE + (os.getpid() % 1_000_000) * 100 + next(_run_counter) % 100
         return Confinement(
             isolation=isolation,
-            uid=self.policy.uid,
-            gid=self.policy.gid,
+            uid=uid,
+            gid=uid,
             hide=hidden_paths(request, self.policy) if isolation == "full" else (),
             expose=(*visible_paths(), *extra_visible) if isolation == "full" else (),
             memory_bytes=limits.memory_mb * 1024 * 1024,
@@ -347,7 +361,10 @@ class SubprocessRunner:
                 break
             if attempt.current is None:
                 # The process ended or ran out of time before it ran a case.
-                status = Status.TIMEOUT if attempt.stopped is CaseReason.TIMEOUT else Status.CRASHED
+                status = {
+                    CaseReason.TIMEOUT: Status.TIMEOUT,
+                    CaseReason.MEMORY_EXCEEDED: Status.MEMORY_EXCEEDED,
+                }.get(attempt.stopped or CaseReason.CRASHED, Status.CRASHED)
                 result.load_failure = LoadFailure(status, attempt.detail)
                 result.total_timeout = status is Status.TIMEOUT
                 break
@@ -428,8 +445,9 @@ class SubprocessRunner:
                     stream.close()
             shutil.rmtree(workdir, ignore_errors=True)
         if not attempt.done and attempt.load_failure is None and attempt.stopped is None:
-            attempt.stopped = CaseReason.CRASHED
-            attempt.detail = _describe_exit(process.returncode, attempt)
+            attempt.stopped, attempt.detail = _classify_exit(
+                process.returncode, attempt, stderr.text()[-4096:], limits
+            )
         return attempt
 
     def _watch(
@@ -590,18 +608,30 @@ def _drain(selector: selectors.BaseSelector, tails: dict[int, Tail], grace: floa
                 selector.unregister(fd)
 
 
-def _describe_exit(returncode: int | None, attempt: _Attempt) -> str:
-    """A sentence on how the worker ended without finishing."""
+def _classify_exit(
+    returncode: int | None, attempt: _Attempt, stderr_tail: str, limits: Limits
+) -> tuple[CaseReason, str]:
+    """Why the worker ended without finishing, and a sentence a student can act on."""
     where = "during this case" if attempt.current is not None else "while loading your file"
+    if returncode == -signal.SIGXCPU:
+        return CaseReason.TIMEOUT, (
+            f"Your code used up its CPU time {where} and was stopped. Look for an endless "
+            f"loop or a very slow step."
+        )
+    if any(marker in stderr_tail for marker in MEMORY_MARKERS):
+        return CaseReason.MEMORY_EXCEEDED, (
+            f"Your code ran out of memory {where} (the limit is {limits.memory_mb} MiB). "
+            f"Look for an array or a list that grows without bound."
+        )
     if returncode is None:
-        return f"The process running your code stopped {where}."
+        return CaseReason.CRASHED, f"The process running your code stopped {where}."
     if returncode < 0:
         try:
             name = signal.Signals(-returncode).name
         except ValueError:
             name = f"signal {-returncode}"
-        return f"The process running your code was killed by {name} {where}."
-    return (
+        return CaseReason.CRASHED, f"The process running your code was killed by {name} {where}."
+    return CaseReason.CRASHED, (
         f"The process running your code exited with code {returncode} {where}, before "
         f"returning a result. Do not call exit() or os._exit() in a submission."
     )
