@@ -15,12 +15,13 @@ import click
 from rich.console import Console
 
 from grader import __version__
+from grader.batch import discover, run_batch
 from grader.cases import MAX_SEED
 from grader.errors import GraderError
 from grader.grading import check as check_submission
 from grader.models import Report
 from grader.problems import PROBLEMS_ENV, REFERENCE_ENV, find_problem, list_problems, load_problem
-from grader.render import print_report, statement
+from grader.render import batch_progress, gradescope_results, print_report, statement
 from grader.sandbox import SandboxPolicy, SubprocessRunner
 from grader.storage import write_atomic
 
@@ -68,6 +69,12 @@ def cli() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the full report as JSON to this path ('-' for stdout).",
 )
+@click.option(
+    "--gradescope",
+    "gradescope_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write Gradescope's results.json to this path.",
+)
 @click.option("--problem", "problem_id", help="Problem id (default: found from the file).")
 @_problems_dir
 @_reference_dir
@@ -76,6 +83,7 @@ def check(
     file: Path,
     seed: int | None,
     json_path: Path | None,
+    gradescope_path: Path | None,
     problem_id: str | None,
     problems_dir: Path | None,
     reference_dir: Path | None,
@@ -99,7 +107,88 @@ def check(
     print_report(report, console)
     if json_path is not None:
         _write_json(report, json_path)
+    if gradescope_path is not None:
+        results = gradescope_results(report)
+        write_atomic(gradescope_path, json.dumps(results, indent=2) + "\n")
     sys.exit(EXIT_FULL_MARKS if report.full_marks else EXIT_NOT_FULL_MARKS)
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the reports, grades.csv, summary.json and index.html.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Submissions graded at once (default: one per core).",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(0, MAX_SEED),
+    default=None,
+    help="Batch seed: every student gets the cases it draws. Default: the seed of "
+    "an earlier run into the same --out, else random.",
+)
+@click.option(
+    "--problem",
+    "problem_id",
+    help="Problem id (default: the only one, or found from the first submission).",
+)
+@click.option("--force", is_flag=True, help="Regrade everything, even unchanged submissions.")
+@_problems_dir
+@_reference_dir
+@_require_sandbox
+def batch(
+    folder: Path,
+    out: Path,
+    workers: int | None,
+    seed: int | None,
+    problem_id: str | None,
+    force: bool,
+    problems_dir: Path | None,
+    reference_dir: Path | None,
+    require_sandbox: bool,
+) -> None:
+    """Grade every submission in FOLDER (student id = file name without .py)."""
+    console = Console(stderr=True, soft_wrap=True)
+    try:
+        entries, _ = discover(folder)
+        first = entries[0].path.read_text(errors="replace") if entries else None
+        problem = find_problem(
+            first, problem_id=problem_id, problems_dir=problems_dir, reference_dir=reference_dir
+        )
+        protect = (out.resolve(), folder.resolve())
+        runner = SubprocessRunner(
+            policy=SandboxPolicy(require_full=require_sandbox, protect=protect)
+        )
+        runner.isolation()
+        with batch_progress(console, len(entries)) as progress:
+            result = run_batch(
+                folder,
+                out,
+                problem=problem,
+                seed=seed,
+                workers=workers,
+                force=force,
+                runner=runner,
+                on_progress=progress,
+            )
+    except GraderError as exc:
+        _fail(str(exc))
+    graded = len(result.reports) - len(result.reused)
+    console.print(
+        f"{len(result.reports)} students ({graded} graded now, {len(result.reused)} unchanged "
+        f"since the last run), {len(result.skipped)} entries skipped; seed {result.seed}."
+    )
+    for item in result.skipped:
+        console.print(f"  skipped {item.name}: {item.reason}")
+    console.print(f"Wrote {out}/grades.csv, summary.json, index.html and one report per student.")
 
 
 @cli.command()

@@ -5,12 +5,10 @@ Called by the worker first thing, with the `Confinement` the trusted side asked 
 - resource limits (address space, CPU seconds, processes, file size, open files, no core
   dumps), always;
 - when the sandbox is `full` (the grader is root and started the worker with `unshare` in new
-  PID, network, mount, IPC and UTS namespaces): empty tmpfs mounts over the folders the
-  submission must not see (the reference, the problem specs, other submissions, output
-  folders, /tmp, the grader's home), the few folders it needs (the Python installation and its
-  packages) mounted back read-only, the submission copied into a private working folder,
-  then the switch to an unprivileged uid with no way back (no supplementary groups,
-  no_new_privs).
+  PID, network, mount, IPC and UTS namespaces): a new root on a tmpfs holding only the system
+  folders, the Python installation and its packages, the grader package and the compilation
+  cache, all read-only, a private /tmp with a copy of the submission; then chroot into it and
+  switch to an unprivileged uid with no way back (no supplementary groups, no_new_privs).
 
 Nothing here trusts the submission: it has not been loaded yet.
 """
@@ -68,44 +66,45 @@ def _set_limits(confinement: Confinement) -> None:
         resource.setrlimit(kind, (value, value))
 
 
+# What the submission's root holds besides the folders exposed for Python and the grader.
+SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/sys")
+
+
 def _enter_full(confinement: Confinement, submission: str) -> str:
+    """Build a new root holding only what Python needs, read-only, and enter it as nobody.
+
+    Deny by default: folders not listed simply do not exist in the submission's view, so a
+    reference or a report anywhere else on the machine cannot be found, whatever its path.
+    """
     if os.getpid() != 1 or os.geteuid() != 0:
         raise JailError("full isolation needs a fresh PID namespace entered as root")
     source = Path(submission).read_bytes()
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    hide = [path for path in {*confinement.hide, "/tmp"} if Path(path).is_dir()]
-    expose = [path for path in confinement.expose if Path(path).is_dir()]
-    # Open what must stay visible before covering anything; it is bound back through the fd.
-    keep = {path: os.open(path, os.O_PATH | os.O_DIRECTORY) for path in expose}
-
-    def cover(path: str) -> None:
-        options = (
-            f"mode=1777,size={confinement.tmp_bytes}" if path == "/tmp" else ("mode=0755,size=64k")
-        )
-        _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, options)
-
-    covered: list[str] = []
-    for path in sorted(hide, key=_depth):
-        if not any(_under(path, outer) for outer in covered):  # else it is gone already
-            cover(path)
-            covered.append(path)
-    for path in sorted(expose, key=_depth):
-        if any(_under(path, hidden) for hidden in hide):
-            Path(path).mkdir(parents=True, exist_ok=True)
-            _mount(f"/proc/self/fd/{keep[path]}", path, None, MS_BIND | MS_REC)
-            _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
-    for fd in keep.values():
-        os.close(fd)
-    for path in sorted(hide, key=_depth):  # a hidden folder inside one exposed again
-        if any(_under(path, exposed) for exposed in expose):
-            cover(path)
-    work = Path(WORK_DIR)
+    root = confinement.root
+    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
+    for path in SYSTEM_PATHS:
+        _graft(path, root, recursive=path == "/sys")
+    _graft("/dev", root, recursive=False, read_only=False)  # device nodes, not /dev/shm
+    _graft("/proc", root, recursive=True, read_only=False)  # this PID namespace's own
+    tmp = f"{root}/tmp"
+    Path(tmp).mkdir()
+    _mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={confinement.tmp_bytes}")
+    for path in sorted(confinement.expose, key=_depth):
+        if not any(Path(path).is_relative_to(system) for system in SYSTEM_PATHS):
+            _graft(path, root, recursive=True)
+    visible = (*SYSTEM_PATHS, *confinement.expose)
+    for path in confinement.hide:  # private folders that lie inside a visible one
+        inside = f"{root}{path}"
+        if any(Path(path).is_relative_to(v) for v in visible) and Path(inside).is_dir():
+            _mount("tmpfs", inside, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k")
+    work = Path(f"{tmp}/work")
     work.mkdir(mode=0o700)
     target = work / Path(submission).name
     target.write_bytes(source)
     os.chown(work, confinement.uid, confinement.gid)
     os.chown(target, confinement.uid, confinement.gid)
-    os.chdir(work)
+    os.chroot(root)
+    os.chdir(WORK_DIR)
     os.setgroups([])
     os.setgid(confinement.gid)
     os.setuid(confinement.uid)
@@ -117,7 +116,24 @@ def _enter_full(confinement: Confinement, submission: str) -> str:
         pass
     else:
         raise JailError("privileges could be regained after dropping them")
-    return str(target)
+    return f"{WORK_DIR}/{target.name}"
+
+
+def _graft(path: str, root: str, *, recursive: bool, read_only: bool = True) -> None:
+    """Make `path` appear at the same place under `root` (a symlink stays a symlink)."""
+    source = Path(path)
+    target = Path(f"{root}{path}")
+    if source.is_symlink():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists() and not target.is_symlink():
+            target.symlink_to(source.readlink())
+        return
+    if not source.is_dir():
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    _mount(path, str(target), None, MS_BIND | (MS_REC if recursive else 0))
+    if read_only:
+        _mount(None, str(target), None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
 
 
 def _mount(

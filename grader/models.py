@@ -296,9 +296,14 @@ class Confinement(Frozen):
     )
     uid: int = Field(description="User id the submission runs as ('full' only).")
     gid: int = Field(description="Group id the submission runs as ('full' only).")
-    hide: tuple[str, ...] = Field(description="Folders covered by an empty tmpfs ('full').")
+    root: str = Field(
+        description="An empty folder of the grader's, where the submission's root is built."
+    )
     expose: tuple[str, ...] = Field(
-        description="Folders under hidden ones that stay visible, read-only ('full')."
+        description="Folders besides the system ones visible in that root, read-only ('full')."
+    )
+    hide: tuple[str, ...] = Field(
+        description="Private folders covered even if they lie inside an exposed one ('full')."
     )
     memory_bytes: int = Field(description="RLIMIT_AS: address space.")
     cpu_seconds: int = Field(description="RLIMIT_CPU: CPU time of the process.")

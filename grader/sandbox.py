@@ -211,26 +211,18 @@ def visible_paths() -> tuple[str, ...]:
 
 
 def hidden_paths(request: RunRequest, policy: SandboxPolicy) -> tuple[str, ...]:
-    """Folders covered in the submission's view: everything of the grader and its users."""
+    """Private folders, covered even should one lie inside a folder the worker needs.
+
+    The submission's root holds only system and Python folders (see jail.py), so these are
+    normally absent from it anyway; this is the second line of defence.
+    """
     paths = {
-        "/tmp",
-        "/var/tmp",
-        "/dev/shm",
-        "/run",
-        "/home",
-        "/root",
-        "/mnt",
-        "/media",
-        "/srv",
-        "/opt",
         str(Path.home()),
         str(REPO_ROOT),
         str(Path(request.path).resolve().parent),
         *request.private_paths,
         *(str(p) for p in policy.protect),
     }
-    if REPO_ROOT.parent != Path("/"):
-        paths.add(str(REPO_ROOT.parent))
     return tuple(sorted(str(Path(p).resolve()) for p in paths))
 
 
@@ -319,6 +311,7 @@ class SubprocessRunner:
             isolation=isolation,
             uid=uid,
             gid=uid,
+            root="",  # set for each attempt: a fresh empty folder
             hide=hidden_paths(request, self.policy) if isolation == "full" else (),
             expose=(*visible_paths(), *extra_visible) if isolation == "full" else (),
             memory_bytes=limits.memory_mb * 1024 * 1024,
@@ -402,6 +395,9 @@ class SubprocessRunner:
     ) -> _Attempt:
         attempt = _Attempt()
         workdir = tempfile.mkdtemp(prefix="grader-run-")
+        if request.confinement is not None:
+            confinement = request.confinement.model_copy(update={"root": workdir})
+            request = request.model_copy(update={"confinement": confinement})
         request_read, request_write = os.pipe()
         result_read, result_write = os.pipe()
         full = request.confinement is not None and request.confinement.isolation == "full"

@@ -221,3 +221,34 @@ def test_basic_isolation_still_limits_memory(
     assert report.isolation == "basic"
     assert report.status is Status.MEMORY_EXCEEDED
     assert "ran out of memory" in report.message
+
+
+@pytest.mark.usefixtures("require_full_isolation")
+def test_a_reference_copy_anywhere_on_the_machine_is_invisible(
+    problem: Problem, references: ReferenceCache, tmp_path: Path
+) -> None:
+    # A folder-by-folder hide list missed a second checkout once (its reference scored 14/14):
+    # the submission's root is deny-by-default, so no path outside it can be found.
+    stash = Path("/var/lib") / f"grader-test-{os.getpid()}-{tmp_path.name}"
+    stash.mkdir(mode=0o755)
+    try:
+        copy = stash / "graphdef_vs_state.py"
+        shutil.copyfile(problem.reference_path, copy)
+        copy.chmod(0o644)
+        thief = tmp_path / "thief.py"
+        thief.write_text(
+            "import importlib.util\n\n"
+            "def graphdef_vs_state(seed, x, features, hidden):\n"
+            f"    spec = importlib.util.spec_from_file_location('stolen', {str(copy)!r})\n"
+            "    module = importlib.util.module_from_spec(spec)\n"
+            "    spec.loader.exec_module(module)\n"
+            "    return module.graphdef_vs_state(seed, x, features, hidden)\n"
+        )
+        runner = SubprocessRunner(policy=SandboxPolicy(require_full=True))
+        report = grade(
+            thief, problem=problem, seed=7, expected=references.get(problem, 7), runner=runner
+        )
+    finally:
+        shutil.rmtree(stash)
+    assert report.score == 0
+    assert "FileNotFoundError" in report.cases[0].message

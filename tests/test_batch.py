@@ -1,0 +1,292 @@
+"""`grader batch` as staff run it: a real folder, real processes, a real browser."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import SUBMISSIONS, TOY
+
+from grader.models import Report
+
+GRADER = [sys.executable, "-m", "grader"]
+
+
+def make_class(folder: Path) -> Path:
+    """A class folder mixing correct, wrong and broken submissions with bad entries."""
+    folder.mkdir()
+    shutil.copyfile(SUBMISSIONS / "correct" / "concat_list.py", folder / "alice.py")
+    shutil.copyfile(SUBMISSIONS / "correct" / "tree_reduce_tuple.py", folder / "erin.py")
+    shutil.copyfile(SUBMISSIONS / "wrong" / "relu.py", folder / "bob.py")
+    shutil.copyfile(SUBMISSIONS / "faults" / "syntax_error.py", folder / "carol.py")
+    shutil.copyfile(SUBMISSIONS / "faults" / "infinite_loop.py", folder / "frank.py")
+    (folder / "notes.txt").write_text("not a submission\n")
+    (folder / "old").mkdir()
+    (folder / "escape.py").symlink_to("/etc/passwd")
+    (folder / "Dave.py").write_text("def graphdef_vs_state(*a): return [4, 0, 0]\n")
+    (folder / "dave.PY").write_text("def graphdef_vs_state(*a): return [4, 0, 0]\n")
+    return folder
+
+
+@pytest.mark.slow
+def test_batch_writes_every_output(tmp_path: Path) -> None:
+    folder = make_class(tmp_path / "class")
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [*GRADER, "batch", str(folder), "--out", str(out), "--seed", "5"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    students = {"alice", "bob", "carol", "erin", "frank"}
+    reports = {s: Report.model_validate_json((out / f"{s}.json").read_text()) for s in students}
+    assert {s: r.status.value for s, r in reports.items()} == {
+        "alice": "graded",
+        "erin": "graded",
+        "bob": "graded",
+        "carol": "syntax_error",
+        "frank": "timeout",
+    }
+    assert reports["alice"].full_marks and reports["erin"].full_marks
+    assert 0 < reports["bob"].score < reports["bob"].max_score
+    assert {r.seed for r in reports.values()} == {5}  # one case set for everyone
+    assert {r.submission.path for r in reports.values()} == {f"{s}.py" for s in students}
+
+    with (out / "grades.csv").open() as stream:
+        rows = list(csv.DictReader(stream))
+    assert [row["student"] for row in rows] == sorted(students)
+    for row in rows:
+        report = reports[row["student"]]
+        assert float(row["score"]) == report.score
+        assert float(row["max_score"]) == report.max_score
+        assert row["status"] == report.status.value
+        assert row["sha256"] == report.submission.sha256
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["students"] == 5
+    assert summary["full_marks"] == 2
+    assert summary["by_status"] == {"graded": 3, "syntax_error": 1, "timeout": 1}
+    assert sum(b["count"] for b in summary["scores"]["histogram"]) == 5
+    assert len(summary["case_pass_rates"]) == 14
+    assert all(rate["graded"] == 3 for rate in summary["case_pass_rates"])
+    skipped = {s["name"]: s["reason"] for s in summary["skipped"]}
+    assert set(skipped) == {"notes.txt", "old", "escape.py", "Dave.py", "dave.PY"}
+    assert "outside the folder" in skipped["escape.py"]
+    assert "duplicate student id" in skipped["Dave.py"]
+    assert (out / "index.html").read_text().startswith("<!DOCTYPE html>")
+    assert "skipped escape.py: symlink pointing outside the folder" in result.stderr
+
+
+def test_empty_folder_is_a_batch_of_nobody(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = subprocess.run(
+        [
+            *GRADER,
+            "batch",
+            str(tmp_path / "empty"),
+            "--out",
+            str(tmp_path / "out"),
+            "--problems-dir",
+            str(TOY / "problems"),
+            "--reference-dir",
+            str(TOY / "reference"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["students"] == 0 and summary["skipped"] == []
+    assert (tmp_path / "out" / "grades.csv").read_text().count("\n") == 1  # just the header
+
+
+def toy_class(folder: Path, count: int) -> None:
+    folder.mkdir()
+    body = (TOY / "submissions" / "correct.py").read_text()
+    for number in range(count):
+        # A slow start keeps the batch busy long enough to be killed midway.
+        (folder / f"s{number:02d}.py").write_text(
+            f"import time\ntime.sleep(1.5)\n# {number}\n" + body
+        )
+
+
+def run_toy_batch(folder: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            *GRADER,
+            "batch",
+            str(folder),
+            "--out",
+            str(out),
+            "--workers",
+            "1",
+            "--problems-dir",
+            str(TOY / "problems"),
+            "--reference-dir",
+            str(TOY / "reference"),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+
+
+@pytest.mark.slow
+def test_batch_killed_midway_resumes_without_regrading(tmp_path: Path) -> None:
+    folder, out = tmp_path / "class", tmp_path / "out"
+    toy_class(folder, 8)
+    process = subprocess.Popen(
+        [
+            *GRADER,
+            "batch",
+            str(folder),
+            "--out",
+            str(out),
+            "--workers",
+            "1",
+            "--problems-dir",
+            str(TOY / "problems"),
+            "--reference-dir",
+            str(TOY / "reference"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("s*.json"))) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    done_before = {p.name: p.read_bytes() for p in out.glob("s*.json")}
+    assert 3 <= len(done_before) < 8
+
+    result = run_toy_batch(folder, out)
+    assert result.returncode == 0, result.stderr
+    assert f"{len(done_before)} unchanged since the last run" in result.stderr
+    for name, content in done_before.items():
+        assert (out / name).read_bytes() == content  # not regraded, not rewritten
+    with (out / "grades.csv").open() as stream:
+        rows = list(csv.DictReader(stream))
+    assert [row["student"] for row in rows] == [f"s{n:02d}" for n in range(8)]
+    assert all(row["score"] == row["max_score"] for row in rows)
+    seeds = {
+        Report.model_validate_json((out / f"s{n:02d}.json").read_text()).seed for n in range(8)
+    }
+    assert len(seeds) == 1  # the rerun kept the first run's seed
+
+    (folder / "s01.py").write_text((folder / "s01.py").read_text() + "\n# changed\n")
+    changed = run_toy_batch(folder, out)
+    assert "1 graded now, 7 unchanged" in changed.stderr
+
+    forced = run_toy_batch(folder, out, "--force")
+    assert "8 graded now, 0 unchanged" in forced.stderr
+
+
+@pytest.mark.slow
+def test_batch_page_renders_the_summary_in_a_browser(tmp_path: Path) -> None:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must have chromium (Debian package 'chromium')")
+        pytest.skip("chromium is not installed")
+    folder, out = tmp_path / "class", tmp_path / "out"
+    toy_class(folder, 3)
+    (folder / "s02.py").write_text((TOY / "submissions" / "wrong_peak.py").read_text())
+    assert run_toy_batch(folder, out, "--seed", "3").returncode == 0
+    summary = json.loads((out / "summary.json").read_text())
+    profile = tmp_path / "profile"
+    shot = tmp_path / "page.png"
+    flags = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+    ]
+    page = (out / "index.html").as_uri()
+    dom = subprocess.run(
+        [*flags, "--dump-dom", page], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    subprocess.run(
+        [*flags, f"--screenshot={shot}", "--window-size=1200,1600", page],
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    assert shot.stat().st_size > 10_000  # a real rendering, not a blank page
+
+    def shown(element_id: str) -> str:
+        match = re.search(rf'id="{element_id}"[^>]*>([^<]*)<', dom)
+        assert match, element_id
+        return match.group(1)
+
+    assert shown("students") == str(summary["students"]) == "3"
+    assert shown("full-marks") == str(summary["full_marks"]) == "2"
+    assert float(shown("mean")) == pytest.approx(summary["scores"]["mean"], abs=1e-3)
+    assert shown("seed") == "3"
+    for rate in summary["case_pass_rates"]:
+        assert f"{rate['passed']}/{rate['graded']}" in dom
+    for student in summary["reports"]:
+        assert f'href="{student}.json"' in dom
+    assert dom.count('class="bin"') == len(summary["scores"]["histogram"])
+
+
+def test_gradescope_results_json(tmp_path: Path) -> None:
+    results_path = tmp_path / "results" / "results.json"
+    result = subprocess.run(
+        [
+            *GRADER,
+            "check",
+            str(TOY / "submissions" / "wrong_peak.py"),
+            "--seed",
+            "3",
+            "--problems-dir",
+            str(TOY / "problems"),
+            "--reference-dir",
+            str(TOY / "reference"),
+            "--gradescope",
+            str(results_path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    results = json.loads(results_path.read_text())
+    assert set(results) == {"score", "output", "visibility", "stdout_visibility", "tests"}
+    assert len(results["tests"]) == 4
+    assert results["score"] == sum(test["score"] for test in results["tests"])
+    for test in results["tests"]:
+        assert set(test) == {
+            "name",
+            "number",
+            "score",
+            "max_score",
+            "status",
+            "output",
+            "visibility",
+        }
+        assert test["status"] in {"passed", "failed"}
+        assert test["visibility"] in {"visible", "hidden", "after_due_date", "after_published"}
+    assert any(test["status"] == "failed" and "peak" in test["output"] for test in results["tests"])
