@@ -9,8 +9,10 @@ Every student of a batch is graded on the same cases, drawn from one batch seed:
   cases show no inputs or expected values in reports, and the seed is random per batch
   (recorded in `batch.json` and in every report) unless staff choose one.
 
-Nothing is lost when a batch dies: every file is written atomically, and a rerun skips each
-student whose report already matches the file's sha256, the spec version and the seed.
+Each student's report is written twice: `<student>.json`, the student's view (hidden cases
+without inputs or values), and `staff/<student>.json`, everything. Nothing is lost when a batch
+dies: every file is written atomically, and a rerun skips each student whose staff report
+already matches the file's sha256, the spec version and the seed.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pydantic import ValidationError
 
 from grader.cases import make_cases, random_seed
 from grader.errors import UsageError
+from grader.feedback import student_view
 from grader.grading import grade, run_reference
 from grader.models import Report, Status
 from grader.problems import Problem
@@ -174,7 +177,8 @@ def run_batch(
     result = BatchResult(seed=seed, skipped=skipped)
     todo = []
     for entry in entries:
-        previous = None if force else reusable(out / f"{entry.student}.json", entry, problem, seed)
+        staff_report = out / "staff" / f"{entry.student}.json"
+        previous = None if force else reusable(staff_report, entry, problem, seed)
         if previous is not None:
             result.reports[entry.student] = previous
             result.reused.add(entry.student)
@@ -195,7 +199,13 @@ def run_batch(
                 runner=runner,
                 display_name=entry.path.name,
             )
-            write_atomic(out / f"{entry.student}.json", report.model_dump_json(indent=2) + "\n")
+            # The full report for staff; the student's copy hides what hidden cases hold.
+            write_atomic(
+                out / "staff" / f"{entry.student}.json", report.model_dump_json(indent=2) + "\n"
+            )
+            write_atomic(
+                out / f"{entry.student}.json", student_view(report).model_dump_json(indent=2) + "\n"
+            )
             return entry, report
 
         with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:

@@ -18,6 +18,7 @@ from grader import __version__
 from grader.batch import discover, run_batch
 from grader.cases import MAX_SEED
 from grader.errors import GraderError
+from grader.feedback import student_view
 from grader.grading import check as check_submission
 from grader.models import Report
 from grader.problems import PROBLEMS_ENV, REFERENCE_ENV, find_problem, list_problems, load_problem
@@ -76,6 +77,11 @@ def cli() -> None:
     help="Also write Gradescope's results.json to this path.",
 )
 @click.option("--problem", "problem_id", help="Problem id (default: found from the file).")
+@click.option(
+    "--staff",
+    is_flag=True,
+    help="Show and write everything, hidden cases' inputs and values included.",
+)
 @_problems_dir
 @_reference_dir
 @_require_sandbox
@@ -84,6 +90,7 @@ def check(
     seed: int | None,
     json_path: Path | None,
     gradescope_path: Path | None,
+    staff: bool,
     problem_id: str | None,
     problems_dir: Path | None,
     reference_dir: Path | None,
@@ -99,16 +106,17 @@ def check(
             source, problem_id=problem_id, problems_dir=problems_dir, reference_dir=reference_dir
         )
         runner = SubprocessRunner(policy=SandboxPolicy(require_full=require_sandbox))
-        report = check_submission(file, problem=problem, seed=seed, runner=runner)
+        full = check_submission(file, problem=problem, seed=seed, runner=runner)
     except GraderError as exc:
         _fail(str(exc))
+    report = full if staff else student_view(full)
     to_stdout = json_path is not None and str(json_path) == "-"
     console = Console(stderr=to_stdout)
     print_report(report, console)
     if json_path is not None:
         _write_json(report, json_path)
     if gradescope_path is not None:
-        results = gradescope_results(report)
+        results = gradescope_results(student_view(full))
         write_atomic(gradescope_path, json.dumps(results, indent=2) + "\n")
     sys.exit(EXIT_FULL_MARKS if report.full_marks else EXIT_NOT_FULL_MARKS)
 

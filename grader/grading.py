@@ -21,6 +21,7 @@ from grader.cache import cache_root, digest, library_versions
 from grader.cases import make_cases, random_seed
 from grader.compare import judge_case
 from grader.errors import ReferenceFailed
+from grader.feedback import diagnose
 from grader.models import (
     Case,
     CaseOutcome,
@@ -78,6 +79,7 @@ def request_for(
         display_name=display_name,
         function=spec.function,
         scale_function=spec.reference.scale_function if reference else None,
+        variant_functions=tuple(m.function for m in spec.mistakes) if reference else (),
         parameter_names=tuple(p.name for p in spec.parameters),
         output_count=len(spec.outputs),
         cases=tuple(cases),
@@ -299,12 +301,15 @@ class _Builder:
         error: ErrorInfo | None,
     ) -> Report:
         spec = self.problem.spec
+        shown = spec.cases.visible
+        cases = [c.model_copy(update={"visible": shown is None or c.name in shown}) for c in cases]
         return Report(
             status=status,
             message=message,
             score=score,
             max_score=self.max_score,
             cases=tuple(cases),
+            hints=diagnose(spec, cases, self.expected.outcomes, error),
             problem=ProblemInfo(id=spec.id, version=spec.version, title=spec.title),
             submission=self.submission,
             seed=self.seed,

@@ -112,10 +112,32 @@ class EdgeCase(Frozen):
     )
 
 
+class Mistake(Frozen):
+    """A known wrong variant of the solution: a function in the reference file, and a hint."""
+
+    id: str = Field(description="Short identifier, e.g. 'state_keys'.")
+    function: str = Field(description="Function in the reference file computing the variant.")
+    hint: str = Field(description="What to tell a student whose outputs match the variant.")
+
+
+class ExceptionHint(Frozen):
+    """Advice for an exception a submission commonly raises."""
+
+    id: str = Field(description="Short identifier, e.g. 'float_seed'.")
+    type: str = Field(description="Exception class name, e.g. 'ValueError'.")
+    match: str = Field(description="Regular expression searched in the exception's message.")
+    hint: str = Field(description="What to tell the student.")
+
+
 class CaseSet(Frozen):
     """How many random cases to draw, and the fixed edge cases."""
 
     random: int = Field(ge=0, le=1000, description="Number of random cases per grading.")
+    visible: tuple[str, ...] | None = Field(
+        None,
+        description="Names of the cases whose inputs, expected and actual outputs students "
+        "see; the others are hidden (pass or fail and hints only). None: all visible.",
+    )
     shape_groups: int | None = Field(
         None,
         ge=1,
@@ -191,6 +213,12 @@ class ProblemSpec(Frozen):
     reference: ReferenceSpec = Field(description="The reference solution.")
     limits: Limits = Field(default_factory=Limits, description="Limits for one submission.")
     tolerance_note: str = Field("", description="Why the tolerances are what they are.")
+    mistakes: tuple[Mistake, ...] = Field(
+        (), description="Known wrong variants, to diagnose a failing submission."
+    )
+    exception_hints: tuple[ExceptionHint, ...] = Field(
+        (), description="Advice for common exceptions."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ProblemSpec:
@@ -322,6 +350,9 @@ class RunRequest(Frozen):
     scale_function: str | None = Field(None, description="Reference only: scales to compute.")
     parameter_names: tuple[str, ...] = Field(description="Expected parameter names, in order.")
     output_count: int = Field(ge=1, description="How many numbers the function returns.")
+    variant_functions: tuple[str, ...] = Field(
+        (), description="Reference only: mistaken variants to compute on every case too."
+    )
     private_paths: tuple[str, ...] = Field(
         (), description="Folders the submission must not see (the reference, the specs)."
     )
@@ -343,6 +374,9 @@ class CaseOutcome(Frozen):
     )
     values: tuple[float, ...] | None = Field(None, description="The numbers, when 'returned'.")
     scales: tuple[float, ...] | None = Field(None, description="Reference only: output scales.")
+    variants: dict[str, tuple[float, ...] | None] | None = Field(
+        None, description="Reference only: each mistaken variant's outputs (None if it failed)."
+    )
     problem: str | None = Field(None, description="Why the return value is invalid.")
     error: ErrorInfo | None = Field(None, description="The exception, when 'raised'.")
     seconds: float = Field(0.0, ge=0, description="Time the call took, as the worker saw it.")
@@ -471,6 +505,18 @@ class CaseResult(Frozen):
     )
     error: ErrorInfo | None = Field(None, description="The exception, when it raised.")
     seconds: float | None = Field(None, description="Time the call took.")
+    visible: bool = Field(
+        True, description="Whether students see this case's inputs and values (else hidden)."
+    )
+
+
+class Hint(Frozen):
+    """Advice for a failing submission: a known mistake its outputs match, or an exception."""
+
+    id: str = Field(description="The mistake's or exception hint's id in the spec.")
+    kind: Literal["mistake", "exception"] = Field(description="What the hint is based on.")
+    text: str = Field(description="The advice.")
+    cases: tuple[int, ...] = Field(description="Indices of the cases that support it.")
 
 
 class SubmissionInfo(Frozen):
@@ -515,6 +561,11 @@ class Report(Frozen):
     )
     error: ErrorInfo | None = Field(
         None, description="The exception that stopped the file from loading, if any."
+    )
+    hints: tuple[Hint, ...] = Field((), description="Likely mistakes, best first.")
+    view: Literal["staff", "student"] = Field(
+        "staff",
+        description="'staff': everything; 'student': hidden cases without inputs or values.",
     )
     stdout: str = Field("", description="The end of what the submission printed to stdout.")
     stderr: str = Field("", description="The end of what the submission printed to stderr.")

@@ -28,6 +28,10 @@ def verdict(report: Report) -> Group:
         f"  ·  status: {report.status.value}",
     )
     parts: list[object] = [headline, Text(report.message)]
+    if report.hints:
+        parts.append(Text("Hints:", style="bold"))
+        for hint in report.hints:
+            parts.append(Text(f"  • {' '.join(hint.text.split())}"))
     if report.error is not None and report.error.frames:
         parts.append(_traceback(report))
     if report.status is Status.GRADED or any(

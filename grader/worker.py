@@ -177,6 +177,8 @@ def run_cases(
 ) -> None:
     """Call the function on every case and report what each call produced."""
     count = request.output_count
+    module = sys.modules["submission"].__dict__
+    variants = {name: module[name] for name in request.variant_functions}
     for case in request.cases:
         channel.send({"event": "start", "index": case.index})
         outcome: dict[str, Any] = {"index": case.index}
@@ -197,7 +199,20 @@ def run_cases(
             if scales is None:
                 raise RuntimeError(f"scale function returned an invalid value: {problem}")
             outcome["scales"] = scales
+        if variants:
+            outcome["variants"] = {
+                name: run_variant(variant, case, count) for name, variant in variants.items()
+            }
         channel.send({"event": "outcome", "outcome": outcome})
+
+
+def run_variant(variant: Callable[..., Any], case: Case, count: int) -> list[float] | None:
+    """A mistaken variant's outputs on a case (reference only), None if it fails."""
+    try:
+        values, _ = to_numbers(variant(*build_args(case)), count)
+    except Exception:
+        return None
+    return values
 
 
 def build_args(case: Case) -> list[Any]:

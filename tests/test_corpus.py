@@ -37,11 +37,12 @@ def test_correct_style_gets_full_marks(
         check.error_ratio for case in report.cases for check in case.outputs if check.tolerance > 0
     )
     assert worst < 0.1, f"a correct style used {worst:.0%} of the tolerance"
+    assert report.hints == ()
 
 
-def expected_failures(path: Path) -> list[str]:
-    match = re.search(r"^# fails: (.+)$", path.read_text(), re.MULTILINE)
-    assert match, f"{path} must say what it fails on in a '# fails:' line"
+def header(path: Path, key: str) -> list[str]:
+    match = re.search(rf"^# {key}: (.+)$", path.read_text(), re.MULTILINE)
+    assert match, f"{path} must have a '# {key}:' line"
     return [name.strip() for name in match.group(1).split(",")]
 
 
@@ -53,7 +54,7 @@ def test_wrong_submission_loses_points_for_the_right_output(
     report = grade_file(path, problem, seed=11)
     assert report.status is Status.GRADED, report.message
     assert report.score < report.max_score
-    for failure in expected_failures(path):
+    for failure in header(path, "fails"):
         if failure == "exception":
             assert any(c.reason is CaseReason.EXCEPTION for c in report.cases)
         else:
@@ -64,6 +65,13 @@ def test_wrong_submission_loses_points_for_the_right_output(
             ]
             assert flagged, f"no case reported {failure} as wrong"
             assert all(failure in c.message for c in flagged)
+    (hint,) = header(path, "hint")
+    given = [h.id for h in report.hints]
+    if hint == "none":  # no known mistake explains it: better no hint than a wrong one
+        assert given == []
+    else:
+        assert hint in given, f"expected the {hint!r} hint, got {given}"
+        assert len(given) <= 2  # at most a tie of mistakes giving the very same numbers
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 # Wrong: sums the parameters in bfloat16: far coarser than float32 rounding.
 # fails: param_sum
+# hint: none
 import jax
 import jax.numpy as jnp
 from flax import nnx

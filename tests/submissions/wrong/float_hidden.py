@@ -1,5 +1,6 @@
 # Wrong: passes the float hidden width straight to nnx.Linear, which raises.
 # fails: exception
+# hint: float_width
 import jax
 import jax.numpy as jnp
 from flax import nnx

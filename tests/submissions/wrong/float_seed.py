@@ -1,5 +1,6 @@
 # Wrong: passes the float seed straight to nnx.Rngs, which raises.
 # fails: exception
+# hint: float_seed
 import jax
 import jax.numpy as jnp
 from flax import nnx

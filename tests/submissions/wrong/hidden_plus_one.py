@@ -1,5 +1,6 @@
 # Wrong: an off-by-one hidden width.
 # fails: param_sum, forward_sum
+# hint: none
 import jax
 import jax.numpy as jnp
 from flax import nnx

@@ -1,5 +1,6 @@
 # Wrong: always nnx.Rngs(0), whatever the seed.
 # fails: param_sum, forward_sum
+# hint: ignore_seed
 import jax
 import jax.numpy as jnp
 from flax import nnx

@@ -1,5 +1,6 @@
 # Wrong: l2 maps back to the input width: nnx.Linear(hidden, din).
 # fails: param_sum, forward_sum
+# hint: l2_input_width
 import jax
 import jax.numpy as jnp
 from flax import nnx

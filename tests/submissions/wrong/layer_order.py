@@ -1,5 +1,6 @@
 # Wrong: creates l2 before l1, so each layer draws the other one's random numbers.
 # fails: param_sum, forward_sum
+# hint: layer_order
 import jax
 import jax.numpy as jnp
 from flax import nnx

@@ -1,5 +1,6 @@
 # Wrong: takes the mean of the leaves and of the output instead of the sum.
 # fails: param_sum, forward_sum
+# hint: mean
 import jax
 import jax.numpy as jnp
 from flax import nnx

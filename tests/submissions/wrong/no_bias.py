@@ -1,5 +1,6 @@
 # Wrong: nnx.Linear(..., use_bias=False): one leaf per layer (the sums agree: biases start at 0).
 # fails: num_leaves
+# hint: no_bias
 import jax
 import jax.numpy as jnp
 from flax import nnx

@@ -1,5 +1,6 @@
 # Wrong: both sums 1% too large: an error the tolerance must not absorb.
 # fails: param_sum, forward_sum
+# hint: none
 import jax
 import jax.numpy as jnp
 from flax import nnx

@@ -1,5 +1,6 @@
 # Wrong: puts a relu between the layers.
 # fails: forward_sum
+# hint: relu
 import jax
 import jax.numpy as jnp
 from flax import nnx

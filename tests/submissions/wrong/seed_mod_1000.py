@@ -1,5 +1,6 @@
 # Wrong: reduces the seed modulo 1000.
 # fails: param_sum, forward_sum
+# hint: seed_mod_1000
 import jax
 import jax.numpy as jnp
 from flax import nnx

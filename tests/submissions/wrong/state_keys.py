@@ -1,5 +1,6 @@
 # Wrong: counts state.keys() (the 2 submodules), not the 4 leaves.
 # fails: num_leaves
+# hint: state_keys
 import jax
 import jax.numpy as jnp
 from flax import nnx

@@ -1,5 +1,6 @@
 # Wrong: returns the forward sum and the parameter sum in each other's place.
 # fails: param_sum, forward_sum
+# hint: swapped
 import jax
 import jax.numpy as jnp
 from flax import nnx
