@@ -7,6 +7,7 @@ error or a fault of the grader's own (missing file, unknown problem, bad spec).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -16,7 +17,16 @@ from rich.console import Console
 
 from grader import __version__
 from grader.batch import discover, run_batch
-from grader.cases import MAX_SEED
+from grader.cases import MAX_SEED, random_seed
+from grader.ci import (
+    below_threshold,
+    changed_submissions,
+    grade_changes,
+    guarded,
+    junit_xml,
+    markdown_summary,
+    workflow_annotations,
+)
 from grader.errors import GraderError
 from grader.feedback import student_view
 from grader.grading import check as check_submission
@@ -197,6 +207,94 @@ def batch(
     for item in result.skipped:
         console.print(f"  skipped {item.name}: {item.reason}")
     console.print(f"Wrote {out}/grades.csv, summary.json, index.html and one report per student.")
+
+
+@cli.command(name="ci")
+@click.option("--base", required=True, help="Git ref the change starts from (the PR's base).")
+@click.option("--head", default="HEAD", show_default=True, help="Git ref of the change.")
+@click.option(
+    "--repo",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=Path(),
+    help="The repository (default: the current folder).",
+)
+@click.option(
+    "--min-score",
+    type=click.FloatRange(0, 100),
+    default=100.0,
+    show_default=True,
+    help="Percentage of the maximum a changed submission needs for exit code 0.",
+)
+@click.option(
+    "--junit",
+    "junit_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("grading-junit.xml"),
+    show_default=True,
+    help="Where to write the JUnit XML.",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(0, MAX_SEED),
+    default=None,
+    help="Grading seed (default: random, shown in the summary).",
+)
+@click.option("--problem", "problem_id", help="Problem id (default: found from each file).")
+@_problems_dir
+@_reference_dir
+@_require_sandbox
+def ci_command(
+    base: str,
+    head: str,
+    repo: Path,
+    min_score: float,
+    junit_path: Path,
+    seed: int | None,
+    problem_id: str | None,
+    problems_dir: Path | None,
+    reference_dir: Path | None,
+    require_sandbox: bool,
+) -> None:
+    """Grade the submissions a change adds or modifies (for CI on pull requests)."""
+    seed = random_seed() if seed is None else seed
+    runner = SubprocessRunner(policy=SandboxPolicy(require_full=require_sandbox))
+
+    def grade_file(copy: Path, display_name: str, content: bytes) -> Report:
+        problem = find_problem(
+            content.decode("utf-8", errors="replace"),
+            problem_id=problem_id,
+            problems_dir=problems_dir,
+            reference_dir=reference_dir,
+        )
+        return check_submission(
+            copy, problem=problem, seed=seed, runner=runner, display_name=display_name
+        )
+
+    try:
+        changes = changed_submissions(repo, base, head)
+        deleted = [change for change in changes if change.status == "deleted"]
+        if any(change.status != "deleted" for change in changes):
+            runner.isolation()
+        graded = grade_changes(repo, head, changes, grade_file)
+    except GraderError as exc:
+        _fail(str(exc))
+    summary = markdown_summary(graded, deleted, None, min_score)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with Path(step_summary).open("a", encoding="utf-8") as stream:
+            stream.write(summary)
+    lines = [
+        f"{g.change.path}: {g.report.score:g}/{g.report.max_score:g} {g.report.status}"
+        for g in graded
+    ] or ["No submission changed."]
+    # File names and messages come from students: no workflow command may hide in them.
+    sys.stdout.write(guarded("\n".join(lines) + ("" if step_summary else "\n\n" + summary)))
+    for command in workflow_annotations(graded):
+        print(command)
+    junit_path.parent.mkdir(parents=True, exist_ok=True)
+    junit_xml(graded).write(str(junit_path), pretty=True)
+    failing = [g for g in graded if below_threshold(g.report, min_score)]
+    sys.exit(EXIT_NOT_FULL_MARKS if failing else EXIT_FULL_MARKS)
 
 
 @cli.command()

@@ -157,12 +157,25 @@ def check(
     seed: int | None = None,
     runner: Runner | None = None,
     limits: Limits | None = None,
+    display_name: str | None = None,
 ) -> Report:
-    """Grade one file from scratch: draw cases from the seed, run the reference, then the file."""
+    """Grade one file from scratch: draw cases from the seed, run the reference, then the file.
+
+    The reference runs trusted, in a process of its own; `runner` runs only the submission.
+    """
     seed = random_seed() if seed is None else seed
     runner = runner or SubprocessRunner()
-    expected = run_reference(problem, make_cases(problem.spec, seed), runner=runner)
-    return grade(path, problem=problem, seed=seed, expected=expected, runner=runner, limits=limits)
+    runner.isolation()  # refuse before the reference runs if the isolation cannot be had
+    expected = run_reference(problem, make_cases(problem.spec, seed))
+    return grade(
+        path,
+        problem=problem,
+        seed=seed,
+        expected=expected,
+        runner=runner,
+        limits=limits,
+        display_name=display_name,
+    )
 
 
 def grade(

@@ -1,0 +1,259 @@
+"""Grade the submissions a change adds or modifies, and report in CI's own formats.
+
+`git diff --name-status -M base...head` under the submissions folder gives the files: added,
+modified, renamed (graded under their new name) or copied; deletions are listed, not graded;
+files elsewhere are ignored. Each file is graded as its content at `head` (read with
+`git show`, so the working tree may be anywhere), and the results become a Markdown summary,
+a JUnit XML file and GitHub annotations. Students only ever see the student view: hidden
+cases show no inputs or values.
+
+Everything a submission controls (its messages, its tracebacks) is escaped before it reaches
+a workflow command, and anything printed to stdout that could contain it is wrapped in
+`::stop-commands::<random token>`, so a submission cannot inject workflow commands.
+"""
+
+from __future__ import annotations
+
+import html
+import secrets
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
+
+from grader.errors import UsageError
+from grader.feedback import student_view
+from grader.models import CaseReason, Report, Status
+from grader.problems import Problem
+
+SUBMISSIONS = "submissions"
+
+
+@dataclass(frozen=True)
+class Change:
+    """A submission file the change touched."""
+
+    path: str  # repository-relative, at head
+    status: str  # added, modified, renamed, copied, deleted
+    previous: str | None = None
+
+
+def git(repo: Path, *args: str) -> bytes:
+    """Run git in repo; a failure is a usage error naming the command."""
+    command = [shutil.which("git") or "git", "-C", str(repo), *args]
+    result = subprocess.run(command, capture_output=True, check=False)
+    if result.returncode != 0:
+        message = result.stderr.decode(errors="replace").strip()
+        raise UsageError(f"git {' '.join(args)} failed: {message}")
+    return result.stdout
+
+
+def changed_submissions(
+    repo: Path, base: str, head: str, folder: str = SUBMISSIONS
+) -> list[Change]:
+    """Python files under folder/ that head adds, modifies, renames or deletes since base."""
+    raw = git(
+        repo,
+        "diff",
+        "--name-status",
+        "-z",
+        "-M",
+        "--no-color",
+        f"{base}...{head}",
+        "--",
+        f"{folder}/",
+    )
+    fields = raw.decode("utf-8", errors="surrogateescape").split("\0")
+    changes = []
+    names = {
+        "A": "added",
+        "M": "modified",
+        "T": "modified",
+        "D": "deleted",
+        "R": "renamed",
+        "C": "copied",
+    }
+    position = 0
+    while position < len(fields) and fields[position]:
+        code = fields[position][0]
+        if code in "RC":
+            previous, path = fields[position + 1], fields[position + 2]
+            position += 3
+        else:
+            previous, path = None, fields[position + 1]
+            position += 2
+        if not path.endswith(".py") or not path.startswith(f"{folder}/"):
+            continue
+        changes.append(Change(path=path, status=names.get(code, "modified"), previous=previous))
+    return changes
+
+
+@dataclass(frozen=True)
+class Graded:
+    """One changed submission and its student-view report."""
+
+    change: Change
+    report: Report
+
+
+def grade_changes(
+    repo: Path,
+    head: str,
+    changes: list[Change],
+    grade_file: Callable[[Path, str, bytes], Report],
+) -> list[Graded]:
+    """Grade each non-deleted change as its content at head."""
+    graded = []
+    with tempfile.TemporaryDirectory(prefix="grader-ci-") as scratch:
+        for change in changes:
+            if change.status == "deleted":
+                continue
+            content = git(repo, "show", f"{head}:{change.path}")
+            copy = Path(scratch) / change.path
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.write_bytes(content)
+            graded.append(Graded(change, student_view(grade_file(copy, change.path, content))))
+    return graded
+
+
+def below_threshold(report: Report, min_score_percent: float) -> bool:
+    """Whether a report scores under the threshold (a percentage of the maximum)."""
+    return report.score < report.max_score * min_score_percent / 100 - 1e-9
+
+
+# --------------------------------------------------------------------------------------------
+# Markdown summary
+# --------------------------------------------------------------------------------------------
+
+
+def _cell(text: str, limit: int = 300) -> str:
+    """Submission-controlled text made safe for a Markdown table cell."""
+    text = " ".join(text.split())
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return html.escape(text).replace("|", "\\|").replace("`", "&#96;")
+
+
+def markdown_summary(
+    graded: list[Graded], deleted: list[Change], problem: Problem | None, min_score: float
+) -> str:
+    """The step summary: a table of files, then per file its hints and visible cases."""
+    lines = ["## Grading results", ""]
+    if not graded:
+        lines.append("No submission under `submissions/` was added or changed.")
+        for change in deleted:
+            lines.append(f"- `{_cell(change.path)}` deleted (not graded)")
+        return "\n".join(lines) + "\n"
+    lines += ["| file | score | status | |", "|---|---|---|---|"]
+    for item in graded:
+        report = item.report
+        mark = "✅" if not below_threshold(report, min_score) else "❌"
+        lines.append(
+            f"| `{_cell(item.change.path)}` | {report.score:g}/{report.max_score:g} "
+            f"| {report.status.value} | {mark} |"
+        )
+    for change in deleted:
+        lines.append(f"| `{_cell(change.path)}` | | deleted (not graded) | |")
+    for item in graded:
+        report = item.report
+        lines += [
+            "",
+            f"### `{_cell(item.change.path)}`: {report.score:g}/{report.max_score:g}",
+            "",
+            _cell(report.message, 1000),
+            "",
+        ]
+        if report.hints:
+            lines += ["**Hints**", ""]
+            lines += [f"- {_cell(hint.text, 600)}" for hint in report.hints]
+            lines.append("")
+        if report.status is Status.GRADED or any(
+            c.reason is not CaseReason.NOT_RUN for c in report.cases
+        ):
+            lines += ["| # | case | inputs | result |", "|---|---|---|---|"]
+            for case in report.cases:
+                result = "✅ passed" if case.passed else f"❌ {_cell(case.message)}"
+                lines.append(
+                    f"| {case.index} | {_cell(case.name)} | {_cell(case.inputs)} | {result} |"
+                )
+    lines += ["", f"Seed {graded[0].report.seed}; per-case results are in the JUnit artifact."]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# JUnit XML and annotations
+# --------------------------------------------------------------------------------------------
+
+
+def junit_xml(graded: list[Graded]) -> JUnitXml:
+    """One test suite per file, one test case per graded case."""
+    xml = JUnitXml(name="grader")
+    for item in graded:
+        suite = TestSuite(item.change.path)
+        report = item.report
+        for case in report.cases:
+            test = TestCase(
+                f"case {case.index}: {case.name}",
+                classname=item.change.path,
+                time=case.seconds or 0.0,
+            )
+            if case.passed:
+                pass
+            elif case.reason is CaseReason.NOT_RUN:
+                test.result = [Skipped(message=f"{report.status.value}: {report.message}")]
+            elif case.reason is CaseReason.EXCEPTION:
+                test.result = [
+                    Error(
+                        message=case.message, type_=case.error.type if case.error else "exception"
+                    )
+                ]
+            else:
+                test.result = [Failure(message=case.message, type_=case.reason.value)]
+            suite.add_testcase(test)
+        xml.add_testsuite(suite)
+    return xml
+
+
+def escape_data(text: str) -> str:
+    """Escape a workflow command's message (GitHub's toolkit rules)."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    """Escape a workflow command's property value (file, title)."""
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def workflow_annotations(graded: list[Graded]) -> list[str]:
+    """`::error` commands for a file that does not load and for exceptions in the code."""
+    commands = []
+    for item in graded:
+        report = item.report
+        path = escape_property(item.change.path)
+        if report.error is not None and report.error.line:
+            title = escape_property(f"{report.status.value}")
+            commands.append(
+                f"::error file={path},line={report.error.line},title={title}::"
+                f"{escape_data(report.message)}"
+            )
+        seen: set[int] = set()
+        for case in report.cases:
+            error = case.error
+            if error is None or error.line is None or error.line in seen:
+                continue
+            seen.add(error.line)
+            title = escape_property(f"{error.type} in case {case.index}")
+            commands.append(
+                f"::error file={path},line={error.line},title={title}::{escape_data(case.message)}"
+            )
+    return commands
+
+
+def guarded(text: str) -> str:
+    """Text that may hold submission output, with workflow commands disabled around it."""
+    token = secrets.token_hex(16)
+    return f"::stop-commands::{token}\n{text.rstrip()}\n::{token}::\n"

@@ -1,0 +1,176 @@
+"""`grader ci` end to end: a real git repository, a real pull-request commit, real outputs."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import SUBMISSIONS
+from junitparser import Error, Failure, JUnitXml
+
+REPO = Path(__file__).resolve().parent.parent
+INJECTION = """# Hostile: tries to inject workflow commands through its exception message.
+def graphdef_vs_state(seed, x, features, hidden):
+    raise RuntimeError("boom\\n::error file=README.md,line=1::injected%0A::add-mask::x")
+"""
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, env=env
+    ).stdout.strip()
+
+
+@pytest.fixture
+def course(tmp_path: Path) -> Path:
+    """A course repository: a base commit, then a pull-request commit."""
+    repo = tmp_path / "course"
+    (repo / "submissions").mkdir(parents=True)
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "README.md").write_text("course\n")
+    shutil.copyfile(SUBMISSIONS / "correct" / "fsum_float64.py", repo / "submissions" / "old.py")
+    shutil.copyfile(
+        SUBMISSIONS / "correct" / "nnx_state_numpy.py", repo / "submissions" / "moved.py"
+    )
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "base")
+    git(repo, "tag", "base")
+    git(repo, "checkout", "-q", "-b", "pr")
+    shutil.copyfile(SUBMISSIONS / "correct" / "concat_list.py", repo / "submissions" / "alice.py")
+    shutil.copyfile(SUBMISSIONS / "wrong" / "state_keys.py", repo / "submissions" / "bob.py")
+    shutil.copyfile(SUBMISSIONS / "faults" / "syntax_error.py", repo / "submissions" / "dave.py")
+    (repo / "submissions" / "mallory.py").write_text(INJECTION)
+    (repo / "submissions" / "notes.txt").write_text("not python\n")
+    (repo / "docs.md").write_text("outside submissions/\n")
+    git(repo, "rm", "-q", "submissions/old.py")
+    git(repo, "mv", "submissions/moved.py", "submissions/carol.py")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "pull request")
+    return repo
+
+
+def run_ci(
+    repo: Path, tmp_path: Path, *args: str
+) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
+    summary = tmp_path / "step-summary.md"
+    junit = tmp_path / "junit" / "grading.xml"
+    env = {**os.environ, "GITHUB_STEP_SUMMARY": str(summary)}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grader",
+            "ci",
+            "--repo",
+            str(repo),
+            "--junit",
+            str(junit),
+            "--seed",
+            "7",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        timeout=600,
+    )
+    return result, summary, junit
+
+
+@pytest.mark.slow
+def test_pull_request_is_graded_into_summary_junit_and_annotations(
+    course: Path, tmp_path: Path
+) -> None:
+    result, summary_path, junit_path = run_ci(course, tmp_path, "--base", "base", "--head", "pr")
+    assert result.returncode == 1, result.stderr  # bob, dave, mallory are below full marks
+    summary = summary_path.read_text()
+    rows = {
+        m.group(1): m.group(2) for m in re.finditer(r"\| `(submissions/\w+\.py)` \| (\S*)", summary)
+    }
+    assert rows == {
+        "submissions/alice.py": "14/14",
+        "submissions/bob.py": "0/14",
+        "submissions/carol.py": "14/14",
+        "submissions/dave.py": "0/14",
+        "submissions/mallory.py": "0/14",
+        "submissions/old.py": "|",
+    }
+    assert "deleted (not graded)" in summary
+    assert "notes.txt" not in summary and "docs.md" not in summary
+    assert "state.keys()" in summary  # bob's hint
+    assert "(hidden case)" in summary  # hidden cases show no inputs
+
+    xml = JUnitXml.fromfile(str(junit_path))
+    suites = {suite.name: suite for suite in xml}
+    assert set(suites) == {
+        "submissions/alice.py",
+        "submissions/bob.py",
+        "submissions/carol.py",
+        "submissions/dave.py",
+        "submissions/mallory.py",
+    }
+    assert all(len(list(suite)) == 14 for suite in suites.values())
+    bob_results = [case.result for case in suites["submissions/bob.py"]]
+    assert all(isinstance(r[0], Failure) for r in bob_results)
+    assert all(case.is_passed for case in suites["submissions/alice.py"])
+    assert all(isinstance(case.result[0], Error) for case in suites["submissions/mallory.py"])
+
+    commands = [line for line in result.stdout.splitlines() if line.startswith("::")]
+    errors = [line for line in commands if line.startswith("::error")]
+    assert any(line.startswith("::error file=submissions/dave.py,line=6,") for line in errors)
+    assert any(line.startswith("::error file=submissions/mallory.py,line=3,") for line in errors)
+    # The injected text is escaped inside our own annotation, never a command of its own.
+    assert not any("README.md" in line.split("::")[1] for line in errors)
+    assert all("file=submissions/" in line for line in errors)
+    guards = [line for line in commands if not line.startswith("::error")]
+    assert len(guards) == 2 and guards[0].startswith("::stop-commands::")
+    assert guards[1] == f"::{guards[0].split('::')[2]}::"
+
+
+@pytest.mark.slow
+def test_change_without_submissions_exits_zero(course: Path, tmp_path: Path) -> None:
+    (course / "docs.md").write_text("only docs change\n")
+    git(course, "commit", "-q", "-am", "docs")
+    result, summary_path, junit_path = run_ci(course, tmp_path, "--base", "pr", "--head", "HEAD")
+    assert result.returncode == 0, result.stderr
+    assert "No submission under `submissions/` was added or changed." in summary_path.read_text()
+    assert len(list(JUnitXml.fromfile(str(junit_path)))) == 0
+
+
+def test_min_score_threshold_lets_partial_credit_pass(course: Path, tmp_path: Path) -> None:
+    # bob is only below full marks, so a 0% threshold passes him; the syntax error too.
+    result, _, _ = run_ci(course, tmp_path, "--base", "base", "--head", "pr", "--min-score", "0")
+    assert result.returncode == 0, result.stderr
+
+
+def test_unknown_base_is_a_usage_error(course: Path, tmp_path: Path) -> None:
+    result, _, _ = run_ci(course, tmp_path, "--base", "no-such-ref")
+    assert result.returncode == 2
+    assert "git diff" in result.stderr and "no-such-ref" in result.stderr
+
+
+def test_workflow_passes_actionlint() -> None:
+    actionlint = shutil.which("actionlint") or str(Path(sys.executable).parent / "actionlint")
+    workflow = REPO / ".github" / "workflows" / "grade.yml"
+    result = subprocess.run(
+        [actionlint, str(workflow)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = workflow.read_text()
+    assert not re.search(r"^\s*pull_request_target\s*:", text, re.MULTILINE)  # not as a key
+    assert "permissions:\n  contents: read" in text
+    uses = re.findall(r"uses: (\S+)", text)
+    assert uses and all(re.fullmatch(r"[\w-]+/[\w-]+@[0-9a-f]{40}", u) for u in uses)
