@@ -180,6 +180,9 @@ def run_batch(
         staff_report = out / "staff" / f"{entry.student}.json"
         previous = None if force else reusable(staff_report, entry, problem, seed)
         if previous is not None:
+            student_copy = out / f"{entry.student}.json"
+            if not student_copy.exists():  # killed between the two writes
+                write_atomic(student_copy, student_view(previous).model_dump_json(indent=2) + "\n")
             result.reports[entry.student] = previous
             result.reused.add(entry.student)
             if on_progress:

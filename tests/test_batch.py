@@ -123,22 +123,15 @@ def toy_class(folder: Path, count: int) -> None:
         )
 
 
+def toy_batch_command(folder: Path, out: Path, *extra: str) -> list[str]:
+    """`grader batch` on the toy problem, one submission at a time."""
+    toy = ["--problems-dir", str(TOY / "problems"), "--reference-dir", str(TOY / "reference")]
+    return [*GRADER, "batch", str(folder), "--out", str(out), "--workers", "1", *toy, *extra]
+
+
 def run_toy_batch(folder: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [
-            *GRADER,
-            "batch",
-            str(folder),
-            "--out",
-            str(out),
-            "--workers",
-            "1",
-            "--problems-dir",
-            str(TOY / "problems"),
-            "--reference-dir",
-            str(TOY / "reference"),
-            *extra,
-        ],
+        toy_batch_command(folder, out, *extra),
         capture_output=True,
         text=True,
         check=False,
@@ -151,19 +144,7 @@ def test_batch_killed_midway_resumes_without_regrading(tmp_path: Path) -> None:
     folder, out = tmp_path / "class", tmp_path / "out"
     toy_class(folder, 8)
     process = subprocess.Popen(
-        [
-            *GRADER,
-            "batch",
-            str(folder),
-            "--out",
-            str(out),
-            "--workers",
-            "1",
-            "--problems-dir",
-            str(TOY / "problems"),
-            "--reference-dir",
-            str(TOY / "reference"),
-        ],
+        toy_batch_command(folder, out),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
