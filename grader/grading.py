@@ -228,7 +228,10 @@ def grade(
         status = _status_when_nothing_ran(results)
         message = results[0].message if results else "No case ran."
         return report.failed(LoadFailure(status, message), run.stdout, run.stderr, results)
-    return report.graded(results, run.stdout, run.stderr)
+    graded = report.graded(results, run.stdout, run.stderr)
+    if run.peak_rss_kib is None:
+        return graded
+    return graded.model_copy(update={"peak_memory_mib": round(run.peak_rss_kib / 1024, 1)})
 
 
 _NO_CALL = {CaseReason.TIMEOUT, CaseReason.CRASHED, CaseReason.MEMORY_EXCEEDED, CaseReason.NOT_RUN}

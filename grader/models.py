@@ -424,6 +424,9 @@ class DoneMessage(Frozen):
     """Every case has run."""
 
     event: Literal["done"] = Field(description="Message type.")
+    peak_rss_kib: int | None = Field(
+        None, ge=0, description="The worker's peak resident memory, as it reports it."
+    )
 
 
 WorkerMessage = Annotated[
@@ -570,6 +573,11 @@ class Report(Frozen):
     stdout: str = Field("", description="The end of what the submission printed to stdout.")
     stderr: str = Field("", description="The end of what the submission printed to stderr.")
     seconds: float = Field(ge=0, description="Wall-clock time spent grading the submission.")
+    peak_memory_mib: float | None = Field(
+        None,
+        description="Peak resident memory of the submission's process, as that process "
+        "reported it (informational: a submission could misreport it).",
+    )
     versions: Versions = Field(description="Software that produced the report.")
     created: str = Field(description="When the report was made, ISO 8601 UTC.")
 

@@ -111,6 +111,7 @@ class RunResult:
     seconds: float = 0.0
     total_timeout: bool = False
     isolation: Isolation = "none"
+    peak_rss_kib: int | None = None
 
 
 class Runner(Protocol):
@@ -157,6 +158,7 @@ class _Attempt:
     outcomes: dict[int, CaseOutcome] = field(default_factory=dict)
     current: int | None = None  # case started and not finished
     stopped: CaseReason | None = None  # why the attempt ended early, if it did
+    peak_rss_kib: int | None = None
     detail: str = ""
 
 
@@ -351,6 +353,7 @@ class SubprocessRunner:
                 result.load_failure = attempt.load_failure
                 break
             if attempt.done:
+                result.peak_rss_kib = attempt.peak_rss_kib
                 break
             if attempt.current is None:
                 # The process ended or ran out of time before it ran a case.
@@ -540,6 +543,7 @@ class SubprocessRunner:
             attempt.current = None
         elif isinstance(message, DoneMessage):
             attempt.done = True
+            attempt.peak_rss_kib = message.peak_rss_kib
         elif isinstance(message, SandboxFailedMessage):
             raise SandboxUnavailable(f"the sandbox could not be set up: {message.message}")
         return True

@@ -19,6 +19,7 @@ import inspect
 import json
 import linecache
 import os
+import resource
 import sys
 import time
 import traceback
@@ -64,7 +65,8 @@ def main(argv: list[str]) -> int:
     function, scale_function = load(request, channel)
     if function is not None:
         run_cases(request, function, scale_function, channel)
-        channel.send({"event": "done"})
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        channel.send({"event": "done", "peak_rss_kib": peak})
     # Do not wait for threads the submission may have left running: the answer is complete.
     sys.stdout.flush()
     sys.stderr.flush()

@@ -38,6 +38,7 @@ def test_correct_style_gets_full_marks(
     )
     assert worst < 0.1, f"a correct style used {worst:.0%} of the tolerance"
     assert report.hints == ()
+    assert report.peak_memory_mib is not None and report.peak_memory_mib > 100  # jax loaded
 
 
 def header(path: Path, key: str) -> list[str]:
