@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import os
 import resource
+import signal
 from pathlib import Path
 
 from grader.models import Confinement
@@ -25,11 +26,13 @@ from grader.models import Confinement
 MS_RDONLY = 1
 MS_NOSUID = 2
 MS_NODEV = 4
+MS_NOEXEC = 8
 MS_REMOUNT = 32
 MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_PDEATHSIG = 1
 
 WORK_DIR = "/tmp/work"  # inside the private tmpfs mounted on /tmp
 
@@ -85,7 +88,8 @@ def _enter_full(confinement: Confinement, submission: str) -> str:
     for path in SYSTEM_PATHS:
         _graft(path, root, recursive=path == "/sys")
     _graft("/dev", root, recursive=False, read_only=False)  # device nodes, not /dev/shm
-    _graft("/proc", root, recursive=True, read_only=False)  # this PID namespace's own
+    Path(f"{root}/proc").mkdir()  # a fresh procfs: only this PID namespace's processes
+    _mount("proc", f"{root}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     tmp = f"{root}/tmp"
     Path(tmp).mkdir()
     _mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={confinement.tmp_bytes}")
@@ -110,6 +114,10 @@ def _enter_full(confinement: Confinement, submission: str) -> str:
     os.setuid(confinement.uid)
     if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         raise JailError("cannot set no_new_privs")
+    # Changing uid clears the parent-death signal: set it again, so that this process (the
+    # init of its PID namespace, and so everything in it) dies when its parent is killed.
+    if _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise JailError("cannot set the parent-death signal")
     try:
         os.setuid(0)
     except PermissionError:

@@ -17,14 +17,18 @@ import functools
 import itertools
 import json
 import os
+import select
 import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -252,6 +256,167 @@ def worker_environment(compilation_cache: Path | None = None) -> dict[str, str]:
     return env
 
 
+class WorkerProcess(Protocol):
+    """A running worker, however it was started."""
+
+    pid: int
+    returncode: int | None
+    stdout_fd: int
+    stderr_fd: int
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Its exit code once it ended (negative: killed by that signal); None on timeout."""
+        ...
+
+    def kill(self) -> None:
+        """Kill it and everything it started, and reap it."""
+        ...
+
+    def close(self) -> None:
+        """Release the grader's ends of its pipes."""
+        ...
+
+
+class _PopenWorker:
+    """A worker started as a new interpreter (through `unshare` for full isolation)."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None and process.stderr is not None
+        self.process = process
+        self.pid = process.pid
+        self.returncode: int | None = None
+        self.stdout_fd = process.stdout.fileno()
+        self.stderr_fd = process.stderr.fileno()
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        try:
+            self.returncode = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        return self.returncode
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
+        self.returncode = self.process.wait()
+
+    def close(self) -> None:
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+class _ForkedWorker:
+    """A worker forked from the zygote: the grader holds a pidfd and a status pipe."""
+
+    def __init__(self, pid: int, stdout_fd: int, stderr_fd: int, status_fd: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self.stdout_fd = stdout_fd
+        self.stderr_fd = stderr_fd
+        self.status_fd = status_fd
+        try:
+            self.pidfd: int | None = os.pidfd_open(pid)
+        except ProcessLookupError:
+            self.pidfd = None  # already gone: its status pipe says how
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        if self.returncode is not None:
+            return self.returncode
+        ready, _, _ = select.select([self.status_fd], [], [], timeout)
+        if not ready:
+            return None
+        data = b""
+        while chunk := os.read(self.status_fd, 64):
+            data += chunk
+        try:
+            self.returncode = int(data.split()[0])
+        except (ValueError, IndexError):
+            self.returncode = -signal.SIGKILL  # its parent was killed before it could tell
+        return self.returncode
+
+    def kill(self) -> None:
+        # The forked parent dies; the worker (PID 1 of its namespace, PR_SET_PDEATHSIG) and
+        # everything in that namespace die with it.
+        if self.pidfd is not None:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+        # Its session (it called setsid) holds the worker too, whatever the worker's state.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        self.wait()
+
+    def close(self) -> None:
+        for fd in (self.stdout_fd, self.stderr_fd, self.status_fd):
+            os.close(fd)
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+
+
+class ZygoteError(RuntimeError):
+    """The zygote could not start or stopped answering."""
+
+
+class _Zygote:
+    """The client side of grader/zygote.py: hand it pipes, get a forked worker's pid."""
+
+    def __init__(self, python: str, environment: dict[str, str]) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.process = subprocess.Popen(
+                [python, "-I", "-u", "-m", "grader.zygote", str(theirs.fileno())],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                pass_fds=(theirs.fileno(),),
+                cwd="/",
+                env=environment,
+                start_new_session=True,
+            )
+        finally:
+            theirs.close()
+        self.socket = ours
+        self.socket.settimeout(120)
+        self.lock = threading.Lock()
+        if self._reply() != "ready":
+            self.close()
+            raise ZygoteError("the zygote did not start")
+
+    def _reply(self) -> str:
+        data = b""
+        while not data.endswith(b"\n"):
+            try:
+                chunk = self.socket.recv(64)
+            except OSError as exc:
+                raise ZygoteError(f"the zygote stopped answering: {exc}") from exc
+            if not chunk:
+                raise ZygoteError("the zygote exited")
+            data += chunk
+        return data.decode().strip()
+
+    def spawn(self, fds: list[int], *, full: bool, cwd: str) -> int:
+        header = json.dumps({"full": full, "cwd": cwd}).encode()
+        with self.lock:
+            try:
+                socket.send_fds(self.socket, [header], fds)
+            except OSError as exc:
+                raise ZygoteError(f"the zygote stopped answering: {exc}") from exc
+            reply = self._reply()
+        if not reply.isdigit():
+            raise ZygoteError(f"the zygote refused a run: {reply}")
+        return int(reply)
+
+    def close(self) -> None:
+        self.socket.close()  # the zygote exits when its socket closes
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
 class SubprocessRunner:
     """A fresh Python process per run, in its own session, confined as the policy says.
 
@@ -265,11 +430,30 @@ class SubprocessRunner:
         policy: SandboxPolicy | None = None,
         trusted: bool = False,
         compilation_cache: bool = True,
+        preload: bool | None = None,
     ) -> None:
         self.python = python or sys.executable
         self.policy = policy or SandboxPolicy()
         self.trusted = trusted
         self.compilation_cache = compilation_cache
+        # Submissions are forked from a zygote that has jax and flax imported already;
+        # the reference (trusted, once per case set) starts a plain interpreter.
+        self.preload = (not trusted) if preload is None else preload
+        self._zygote: _Zygote | None = None
+        self._zygote_failed = False
+        self._zygote_lock = threading.Lock()
+
+    def _zygote_for(self, environment: dict[str, str]) -> _Zygote | None:
+        if not self.preload:
+            return None
+        with self._zygote_lock:
+            if self._zygote is None and not self._zygote_failed:
+                try:
+                    self._zygote = _Zygote(self.python, environment)
+                    weakref.finalize(self, self._zygote.close)
+                except (OSError, ZygoteError):
+                    self._zygote_failed = True  # fall back to a fresh interpreter per run
+            return self._zygote
 
     def compilation_cache_for(self, isolation: Isolation) -> Path | None:
         """JAX's compilation cache, for the reference (which fills it) and for submissions
@@ -404,27 +588,8 @@ class SubprocessRunner:
         request_read, request_write = os.pipe()
         result_read, result_write = os.pipe()
         full = request.confinement is not None and request.confinement.isolation == "full"
-        prefix = [shutil.which("unshare") or "unshare", *UNSHARE_FLAGS, "--"] if full else []
         try:
-            process = subprocess.Popen(
-                [
-                    *prefix,
-                    self.python,
-                    "-I",
-                    "-u",
-                    "-m",
-                    "grader.worker",
-                    str(request_read),
-                    str(result_write),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                pass_fds=(request_read, result_write),
-                cwd=workdir,
-                env=environment,
-                start_new_session=True,
-            )
+            process = self._start(environment, workdir, full, request_read, result_write)
         except BaseException:
             for fd in (request_read, request_write, result_read, result_write):
                 os.close(fd)
@@ -437,11 +602,9 @@ class SubprocessRunner:
                 pipe.write(request.model_dump_json().encode())
             self._watch(process, result_read, limits, deadline, stdout, stderr, attempt)
         finally:
-            _kill_group(process)
+            process.kill()
             os.close(result_read)
-            for stream in (process.stdout, process.stderr):
-                if stream is not None:
-                    stream.close()
+            process.close()
             shutil.rmtree(workdir, ignore_errors=True)
         if not attempt.done and attempt.load_failure is None and attempt.stopped is None:
             attempt.stopped, attempt.detail = _classify_exit(
@@ -449,9 +612,53 @@ class SubprocessRunner:
             )
         return attempt
 
+    def _start(
+        self,
+        environment: dict[str, str],
+        workdir: str,
+        full: bool,
+        request_fd: int,
+        result_fd: int,
+    ) -> WorkerProcess:
+        """Fork the worker from the zygote, or start a new interpreter if there is none."""
+        zygote = self._zygote_for(environment)
+        if zygote is not None:
+            pipes = [os.pipe() for _ in range(3)]  # stdout, stderr, status
+            try:
+                pid = zygote.spawn(
+                    [pipes[0][1], pipes[1][1], request_fd, result_fd, pipes[2][1]],
+                    full=full,
+                    cwd=workdir,
+                )
+            except ZygoteError:
+                for read, write in pipes:
+                    os.close(read)
+                    os.close(write)
+                with self._zygote_lock:
+                    self._zygote_failed = True
+                    self._zygote = None
+            else:
+                for _, write in pipes:
+                    os.close(write)
+                return _ForkedWorker(pid, pipes[0][0], pipes[1][0], pipes[2][0])
+        prefix = [shutil.which("unshare") or "unshare", *UNSHARE_FLAGS, "--"] if full else []
+        command = [*prefix, self.python, "-I", "-u", "-m", "grader.worker"]
+        return _PopenWorker(
+            subprocess.Popen(
+                [*command, str(request_fd), str(result_fd)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(request_fd, result_fd),
+                cwd=workdir,
+                env=environment,
+                start_new_session=True,
+            )
+        )
+
     def _watch(
         self,
-        process: subprocess.Popen[bytes],
+        process: WorkerProcess,
         result_fd: int,
         limits: Limits,
         deadline: float,
@@ -460,9 +667,8 @@ class SubprocessRunner:
         attempt: _Attempt,
     ) -> None:
         """Read all three pipes until the worker is done, dies, or runs out of time."""
-        assert process.stdout is not None and process.stderr is not None
         selector = selectors.DefaultSelector()
-        tails = {process.stdout.fileno(): stdout, process.stderr.fileno(): stderr}
+        tails = {process.stdout_fd: stdout, process.stderr_fd: stderr}
         for fd in tails:
             os.set_blocking(fd, False)
             selector.register(fd, selectors.EVENT_READ)
@@ -495,8 +701,7 @@ class SubprocessRunner:
                     if not data:
                         # The worker closed its channel: it is ending. Let it, so that its
                         # exit code is its own and not our SIGKILL.
-                        with contextlib.suppress(subprocess.TimeoutExpired):
-                            process.wait(timeout=2)
+                        process.wait(timeout=2)
                         return
                     pending += data
                     while b"\n" in pending:
@@ -512,7 +717,7 @@ class SubprocessRunner:
                         self._protocol_error(attempt, "an over-long message")
                         return
         finally:
-            _kill_group(process)
+            process.kill()
             _drain(selector, tails)
             selector.close()
 
@@ -575,15 +780,6 @@ class SubprocessRunner:
                 f"Code at the top level runs when the file is imported: look for a loop, a "
                 f"sleep or heavy work outside your function."
             )
-
-
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    """Stop the worker and everything in its process group, then reap it."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError):
-        process.kill()
-    process.wait()
 
 
 def _drain(selector: selectors.BaseSelector, tails: dict[int, Tail], grace: float = 0.5) -> None:

@@ -1,8 +1,9 @@
 """The untrusted side: load one file, call its function on the cases, write plain data back.
 
-Started by the sandbox as `python -I -u -m grader.worker REQUEST_FD RESULT_FD`, in a process of
-its own. It reads a `RunRequest` (JSON) from REQUEST_FD, then writes one JSON object per line to
-RESULT_FD: `loaded` or `load_failed`, then `start` and `outcome` for every case, then `done`.
+Started by the sandbox as `python -I -u -m grader.worker REQUEST_FD RESULT_FD`, or forked
+from the preloaded zygote (grader/zygote.py), in a process of its own. It reads a
+`RunRequest` (JSON) from REQUEST_FD, then writes one JSON object per line to RESULT_FD:
+`loaded` or `load_failed`, then `start` and `outcome` for every case, then `done`.
 The submission's own prints go to stdout and stderr, which the trusted side keeps only as text
 to show; nothing printed there can change a grade.
 
@@ -49,7 +50,12 @@ class Channel:
 
 
 def main(argv: list[str]) -> int:
-    request_fd, result_fd = int(argv[1]), int(argv[2])
+    serve(int(argv[1]), int(argv[2]))
+    return 0
+
+
+def serve(request_fd: int, result_fd: int) -> None:
+    """Read the request, confine this process, run the cases; ends the process."""
     with os.fdopen(request_fd, "rb") as stream:
         request = RunRequest.model_validate_json(stream.read())
     channel = Channel(result_fd)
