@@ -18,6 +18,7 @@ already matches the file's sha256, the spec version and the seed.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -136,8 +137,6 @@ def batch_seed(out: Path, seed: int | None) -> int:
 
 def reusable(report_path: Path, entry: Entry, problem: Problem, seed: int) -> Report | None:
     """The existing report, if it is for exactly this file, spec version and seed."""
-    import hashlib
-
     try:
         report = Report.model_validate_json(report_path.read_bytes())
     except (OSError, ValidationError):

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from grader.models import CaseReason, ProblemSpec, Report, Status
+from grader.models import CaseReason, Frame, ProblemSpec, Report, Status
 
 _MARK = {True: "[green]✔[/]", False: "[red]✘[/]"}
 
@@ -83,7 +83,7 @@ def _traceback(report: Report) -> Group:
     return _frames(report.error.frames, report.error.type, report.error.message)
 
 
-def _frames(frames: tuple, kind: str, message: str) -> Group:  # type: ignore[type-arg]
+def _frames(frames: tuple[Frame, ...], kind: str, message: str) -> Group:
     lines = [Text("Traceback (your code first, grader frames removed):", style="dim")]
     for frame in frames[-6:]:
         lines.append(Text(f'  File "{frame.file}", line {frame.line}, in {frame.function}'))
