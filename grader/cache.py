@@ -8,6 +8,7 @@ fully isolated submissions see the compilation cache read-only, as another user.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import os
@@ -43,7 +44,12 @@ def compilation_cache_dir() -> Path:
     Readable by everyone (isolated submissions load programs from it) and writable only by
     the grader's user, so a submission cannot plant a program the reference would then run.
     """
-    folder = cache_root() / f"jax-{library_versions()}"
+    return _prepared(cache_root() / f"jax-{library_versions()}")
+
+
+@functools.cache
+def _prepared(folder: Path) -> Path:
+    """Create and prune a cache folder once per process, not once per submission."""
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o755)  # the jail binds this folder itself: its parents may stay private
     prune(folder, MAX_COMPILATION_CACHE_BYTES)
