@@ -161,7 +161,3 @@ def _mount(
 
 def _depth(path: str) -> int:
     return len(Path(path).parts)
-
-
-def _under(path: str, folder: str) -> bool:
-    return Path(path) != Path(folder) and Path(path).is_relative_to(folder)

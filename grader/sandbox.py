@@ -55,6 +55,7 @@ from grader.models import (
     Status,
     WorkerMessage,
 )
+from grader.problems import REPO_ROOT
 
 # Each run gets a uid (and gid) of its own from this range, which no account uses: limits
 # counted per uid (processes) cannot be exhausted by another submission graded at the same
@@ -78,7 +79,6 @@ UNSHARE_FLAGS = (
     "--kill-child",
     "--mount-proc",
 )
-REPO_ROOT = Path(__file__).resolve().parent.parent
 OUTPUT_TAIL_BYTES = 64 * 1024  # of stdout and of stderr, each
 MESSAGE_BYTES = 1024 * 1024  # longest line accepted on the result channel
 READ_CHUNK = 64 * 1024
@@ -637,6 +637,7 @@ class SubprocessRunner:
                 with self._zygote_lock:
                     self._zygote_failed = True
                     self._zygote = None
+                zygote.close()
             else:
                 for _, write in pipes:
                     os.close(write)
