@@ -19,7 +19,7 @@ from types import ModuleType
 from grader.cases import make_cases
 from grader.compare import check_outputs
 from grader.problems import load_problem
-from grader.worker import build_args, to_numbers
+from grader.run.worker import build_args, to_numbers
 
 
 def load(path: Path, name: str) -> ModuleType:

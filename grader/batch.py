@@ -33,13 +33,13 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from grader.cases import make_cases, random_seed
-from grader.errors import UsageError
+from grader.errors import GraderError, UsageError
 from grader.feedback import student_view
-from grader.grading import grade, run_reference
+from grader.grading import MAX_SOURCE_BYTES, grade, grader_fault_report, run_reference
 from grader.models import Report, Status
 from grader.problems import Problem
-from grader.sandbox import Runner
-from grader.storage import write_atomic
+from grader.run import Runner, SubprocessRunner
+from grader.storage import read_regular, write_atomic
 
 RESERVED_IDS = {"summary", "batch", "grades", "index"}  # names of the batch's own outputs
 
@@ -68,6 +68,9 @@ class BatchResult:
     reports: dict[str, Report] = field(default_factory=dict)
     reused: set[str] = field(default_factory=set)
     skipped: list[Skipped] = field(default_factory=list)
+    # Students whose grading failed through no fault of theirs (their report says so); their
+    # reports are not kept for reuse, so the next run grades them again.
+    grader_faults: set[str] = field(default_factory=set)
 
 
 def discover(folder: Path) -> tuple[list[Entry], list[Skipped]]:
@@ -79,6 +82,15 @@ def discover(folder: Path) -> tuple[list[Entry], list[Skipped]]:
     skipped: list[Skipped] = []
     for path in sorted(folder.iterdir()):
         name = path.name
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            # An unzip of a Windows archive gives such names; no id can be made safely from it.
+            shown = os.fsencode(name).decode("utf-8", errors="backslashreplace")
+            skipped.append(
+                Skipped(shown, "file name is not valid UTF-8: rename it (for example to ASCII)")
+            )
+            continue
         if name.startswith("."):
             skipped.append(Skipped(name, "hidden file"))
             continue
@@ -141,7 +153,10 @@ def reusable(report_path: Path, entry: Entry, problem: Problem, seed: int) -> Re
         report = Report.model_validate_json(report_path.read_bytes())
     except (OSError, ValidationError):
         return None
-    digest = hashlib.sha256(entry.path.read_bytes()).hexdigest()
+    try:
+        digest = hashlib.sha256(read_regular(entry.path, MAX_SOURCE_BYTES + 1)).hexdigest()
+    except GraderError:
+        return None
     same = (
         report.submission.sha256 == digest
         and report.problem.id == problem.spec.id
@@ -161,8 +176,15 @@ def run_batch(
     force: bool = False,
     runner: Runner,
     on_progress: Callable[[str, Report | None, bool], None] | None = None,
+    trust_caches: bool = True,
 ) -> BatchResult:
-    """Grade every submission in folder into out; reuse what an earlier run already did."""
+    """Grade every submission in folder into out; reuse what an earlier run already did.
+
+    Whatever happens while grading one file becomes that student's report: a batch always
+    writes its gradebook, summary and page. `trust_caches=False` (basic isolation, where a
+    submission runs as the grader's own user and could have written them) recomputes the
+    reference's outcomes without the on-disk caches.
+    """
     entries, skipped = discover(folder)
     out.mkdir(parents=True, exist_ok=True)
     seed = batch_seed(out, seed)
@@ -189,22 +211,46 @@ def run_batch(
         else:
             todo.append(entry)
     if todo:
-        expected = run_reference(problem, make_cases(problem.spec, seed))
+        # Without trusted caches, the reference also compiles without JAX's cache.
+        reference = SubprocessRunner(trusted=True, compilation_cache=trust_caches)
+        expected = run_reference(
+            problem, make_cases(problem.spec, seed), runner=reference, use_cache=trust_caches
+        )
         lock = threading.Lock()
+        isolation = runner.isolation()
 
         def one(entry: Entry) -> tuple[Entry, Report]:
-            report = grade(
-                entry.path,
-                problem=problem,
-                seed=seed,
-                expected=expected,
-                runner=runner,
-                display_name=entry.path.name,
-            )
-            # The full report for staff; the student's copy hides what hidden cases hold.
-            write_atomic(
-                out / "staff" / f"{entry.student}.json", report.model_dump_json(indent=2) + "\n"
-            )
+            fault = False
+            try:
+                report = grade(
+                    entry.path,
+                    problem=problem,
+                    seed=seed,
+                    expected=expected,
+                    runner=runner,
+                    display_name=entry.path.name,
+                )
+            except Exception as exc:  # a batch never dies of one student
+                fault = True
+                report = grader_fault_report(
+                    entry.path,
+                    problem=problem,
+                    seed=seed,
+                    expected=expected,
+                    isolation=isolation,
+                    error=exc,
+                )
+            if fault:
+                with lock:
+                    result.grader_faults.add(entry.student)
+                (out / "staff" / f"{entry.student}.json").unlink(missing_ok=True)
+            else:
+                # The full report for staff (also what a rerun reuses); the student's copy
+                # hides what hidden cases hold.
+                write_atomic(
+                    out / "staff" / f"{entry.student}.json",
+                    report.model_dump_json(indent=2) + "\n",
+                )
             write_atomic(
                 out / f"{entry.student}.json", student_view(report).model_dump_json(indent=2) + "\n"
             )

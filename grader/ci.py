@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import secrets
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
 from grader.errors import UsageError
 from grader.feedback import student_view
+from grader.grading import MAX_SOURCE_BYTES
 from grader.models import CaseReason, Report, Status
 from grader.problems import Problem
 
@@ -50,6 +52,20 @@ def git(repo: Path, *args: str) -> bytes:
         message = result.stderr.decode(errors="replace").strip()
         raise UsageError(f"git {' '.join(args)} failed: {message}")
     return result.stdout
+
+
+def git_blob(repo: Path, object_name: str, limit: int) -> bytes:
+    """At most `limit` bytes of a blob: a pull request may add a file of any size."""
+    command = [shutil.which("git") or "git", "-C", str(repo), "cat-file", "blob", object_name]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None and process.stderr is not None
+        content = process.stdout.read(limit)
+        process.kill()
+        error = process.stderr.read().decode(errors="replace").strip()
+    killed = process.returncode == -signal.SIGKILL
+    if process.returncode != 0 and not (killed and content):
+        raise UsageError(f"git cat-file blob {object_name} failed: {error}")
+    return content
 
 
 def changed_submissions(
@@ -112,7 +128,7 @@ def grade_changes(
         for change in changes:
             if change.status == "deleted":
                 continue
-            content = git(repo, "show", f"{head}:{change.path}")
+            content = git_blob(repo, f"{head}:{change.path}", MAX_SOURCE_BYTES + 1)
             copy = Path(scratch) / change.path
             copy.parent.mkdir(parents=True, exist_ok=True)
             copy.write_bytes(content)

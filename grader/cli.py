@@ -14,6 +14,7 @@ from typing import NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from grader import __version__
 from grader.batch import discover, run_batch
@@ -27,14 +28,15 @@ from grader.ci import (
     markdown_summary,
     workflow_annotations,
 )
-from grader.errors import GraderError
+from grader.errors import GraderError, UsageError
 from grader.feedback import student_view
+from grader.grading import MAX_SOURCE_BYTES
 from grader.grading import check as check_submission
 from grader.models import Report
 from grader.problems import PROBLEMS_ENV, REFERENCE_ENV, find_problem, list_problems, load_problem
 from grader.render import batch_progress, gradescope_results, print_report, statement
-from grader.sandbox import SandboxPolicy, SubprocessRunner
-from grader.storage import write_atomic
+from grader.run import SandboxPolicy, SubprocessRunner, full_isolation_problem
+from grader.storage import read_regular, write_atomic
 
 EXIT_FULL_MARKS = 0
 EXIT_NOT_FULL_MARKS = 1
@@ -58,6 +60,41 @@ _require_sandbox = click.option(
     is_flag=True,
     help="Refuse to grade unless submissions get full isolation (root, Linux namespaces).",
 )
+_allow_basic = click.option(
+    "--allow-basic-isolation",
+    "allow_basic",
+    is_flag=True,
+    help="Grade other people's files even without full isolation (not root, no namespaces). "
+    "Submissions then run as your own user: they can read your files and environment, and "
+    "the grader trusts no cache they could have written (slower). See docs/sandbox.md.",
+)
+
+
+def _staff_runner(
+    *, require_sandbox: bool, allow_basic: bool, protect: tuple[Path, ...] = ()
+) -> tuple[SubprocessRunner, bool]:
+    """The runner for grading other people's work, and whether on-disk caches can be trusted.
+
+    Basic isolation is for checking your own file: grading others needs full isolation unless
+    staff say otherwise, and then no cache a submission could have written is trusted.
+    """
+    runner = SubprocessRunner(policy=SandboxPolicy(require_full=require_sandbox, protect=protect))
+    if runner.isolation() == "full":
+        return runner, True
+    why = full_isolation_problem() or "it is not available"
+    if not allow_basic:
+        raise UsageError(
+            f"grading other people's submissions needs full isolation, which is not available "
+            f"here: {why}. Run the grader as root on Linux (as CI runners and course servers "
+            f"do), or pass --allow-basic-isolation to grade with resource limits only (a "
+            f"submission could then read this account's files and environment; see "
+            f"docs/sandbox.md)."
+        )
+    Console(stderr=True).print(
+        f"[yellow]warning:[/] grading with basic isolation ({escape(why)}): submissions run as "
+        f"your own user; caches are not trusted."
+    )
+    return runner, False
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -108,10 +145,7 @@ def check(
 ) -> None:
     """Grade one submission FILE and print the verdict."""
     try:
-        source = file.read_bytes().decode("utf-8", errors="replace")
-    except OSError as exc:
-        raise click.UsageError(f"cannot read {file}: {exc.strerror}") from exc
-    try:
+        source = read_regular(file, MAX_SOURCE_BYTES + 1).decode("utf-8", errors="replace")
         problem = find_problem(
             source, problem_id=problem_id, problems_dir=problems_dir, reference_dir=reference_dir
         )
@@ -162,6 +196,7 @@ def check(
 @_problems_dir
 @_reference_dir
 @_require_sandbox
+@_allow_basic
 def batch(
     folder: Path,
     out: Path,
@@ -172,6 +207,7 @@ def batch(
     problems_dir: Path | None,
     reference_dir: Path | None,
     require_sandbox: bool,
+    allow_basic: bool,
 ) -> None:
     """Grade every submission in FOLDER (student id = file name without .py)."""
     console = Console(stderr=True, soft_wrap=True)
@@ -182,10 +218,9 @@ def batch(
             first, problem_id=problem_id, problems_dir=problems_dir, reference_dir=reference_dir
         )
         protect = (out.resolve(), folder.resolve())
-        runner = SubprocessRunner(
-            policy=SandboxPolicy(require_full=require_sandbox, protect=protect)
+        runner, trust_caches = _staff_runner(
+            require_sandbox=require_sandbox, allow_basic=allow_basic, protect=protect
         )
-        runner.isolation()
         with batch_progress(console, len(entries)) as progress:
             result = run_batch(
                 folder,
@@ -196,6 +231,7 @@ def batch(
                 force=force,
                 runner=runner,
                 on_progress=progress,
+                trust_caches=trust_caches,
             )
     except GraderError as exc:
         _fail(str(exc))
@@ -207,6 +243,12 @@ def batch(
     for item in result.skipped:
         console.print(f"  skipped {item.name}: {item.reason}")
     console.print(f"Wrote {out}/grades.csv, summary.json, index.html and one report per student.")
+    if result.grader_faults:
+        _fail(
+            f"{len(result.grader_faults)} file(s) could not be graded because of a fault of the "
+            f"grader's own (their reports say what happened and give no points): fix the cause "
+            f"and rerun the same command to grade just those."
+        )
 
 
 @cli.command(name="ci")
@@ -243,6 +285,7 @@ def batch(
 @_problems_dir
 @_reference_dir
 @_require_sandbox
+@_allow_basic
 def ci_command(
     base: str,
     head: str,
@@ -254,10 +297,12 @@ def ci_command(
     problems_dir: Path | None,
     reference_dir: Path | None,
     require_sandbox: bool,
+    allow_basic: bool,
 ) -> None:
     """Grade the submissions a change adds or modifies (for CI on pull requests)."""
     seed = random_seed() if seed is None else seed
-    runner = SubprocessRunner(policy=SandboxPolicy(require_full=require_sandbox))
+    runner: SubprocessRunner | None = None
+    trust_caches = True
 
     def grade_file(copy: Path, display_name: str, content: bytes) -> Report:
         problem = find_problem(
@@ -266,15 +311,23 @@ def ci_command(
             problems_dir=problems_dir,
             reference_dir=reference_dir,
         )
+        assert runner is not None  # made before any file is graded
         return check_submission(
-            copy, problem=problem, seed=seed, runner=runner, display_name=display_name
+            copy,
+            problem=problem,
+            seed=seed,
+            runner=runner,
+            display_name=display_name,
+            trust_caches=trust_caches,
         )
 
     try:
         changes = changed_submissions(repo, base, head)
         deleted = [change for change in changes if change.status == "deleted"]
         if any(change.status != "deleted" for change in changes):
-            runner.isolation()
+            runner, trust_caches = _staff_runner(
+                require_sandbox=require_sandbox, allow_basic=allow_basic
+            )
         graded = grade_changes(repo, head, changes, grade_file)
     except GraderError as exc:
         _fail(str(exc))

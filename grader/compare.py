@@ -17,7 +17,7 @@ from grader.models import (
     Output,
     OutputCheck,
 )
-from grader.sandbox import CaseFailure
+from grader.run import CaseFailure
 
 
 def tolerance(output: Output, expected: float, scale: float | None) -> float:

@@ -6,7 +6,8 @@ GraderError                 anything the grader cannot go on from; exit code 2
 ├── ProblemError            a problem cannot be found, chosen or loaded
 │   ├── UnknownProblem      no spec with that id, or none matching the file
 │   └── InvalidSpec         a spec file that does not parse or validate
-└── ReferenceFailed         the reference solution failed: the grader is misconfigured
+├── ReferenceFailed         the reference solution failed: the grader is misconfigured
+└── SandboxUnavailable      the isolation asked for cannot be set up here
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ class UsageError(GraderError):
 
 
 class SubmissionNotFound(GraderError):
-    """The submission path does not exist or is not a regular file."""
+    """The submission path does not exist or is not a regular file (a FIFO, a device)."""
 
 
 class ProblemError(GraderError):

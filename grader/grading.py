@@ -6,6 +6,7 @@ import hashlib
 import importlib.metadata
 import json
 import platform
+import tempfile
 import time
 import tokenize
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from grader import __version__
 from grader.cache import cache_root, digest, library_versions
 from grader.cases import make_cases, random_seed
 from grader.compare import judge_case
-from grader.errors import ReferenceFailed
+from grader.errors import GraderError, ReferenceFailed
 from grader.feedback import diagnose
 from grader.models import (
     Case,
@@ -38,8 +39,9 @@ from grader.models import (
     Versions,
 )
 from grader.problems import Problem
-from grader.sandbox import LoadFailure, Runner, SubprocessRunner
-from grader.storage import write_atomic
+from grader.run import LoadFailure, Runner, SubprocessRunner
+from grader.run.runner import RunLimits
+from grader.storage import read_regular, write_atomic
 
 MAX_SOURCE_BYTES = 1024 * 1024
 
@@ -158,15 +160,21 @@ def check(
     runner: Runner | None = None,
     limits: Limits | None = None,
     display_name: str | None = None,
+    trust_caches: bool = True,
 ) -> Report:
     """Grade one file from scratch: draw cases from the seed, run the reference, then the file.
 
     The reference runs trusted, in a process of its own; `runner` runs only the submission.
+    `trust_caches=False` computes the reference's outcomes without the on-disk caches (for
+    staff grading with basic isolation, where a submission could have written them).
     """
     seed = random_seed() if seed is None else seed
     runner = runner or SubprocessRunner()
     runner.isolation()  # refuse before the reference runs if the isolation cannot be had
-    expected = run_reference(problem, make_cases(problem.spec, seed))
+    reference = SubprocessRunner(trusted=True, compilation_cache=trust_caches)
+    expected = run_reference(
+        problem, make_cases(problem.spec, seed), runner=reference, use_cache=trust_caches
+    )
     return grade(
         path,
         problem=problem,
@@ -192,7 +200,9 @@ def grade(
     started = time.monotonic()
     runner = runner or SubprocessRunner()
     limits = limits or problem.spec.limits
-    raw = path.read_bytes()
+    # The file is read once, here: what is hashed is what runs (the worker loads a private
+    # copy, so a file changed or swapped for a FIFO while grading changes nothing).
+    raw = read_regular(path, MAX_SOURCE_BYTES + 1)
     name = display_name or str(path)
     submission = SubmissionInfo(path=name, sha256=hashlib.sha256(raw).hexdigest(), size=len(raw))
     report = _Builder(problem, expected, submission, seed, started, runner.isolation())
@@ -200,8 +210,15 @@ def grade(
     rejected = screen_source(raw, name)
     if rejected is not None:
         return report.failed(rejected)
-    request = request_for(problem, path, name, expected.cases, reference=False)
-    run = runner.run(request, limits)
+    with tempfile.TemporaryDirectory(prefix="grader-submission-") as private:
+        copy = Path(private) / "submission.py"
+        copy.write_bytes(raw)
+        request = request_for(problem, copy, name, expected.cases, reference=False)
+        # Classmates' files beside the original stay out of the submission's view.
+        hide = (*request.private_paths, str(path.resolve().parent))
+        request = request.model_copy(update={"private_paths": hide})
+        run = runner.run(request, limits)
+    report.run_limits = run.run_limits
     if run.load_failure is not None:
         return report.failed(run.load_failure, run.stdout, run.stderr)
     results = [
@@ -234,6 +251,33 @@ def grade(
     return graded.model_copy(update={"peak_memory_mib": round(run.peak_rss_kib / 1024, 1)})
 
 
+def grader_fault_report(
+    path: Path,
+    *,
+    problem: Problem,
+    seed: int,
+    expected: Expected,
+    isolation: Isolation,
+    error: Exception,
+) -> Report:
+    """The report of a file the grader failed on (not the student's fault): status crashed,
+    saying so, so that a batch still has a row and a report for every student."""
+    try:
+        raw = read_regular(path, MAX_SOURCE_BYTES + 1)
+    except GraderError:
+        raw = b""
+    submission = SubmissionInfo(
+        path=path.name, sha256=hashlib.sha256(raw).hexdigest(), size=len(raw)
+    )
+    builder = _Builder(problem, expected, submission, seed, time.monotonic(), isolation)
+    message = (
+        f"The grader could not grade this file ({type(error).__name__}: {error}). This is a "
+        f"fault of the grading set-up, not of the submission; staff: rerun the same command "
+        f"to grade it again."
+    )
+    return builder.failed(LoadFailure(Status.CRASHED, message))
+
+
 _NO_CALL = {CaseReason.TIMEOUT, CaseReason.CRASHED, CaseReason.MEMORY_EXCEEDED, CaseReason.NOT_RUN}
 
 
@@ -251,7 +295,7 @@ def screen_source(raw: bytes, name: str) -> LoadFailure | None:
     if len(raw) > MAX_SOURCE_BYTES:
         return LoadFailure(
             Status.FILE_TOO_LARGE,
-            f"{name} is {len(raw)} bytes; a submission may be at most {MAX_SOURCE_BYTES} bytes.",
+            f"{name} is larger than {MAX_SOURCE_BYTES} bytes, the most a submission may be.",
         )
     if not raw.strip():
         return LoadFailure(
@@ -298,6 +342,7 @@ class _Builder:
         isolation: Isolation,
     ) -> None:
         self.isolation = isolation
+        self.run_limits: RunLimits | None = None  # known once a process ran
         self.problem = problem
         self.expected = expected
         self.submission = submission
@@ -330,6 +375,7 @@ class _Builder:
             submission=self.submission,
             seed=self.seed,
             isolation=self.isolation,
+            run_limits=self.run_limits,
             error=error,
             stdout=stdout,
             stderr=stderr,

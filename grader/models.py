@@ -296,18 +296,22 @@ class Case(Frozen):
 class Frame(Frozen):
     """One line of a traceback in the submission (grader frames removed)."""
 
-    file: str = Field(description="File name as the student knows it.")
+    file: str = Field(max_length=1000, description="File name as the student knows it.")
     line: int = Field(description="Line number.")
-    function: str = Field(description="Function name.")
-    source: str = Field(description="The source line, stripped.")
+    function: str = Field(max_length=1000, description="Function name.")
+    source: str = Field(max_length=1000, description="The source line, stripped.")
 
 
 class ErrorInfo(Frozen):
     """An exception raised by the submission."""
 
-    type: str = Field(description="Exception class name, e.g. 'ValueError'.")
-    message: str = Field(description="The exception's message, truncated to a few KiB.")
-    frames: tuple[Frame, ...] = Field((), description="Traceback from the student's first frame.")
+    type: str = Field(max_length=200, description="Exception class name, e.g. 'ValueError'.")
+    message: str = Field(
+        max_length=5000, description="The exception's message, truncated to a few KiB."
+    )
+    frames: tuple[Frame, ...] = Field(
+        (), max_length=50, description="Traceback from the student's first frame."
+    )
     line: int | None = Field(None, description="Line in the submission the error points at.")
 
 
@@ -372,12 +376,16 @@ class CaseOutcome(Frozen):
     kind: CaseOutcomeKind = Field(
         description="'returned' numbers, returned something 'invalid', or 'raised'."
     )
-    values: tuple[float, ...] | None = Field(None, description="The numbers, when 'returned'.")
+    values: tuple[float, ...] | None = Field(
+        None, max_length=1000, description="The numbers, when 'returned'."
+    )
     scales: tuple[float, ...] | None = Field(None, description="Reference only: output scales.")
     variants: dict[str, tuple[float, ...] | None] | None = Field(
         None, description="Reference only: each mistaken variant's outputs (None if it failed)."
     )
-    problem: str | None = Field(None, description="Why the return value is invalid.")
+    problem: str | None = Field(
+        None, max_length=2000, description="Why the return value is invalid."
+    )
     error: ErrorInfo | None = Field(None, description="The exception, when 'raised'.")
     seconds: float = Field(0.0, ge=0, description="Time the call took, as the worker saw it.")
 
@@ -413,6 +421,12 @@ class OutcomeMessage(Frozen):
     outcome: CaseOutcome = Field(description="The outcome.")
 
 
+class ConfinedMessage(Frozen):
+    """The worker confined itself (limits, and for 'full' the jail); no student code ran yet."""
+
+    event: Literal["confined"] = Field(description="Message type.")
+
+
 class SandboxFailedMessage(Frozen):
     """The worker could not confine itself: a fault of the grader's set-up, not the student's."""
 
@@ -430,7 +444,8 @@ class DoneMessage(Frozen):
 
 
 WorkerMessage = Annotated[
-    LoadedMessage
+    ConfinedMessage
+    | LoadedMessage
     | LoadFailedMessage
     | StartMessage
     | OutcomeMessage
@@ -561,6 +576,12 @@ class Report(Frozen):
     isolation: Isolation = Field(
         description="How the submission was isolated: 'full' (namespaces, unprivileged uid, "
         "hidden folders, limits) or 'basic' (resource limits and its own session only)."
+    )
+    run_limits: Literal["cgroup", "per_process", "none"] | None = Field(
+        None,
+        description="How memory and processes were bounded: 'cgroup' (one budget for all of "
+        "the run's processes together), 'per_process' (resource limits of each process only: "
+        "no cgroup could be made), 'none' (trusted code); None when no process was started.",
     )
     error: ErrorInfo | None = Field(
         None, description="The exception that stopped the file from loading, if any."

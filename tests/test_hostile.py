@@ -26,7 +26,8 @@ from conftest import SUBMISSIONS, TOY, Grade, ReferenceCache
 from grader.grading import grade
 from grader.models import Limits, Report, Status
 from grader.problems import Problem
-from grader.sandbox import RUN_UID_BASE, SandboxPolicy, SubprocessRunner, full_isolation_problem
+from grader.run import SandboxPolicy, SubprocessRunner, full_isolation_problem
+from grader.run.policy import RUN_UID_BASE
 
 HOSTILE = sorted((SUBMISSIONS / "hostile").glob("*.py"))
 WITHOUT_HEADER = {"binary_garbage.py": Status.ENCODING_ERROR, "empty.py": Status.EMPTY_FILE}

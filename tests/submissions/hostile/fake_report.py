@@ -1,6 +1,7 @@
 # Hostile: prints fake passing reports on stdout and stderr, and forges the grader's own
-# messages on every file descriptor it can find.
-# expect: graded
+# messages on every file descriptor it can find: each forged message breaks the protocol, so
+# every case it runs in ends as crashed.
+# expect: crashed
 import json
 import os
 import sys

@@ -22,21 +22,21 @@ import signal
 from pathlib import Path
 
 from grader.models import Confinement
-
-MS_RDONLY = 1
-MS_NOSUID = 2
-MS_NODEV = 4
-MS_NOEXEC = 8
-MS_REMOUNT = 32
-MS_BIND = 4096
-MS_REC = 16384
-MS_PRIVATE = 1 << 18
-PR_SET_NO_NEW_PRIVS = 38
-PR_SET_PDEATHSIG = 1
+from grader.run.linux import (
+    MS_BIND,
+    MS_NODEV,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_PRIVATE,
+    MS_RDONLY,
+    MS_REC,
+    MS_REMOUNT,
+    PR_SET_NO_NEW_PRIVS,
+    PR_SET_PDEATHSIG,
+)
+from grader.run.linux import libc as _libc
 
 WORK_DIR = "/tmp/work"  # inside the private tmpfs mounted on /tmp
-
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 class JailError(RuntimeError):

@@ -1,9 +1,10 @@
 """The untrusted side: load one file, call its function on the cases, write plain data back.
 
-Started by the sandbox as `python -I -u -m grader.worker REQUEST_FD RESULT_FD`, or forked
-from the preloaded zygote (grader/zygote.py), in a process of its own. It reads a
-`RunRequest` (JSON) from REQUEST_FD, then writes one JSON object per line to RESULT_FD:
-`loaded` or `load_failed`, then `start` and `outcome` for every case, then `done`.
+Started by the runner as `python -I -u -m grader.run.worker REQUEST_FD RESULT_FD`, or forked
+from the preloaded zygote (grader/run/zygote.py), in a process of its own. It reads a
+`RunRequest` (JSON) from REQUEST_FD, confines itself and says `confined` (or
+`sandbox_failed`), then writes one JSON object per line to RESULT_FD: `loaded` or
+`load_failed`, then `start` and `outcome` for every case, then `done` (see protocol.py).
 The submission's own prints go to stdout and stderr, which the trusted side keeps only as text
 to show; nothing printed there can change a grade.
 
@@ -60,7 +61,7 @@ def serve(request_fd: int, result_fd: int) -> None:
         request = RunRequest.model_validate_json(stream.read())
     channel = Channel(result_fd)
     if request.confinement is not None:
-        from grader.jail import JailError, confine
+        from grader.run.jail import JailError, confine
 
         try:
             path = confine(request.confinement, request.path)
@@ -68,6 +69,8 @@ def serve(request_fd: int, result_fd: int) -> None:
             channel.send({"event": "sandbox_failed", "message": str(exc)})
             os._exit(0)
         request = request.model_copy(update={"path": path})
+    # The last message the trusted side accepts as the grader's own: student code runs next.
+    channel.send({"event": "confined"})
     function, scale_function = load(request, channel)
     if function is not None:
         run_cases(request, function, scale_function, channel)

@@ -1,0 +1,72 @@
+"""A runner that answers in-process from a Python function: for tests above the process layer.
+
+It calls the function on each case's arguments as the worker would build them and converts
+what it returns with the worker's own code, so grading, comparison, feedback and rendering see
+exactly the data shapes a real run produces, in milliseconds. Never used for submissions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from grader.models import CaseOutcome, Isolation, Limits, RunRequest, Status
+from grader.run.protocol import LoadFailure
+from grader.run.runner import RunLimits, RunResult
+
+
+class FakeRunner:
+    """Runs `function` on every case in this process, or reports `load_failure`."""
+
+    def __init__(
+        self,
+        function: Callable[..., Any] | None = None,
+        *,
+        load_failure: LoadFailure | None = None,
+        stdout: str = "",
+        stderr: str = "",
+        isolation: Isolation = "full",
+        run_limits: RunLimits = "cgroup",
+    ) -> None:
+        self.function = function
+        self.load_failure = load_failure
+        self.stdout = stdout
+        self.stderr = stderr
+        self._isolation = isolation
+        self.run_limits = run_limits
+        self.requests: list[RunRequest] = []
+
+    def isolation(self) -> Isolation:
+        return self._isolation
+
+    def run(self, request: RunRequest, limits: Limits) -> RunResult:
+        self.requests.append(request)
+        result = RunResult(
+            stdout=self.stdout,
+            stderr=self.stderr,
+            isolation=self._isolation,
+            run_limits=self.run_limits,
+        )
+        if self.load_failure is not None or self.function is None:
+            result.load_failure = self.load_failure or LoadFailure(
+                status=Status.MISSING_FUNCTION,
+                message=f"no function named {request.function!r}",
+            )
+            return result
+        # Imported here: importing the worker module with the package would make
+        # `python -m grader.run.worker` warn that it was already imported.
+        from grader.run.worker import build_args, error_info, to_numbers
+
+        for case in request.cases:
+            try:
+                values, problem = to_numbers(self.function(*build_args(case)), request.output_count)
+            except Exception as exc:
+                error = error_info(exc, request.display_name)
+                outcome = CaseOutcome(index=case.index, kind="raised", error=error)
+            else:
+                if values is None:
+                    outcome = CaseOutcome(index=case.index, kind="invalid", problem=problem)
+                else:
+                    outcome = CaseOutcome(index=case.index, kind="returned", values=tuple(values))
+            result.outcomes[case.index] = outcome
+        return result

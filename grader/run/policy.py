@@ -1,0 +1,211 @@
+"""What a run may see and use: isolation probe, visible and hidden folders, environment, uids.
+
+Trusted side only. Nothing here reads anything a submission wrote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from grader.models import RunRequest
+from grader.problems import REPO_ROOT
+
+UNSHARE_FLAGS = (
+    "--pid",
+    "--net",
+    "--mount",
+    "--ipc",
+    "--uts",
+    "--fork",
+    "--kill-child",
+    "--mount-proc",
+)
+
+
+@dataclass(frozen=True)
+class SandboxPolicy:
+    """How strongly to isolate submissions."""
+
+    isolation: Literal["auto", "full", "basic"] = "auto"  # auto: full when available
+    require_full: bool = False  # refuse to grade without full isolation
+    uid: int | None = None  # None: a fresh unprivileged uid per run (see UidPool)
+    protect: tuple[Path, ...] = ()  # more folders the submission must not see (outputs)
+
+
+@functools.cache
+def full_isolation_problem() -> str | None:
+    """Why full isolation is unavailable on this machine, or None when it is available."""
+    if os.geteuid() != 0:
+        return (
+            "the grader is not running as root, so it can neither run the submission as "
+            "another user nor give it namespaces of its own"
+        )
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return "util-linux's `unshare` command is not installed"
+    try:
+        probe = subprocess.run(
+            [unshare, *UNSHARE_FLAGS, "true"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"`unshare` could not be run: {exc}"
+    if probe.returncode != 0:
+        return f"new namespaces cannot be created here: {probe.stderr.strip()}"
+    return None
+
+
+def visible_paths() -> tuple[str, ...]:
+    """Folders the worker needs to run: the Python installation, its packages, the grader."""
+    paths = {
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        sysconfig.get_path("stdlib"),
+        sysconfig.get_path("purelib"),
+        sysconfig.get_path("platlib"),
+        str(Path(__file__).resolve().parent.parent),
+        # Package folders added by .pth files or the environment (not the working folder,
+        # which `python -m` puts first and may be a course repository).
+        *(p for p in sys.path if Path(p).name in {"site-packages", "dist-packages"}),
+    }
+    return tuple(sorted({str(Path(p).resolve()) for p in paths} | paths))
+
+
+def hidden_paths(request: RunRequest, policy: SandboxPolicy) -> tuple[str, ...]:
+    """Private folders, covered should one lie inside a folder the worker needs.
+
+    The submission's root holds only system and Python folders (see jail.py), so these are
+    normally absent from it anyway; this is the second line of defence. A folder that is, or
+    holds, one the worker needs is never covered: after `pip install .` the grader package sits
+    in site-packages, and covering its parent would hide jax itself.
+    """
+    needed = [Path(p) for p in visible_paths()]
+    candidates = {
+        str(Path.home()),
+        str(REPO_ROOT),
+        str(Path(request.path).resolve().parent),
+        *request.private_paths,
+        *(str(p) for p in policy.protect),
+    }
+    hidden = set()
+    for candidate in candidates:
+        path = Path(candidate).resolve()
+        if any(need == path or need.is_relative_to(path) for need in needed):
+            continue
+        hidden.add(str(path))
+    return tuple(sorted(hidden))
+
+
+def worker_environment(compilation_cache: Path | None = None) -> dict[str, str]:
+    """A minimal environment: nothing of the grader's own (tokens, keys) reaches the worker."""
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "JAX_PLATFORMS": "cpu",
+        # Reference and student run under identical JAX settings; no XLA flag that changes
+        # numerics is set (see ../shared/JAX-EXECUTION-NOTES.md, "Numerics").
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    if compilation_cache is not None:
+        env |= {
+            "JAX_COMPILATION_CACHE_DIR": str(compilation_cache),
+            # Cache every program: most here compile in well under the 1 s default minimum.
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+            # Without this, keys include a path inside the cache folder, so a moved or copied
+            # cache never hits (../shared/JAX-EXECUTION-NOTES.md, "Traps").
+            "JAX_PERSISTENT_CACHE_ENABLE_XLA_CACHES": "none",
+        }
+    return env
+
+
+# Run uids come from this range, which no account uses. Each run holds its uid for its whole
+# life, so limits counted per uid (RLIMIT_NPROC) are its own, and no two runs can signal or
+# read each other's processes.
+RUN_UID_BASE = 2_000_000_000
+RUN_UID_SPAN = 100_000_000
+UID_LOCKS = Path("/run/grader-uids")  # root-owned: only full isolation (root) uses the pool
+
+
+class UidPool:
+    """Hands out run uids that no live run holds and under which nothing runs.
+
+    A uid is held through a lock file (flock), so two graders on one machine never share one,
+    and it is handed out only after checking that no process runs under it: a uid is reused
+    only once nothing of an earlier run is left.
+    """
+
+    def __init__(self, locks: Path = UID_LOCKS) -> None:
+        self.locks = locks
+        self._held: dict[int, int] = {}  # uid -> lock fd
+        self._mutex = threading.Lock()
+
+    def acquire(self) -> int:
+        self.locks.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for _ in range(1000):
+            uid = RUN_UID_BASE + random.randrange(RUN_UID_SPAN)  # noqa: S311  (not a secret)
+            with self._mutex:
+                if uid in self._held:
+                    continue
+                lock = self.locks / str(uid)
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)  # another grader holds it
+                    continue
+                if uid_in_use(uid):
+                    lock.unlink(missing_ok=True)
+                    os.close(fd)
+                    continue
+                self._held[uid] = fd
+                return uid
+        raise RuntimeError("no free run uid could be found")
+
+    def release(self, uid: int) -> None:
+        with self._mutex:
+            fd = self._held.pop(uid, None)
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                (self.locks / str(uid)).unlink()
+            os.close(fd)
+
+
+_UID_LINE = re.compile(rb"^Uid:\s+(\d+)\s+(\d+)\s+(\d+)", re.MULTILINE)
+
+
+def uid_in_use(uid: int) -> bool:
+    """Whether any process on the machine has this uid (real, effective or saved)."""
+    with os.scandir("/proc") as entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/status", "rb") as stream:  # noqa: PTH123
+                    match = _UID_LINE.search(stream.read())
+            except OSError:
+                continue
+            if match and uid in {int(value) for value in match.groups()}:
+                return True
+    return False
+
+
+uid_pool = UidPool()
