@@ -38,6 +38,7 @@ from grader.feedback import student_view
 from grader.grading import grade, run_reference
 from grader.models import Report, Status
 from grader.problems import Problem
+from grader.safe_text import csv_cell
 from grader.sandbox import Runner
 from grader.storage import write_atomic
 
@@ -233,7 +234,7 @@ def write_outputs(out: Path, result: BatchResult, problem: Problem) -> None:
 
 
 def gradebook_csv(result: BatchResult) -> str:
-    """One row per student, ready for an LMS upload."""
+    """One row per student, ready for an LMS upload; no cell is a formula (safe_text.csv_cell)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(
@@ -243,13 +244,13 @@ def gradebook_csv(result: BatchResult) -> str:
         report = result.reports[student]
         writer.writerow(
             [
-                student,
+                csv_cell(student),
                 f"{report.score:g}",
                 f"{report.max_score:g}",
                 report.status.value,
                 report.submission.sha256,
                 report.seed,
-                report.problem.version,
+                csv_cell(report.problem.version),
             ]
         )
     return buffer.getvalue()

@@ -14,8 +14,9 @@ from typing import NoReturn
 
 import click
 from rich.console import Console
+from rich.text import Text
 
-from grader import __version__
+from grader import __version__, safe_text
 from grader.batch import discover, run_batch
 from grader.cases import MAX_SEED, random_seed
 from grader.ci import (
@@ -205,8 +206,13 @@ def batch(
         f"since the last run), {len(result.skipped)} entries skipped; seed {result.seed}."
     )
     for item in result.skipped:
-        console.print(f"  skipped {item.name}: {item.reason}")
-    console.print(f"Wrote {out}/grades.csv, summary.json, index.html and one report per student.")
+        console.print(Text(f"  skipped {safe_text.terminal(item.name)}: {item.reason}"))
+    console.print(
+        Text(
+            f"Wrote {safe_text.terminal(str(out))}/grades.csv, summary.json, index.html and one "
+            f"report per student."
+        )
+    )
 
 
 @cli.command(name="ci")
@@ -284,7 +290,8 @@ def ci_command(
         with Path(step_summary).open("a", encoding="utf-8") as stream:
             stream.write(summary)
     lines = [
-        f"{g.change.path}: {g.report.score:g}/{g.report.max_score:g} {g.report.status}"
+        f"{safe_text.terminal(g.change.path)}: {g.report.score:g}/{g.report.max_score:g} "
+        f"{g.report.status}"
         for g in graded
     ] or ["No submission changed."]
     # File names and messages come from students: no workflow command may hide in them.
@@ -329,7 +336,9 @@ def schema() -> None:
 
 
 def _fail(message: str) -> NoReturn:
-    click.echo(f"grader: error: {message}", err=True)
+    # The message may quote a submission (a file name, a forged sandbox message): stderr is a
+    # terminal and, in CI, a log read for workflow commands.
+    click.echo(safe_text.error_lines(message, "grader: error: "), err=True)
     sys.exit(EXIT_USAGE)
 
 
