@@ -11,8 +11,9 @@ rule for one of those sinks; renderers call them and never escape anything by th
   overrides, line and paragraph separators) and those that cannot be encoded or stored (lone
   surrogates, U+FFFE, U+FFFF) are shown as Python escapes, `\\x1b`, `\\u202e`.
 - `terminal`: also the terminal is a CI log, where GitHub's runner reads workflow commands:
-  a line whose first non-blank character is a colon (`::error::`) gets that colon shown as
-  `\\x3a`, and `##[` (the legacy command prefix, honoured anywhere in a line) becomes `##\\x5b`.
+  `::` before a letter (`::error::`) becomes `:\\x3a`, and `##[` (the legacy prefix, honoured
+  anywhere in a line) becomes `##\\x5b`, wherever they are, since wrapping can start a line
+  anywhere.
 - `markup`: `terminal`, then Rich markup escaped, for text placed in a markup string.
 - `csv_cell`: a cell that a spreadsheet would read as a formula (first non-blank character
   `=`, `+`, `-`, `@`, tab or CR) gets a leading `'`, as OWASP recommends.
@@ -21,8 +22,9 @@ rule for one of those sinks; renderers call them and never escape anything by th
   the percent-encoded id, so no id can become a `javascript:` or an absolute URL.
 - `markdown_code`, `markdown_cell` and `markdown_block`: student text in Markdown is a code
   span or a fenced block whose fence is longer than any run of backticks in the text.
-- `xml_text`: `visible_controls`, which removes every character XML 1.0 forbids.
-- `workflow_data` and `workflow_property`: a workflow command's message and property values.
+- `xml_text`: `terminal`, which also removes every character XML 1.0 forbids.
+- `workflow_data` and `workflow_property`: a workflow command's message and property values,
+  `terminal` then GitHub's percent escapes.
 """
 
 from __future__ import annotations
@@ -59,14 +61,18 @@ def visible_controls(text: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+_COMMAND = re.compile(r"::(?=[^\W\d_])")  # `::` then a letter: how every command name starts
+
+
 def _defuse_commands(text: str) -> str:
-    """No line of text can be read as a GitHub workflow command, new or legacy syntax."""
-    lines = text.split("\n")
-    for number, line in enumerate(lines):
-        body = line.lstrip()
-        if body.startswith(":"):
-            lines[number] = line[: len(line) - len(body)] + "\\x3a" + body[1:]
-    return "\n".join(lines).replace("##[", "##\\x5b")
+    """No part of text can be read as a GitHub workflow command, new or legacy syntax.
+
+    The runner honours `::name` at the start of a line and `##[name` anywhere in one. Any
+    character of the text may start a line once a terminal or Rich wraps it, so both are
+    defused wherever they are; `x[::2]` stays as it is, since no command name starts with a
+    digit or a sign.
+    """
+    return _COMMAND.sub(lambda _: ":\\x3a", text).replace("##[", "##\\x5b")
 
 
 def terminal(text: str) -> str:
@@ -183,13 +189,16 @@ def markdown_block(text: str, limit: int = 2000) -> str:
 
 
 def xml_text(text: str) -> str:
-    """Text XML 1.0 can hold (it forbids most C0 controls, surrogates, U+FFFE and U+FFFF)."""
-    return visible_controls(text)
+    """Text XML 1.0 can hold (it forbids most C0 controls, surrogates, U+FFFE and U+FFFF).
+
+    It goes through `terminal`: CI tools that read JUnit often print its messages to the log.
+    """
+    return terminal(text)
 
 
 def workflow_data(text: str) -> str:
-    """A workflow command's message (GitHub's toolkit escapes, on top of `visible_controls`)."""
-    return visible_controls(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """A workflow command's message: `terminal`, then GitHub's toolkit escapes."""
+    return terminal(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def workflow_property(text: str) -> str:
