@@ -346,7 +346,7 @@ def _write_json(report: Report, path: Path) -> None:
     """Write the report; a reader never sees a half-written file."""
     text = report.model_dump_json(indent=2) + "\n"
     if str(path) == "-":
-        sys.stdout.write(text)
+        sys.stdout.write(safe_text.json_for_log(text))  # stdout may be a CI log
         return
     write_atomic(path, text)
 

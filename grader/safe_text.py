@@ -24,7 +24,7 @@ rule for one of those sinks; renderers call them and never escape anything by th
   span or a fenced block whose fence is longer than any run of backticks in the text.
 - `xml_text`: `terminal`, which also removes every character XML 1.0 forbids.
 - `workflow_data` and `workflow_property`: a workflow command's message and property values,
-  `terminal` then GitHub's percent escapes.
+  `terminal` then GitHub's percent escapes; `json_for_log`: a JSON report printed to stdout.
 """
 
 from __future__ import annotations
@@ -194,6 +194,17 @@ def xml_text(text: str) -> str:
     It goes through `terminal`: CI tools that read JUnit often print its messages to the log.
     """
     return terminal(text)
+
+
+def json_for_log(text: str) -> str:
+    """JSON text for stdout or stderr that decodes to the same data: every character
+    `visible_controls` escapes is written as a JSON escape (`\\u001b`, `\\u009b`), and so is
+    the `[` of `##[`, a legacy workflow command honoured anywhere in a line.
+
+    Indented JSON never starts a line with `::`, so nothing else needs changing.
+    """
+    escaped = _CONTROLS.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+    return escaped.replace("##[", "##\\u005b")
 
 
 def workflow_data(text: str) -> str:

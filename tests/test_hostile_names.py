@@ -1,8 +1,9 @@
-"""`grader batch` on a class whose file names and output are an attacker's, end to end.
+"""`grader batch` and `grader check` on files whose names and output are an attacker's.
 
 The toy problem (no JAX) at a fixed seed: grades.csv, summary.json, index.html and the
 progress lines on stderr are compared with golden files; the page is opened in Chromium and
-its `javascript:` link clicked; a grader error quoting student text is printed inert.
+its `javascript:` link clicked; `grader check --json -` prints the report and the verdict
+inert; a grader error quoting student text is printed inert.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from helpers import FORMULA_CMD, FORMULA_LINK, JAVASCRIPT, MARKUP_HIDE, assert_g
 
 from grader import cli
 from grader.errors import SandboxUnavailable
+from grader.models import Report
 
 SEED = 3
 GRADER = [sys.executable, "-m", "grader"]
@@ -280,3 +282,27 @@ def test_grader_error_quoting_student_text_is_inert_on_stderr(
     lines = result.stderr.splitlines()
     assert lines[0] == "grader: error: the sandbox could not be set up: \\x1b]0;pwned\\x07"
     assert lines[1] == "  :\\x3aerror file=README.md:\\x3aforged"
+
+
+def test_check_prints_a_hostile_report_inert(tmp_path: Path) -> None:
+    """`grader check --json -`: the JSON on stdout and the verdict on stderr, as CI shows them."""
+    source = tmp_path / f"{JAVASCRIPT}.py"
+    source.write_text(HOSTILE_SOURCE)
+    toy = ["--problems-dir", str(TOY / "problems"), "--reference-dir", str(TOY / "reference")]
+    result = subprocess.run(
+        [*GRADER, "check", str(source), "--seed", str(SEED), "--json", "-", *toy],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "80"},
+    )
+    assert result.returncode == 1, result.stderr
+    report = Report.model_validate_json(result.stdout)
+    assert "##[add-mask]x" in report.cases[0].message  # the data is whole
+    assert "\x1b]0;pwned" in report.stdout
+    for output in (result.stdout, result.stderr):
+        assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", output)
+        assert "##[" not in output
+        assert not any(re.match(r"\s*::[^\W\d_]", line) for line in output.splitlines())
+    assert "![](https://evil.example/pixel)" in result.stderr  # shown, as text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import json
 import re
 import xml.etree.ElementTree as ET
 from urllib.parse import unquote, urljoin
@@ -205,3 +206,12 @@ def test_workflow_data_keeps_a_message_on_one_line() -> None:
     assert "\n" not in data and "\r" not in data and "\x1b" not in data
     assert data == "boom\\x0d%0A:\\x3aerror:\\x3ax%250A\\x1b[31m"
     assert safe_text.workflow_property("a:b,c") == "a%3Ab%2Cc"
+
+
+def test_json_for_log_carries_the_same_data_without_a_legacy_command() -> None:
+    data = {"message": "##[add-mask]secret\n::error::x\x9b2J\u202e", "ok": "a[1]"}
+    text = safe_text.json_for_log(json.dumps(data, indent=2, ensure_ascii=False))
+    assert "##[" not in text
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202e]", text)
+    assert not any(COMMAND.match(line) for line in text.splitlines())
+    assert json.loads(text) == data
