@@ -14,15 +14,17 @@ rule for one of those sinks; renderers call them and never escape anything by th
   `::` before a letter (`::error::`) becomes `:\\x3a`, and `##[` (the legacy prefix, honoured
   anywhere in a line) becomes `##\\x5b`, wherever they are, since wrapping can start a line
   anywhere.
-- `markup`: `terminal`, then Rich markup escaped, for text placed in a markup string.
-- `csv_cell`: a cell that a spreadsheet would read as a formula (first non-blank character
-  `=`, `+`, `-`, `@`, tab or CR) gets a leading `'`, as OWASP recommends.
+- `markup`: `terminal`, then Rich markup escaped, for text placed in a markup string;
+  `error_lines`: a grader error for stderr, which may quote a submission.
+- `csv_cell`: a cell that a spreadsheet would read as a formula (first character after any
+  spaces `=`, `+`, `-`, `@`, tab or CR) gets a leading `'`, as OWASP recommends.
 - `render_html` and `relative_link`: pages come from Jinja2 templates with autoescape on, and
   every value printed goes through `visible_controls`; links to a student's file are `./` plus
   the percent-encoded id, so no id can become a `javascript:` or an absolute URL.
 - `markdown_code`, `markdown_cell` and `markdown_block`: student text in Markdown is a code
   span or a fenced block whose fence is longer than any run of backticks in the text.
 - `xml_text`: `terminal`, which also removes every character XML 1.0 forbids.
+- Gradescope's results: `visible_controls`, each text declared `"output_format": "text"`.
 - `workflow_data` and `workflow_property`: a workflow command's message and property values,
   `terminal` then GitHub's percent escapes; `json_for_log`: a JSON report printed to stdout.
 """
@@ -103,7 +105,7 @@ def error_lines(message: str, prefix: str) -> str:
 def csv_cell(text: str) -> str:
     """A text cell no spreadsheet evaluates: a would-be formula gets a leading quote (OWASP).
 
-    Leading blanks are looked through, since some importers trim them.
+    Leading spaces are looked through, since some importers trim them.
     """
     shown = visible_controls(text)
     if text.lstrip(" ").startswith(_FORMULA_START):
