@@ -206,7 +206,9 @@ def batch(
         f"since the last run), {len(result.skipped)} entries skipped; seed {result.seed}."
     )
     for item in result.skipped:
-        console.print(Text(f"  skipped {safe_text.terminal(item.name)}: {item.reason}"))
+        # Both may hold file names (a duplicate id names its files).
+        name, reason = safe_text.terminal(item.name), safe_text.terminal(item.reason)
+        console.print(Text(f"  skipped {name}: {reason}"))
     console.print(
         Text(
             f"Wrote {safe_text.terminal(str(out))}/grades.csv, summary.json, index.html and one "

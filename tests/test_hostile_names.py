@@ -70,6 +70,8 @@ def hostile_batch(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     for student, source in files.items():
         (folder / f"{student}.py").write_text(source)
     (folder / "\x1b[32m11 points.txt").write_text("not a submission\n")
+    for duplicate in ("##[add-mask]Dup.py", "##[add-mask]dup.py"):  # skipped, named in the reason
+        (folder / duplicate).write_text(correct)
     home = root / "home"
     env = {
         **os.environ,
@@ -100,6 +102,7 @@ def test_hostile_batch_outputs_match_their_goldens(
     out, stderr = hostile_batch
     assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f]", stderr)
     assert not any(re.match(r"\s*::[^\W\d_]", line) for line in stderr.splitlines())
+    assert "##[" not in stderr and "duplicate student id" in stderr
     assert re.search(r"^\[\d/8\] \[x\]alice: 8/8 graded$", stderr, re.M)  # as named, not "alice"
     for line in (out / "grades.csv").read_text().splitlines()[1:]:
         assert line.lstrip('"')[0] not in "=+-@\t\r", line
