@@ -38,7 +38,7 @@ from grader.feedback import student_view
 from grader.grading import grade, run_reference
 from grader.models import Report, Status
 from grader.problems import Problem
-from grader.safe_text import csv_cell
+from grader.safe_text import csv_cell, json_for_log
 from grader.sandbox import Runner
 from grader.storage import write_atomic
 
@@ -182,7 +182,7 @@ def run_batch(
         if previous is not None:
             student_copy = out / f"{entry.student}.json"
             if not student_copy.exists():  # killed between the two writes
-                write_atomic(student_copy, student_view(previous).model_dump_json(indent=2) + "\n")
+                write_atomic(student_copy, _report_json(student_view(previous)))
             result.reports[entry.student] = previous
             result.reused.add(entry.student)
             if on_progress:
@@ -203,12 +203,8 @@ def run_batch(
                 display_name=entry.path.name,
             )
             # The full report for staff; the student's copy hides what hidden cases hold.
-            write_atomic(
-                out / "staff" / f"{entry.student}.json", report.model_dump_json(indent=2) + "\n"
-            )
-            write_atomic(
-                out / f"{entry.student}.json", student_view(report).model_dump_json(indent=2) + "\n"
-            )
+            write_atomic(out / "staff" / f"{entry.student}.json", _report_json(report))
+            write_atomic(out / f"{entry.student}.json", _report_json(student_view(report)))
             return entry, report
 
         with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
@@ -227,10 +223,20 @@ def write_outputs(out: Path, result: BatchResult, problem: Problem) -> None:
     """grades.csv, summary.json and index.html, from the reports."""
     summary = summarize(result, problem)
     write_atomic(out / "grades.csv", gradebook_csv(result))
-    write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_atomic(out / "summary.json", summary_json(summary))
     from grader.render import batch_page
 
     write_atomic(out / "index.html", batch_page(summary))
+
+
+def summary_json(summary: dict[str, object]) -> str:
+    """summary.json's text: the summary's data, safe to print (see `_report_json`)."""
+    return json_for_log(json.dumps(summary, indent=2) + "\n")
+
+
+def _report_json(report: Report) -> str:
+    """A report as JSON that is safe to print (staff `cat` reports, CI logs show them)."""
+    return json_for_log(report.model_dump_json(indent=2) + "\n")
 
 
 def gradebook_csv(result: BatchResult) -> str:

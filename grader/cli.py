@@ -33,7 +33,7 @@ from grader.feedback import student_view
 from grader.grading import check as check_submission
 from grader.models import Report
 from grader.problems import PROBLEMS_ENV, REFERENCE_ENV, find_problem, list_problems, load_problem
-from grader.render import batch_progress, gradescope_results, print_report, statement
+from grader.render import batch_progress, gradescope_json, print_report, statement
 from grader.sandbox import SandboxPolicy, SubprocessRunner
 from grader.storage import write_atomic
 
@@ -127,8 +127,7 @@ def check(
     if json_path is not None:
         _write_json(report, json_path)
     if gradescope_path is not None:
-        results = gradescope_results(student_view(full))
-        write_atomic(gradescope_path, json.dumps(results, indent=2) + "\n")
+        write_atomic(gradescope_path, gradescope_json(student_view(full)))
     sys.exit(EXIT_FULL_MARKS if report.full_marks else EXIT_NOT_FULL_MARKS)
 
 
@@ -346,9 +345,10 @@ def _fail(message: str) -> NoReturn:
 
 def _write_json(report: Report, path: Path) -> None:
     """Write the report; a reader never sees a half-written file."""
-    text = report.model_dump_json(indent=2) + "\n"
+    # Safe to print wherever it goes: stdout may be a CI log, and files get `cat`.
+    text = safe_text.json_for_log(report.model_dump_json(indent=2) + "\n")
     if str(path) == "-":
-        sys.stdout.write(safe_text.json_for_log(text))  # stdout may be a CI log
+        sys.stdout.write(text)
         return
     write_atomic(path, text)
 

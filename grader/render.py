@@ -8,6 +8,7 @@ rich `Text` objects, never in markup, unless they went through `safe_text.markup
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -267,3 +268,8 @@ def gradescope_results(report: Report) -> dict[str, Any]:
         "stdout_visibility": "hidden",
         "tests": tests,
     }
+
+
+def gradescope_json(report: Report) -> str:
+    """results.json's text: `gradescope_results`, safe to print (`safe_text.json_for_log`)."""
+    return safe_text.json_for_log(json.dumps(gradescope_results(report), indent=2) + "\n")

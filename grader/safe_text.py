@@ -26,7 +26,8 @@ rule for one of those sinks; renderers call them and never escape anything by th
 - `xml_text`: `terminal`, which also removes every character XML 1.0 forbids.
 - Gradescope's results: `visible_controls`, each text declared `"output_format": "text"`.
 - `workflow_data` and `workflow_property`: a workflow command's message and property values,
-  `terminal` then GitHub's percent escapes; `json_for_log`: a JSON report printed to stdout.
+  `terminal` then GitHub's percent escapes; `json_for_log`: JSON the grader writes (reports,
+  summary, Gradescope results), the same data with controls and `##[` as JSON escapes.
 """
 
 from __future__ import annotations
@@ -199,9 +200,10 @@ def xml_text(text: str) -> str:
 
 
 def json_for_log(text: str) -> str:
-    """JSON text for stdout or stderr that decodes to the same data: every character
-    `visible_controls` escapes is written as a JSON escape (`\\u001b`, `\\u009b`), and so is
-    the `[` of `##[`, a legacy workflow command honoured anywhere in a line.
+    """JSON text safe to print (to a log, or from a file staff `cat`), decoding to the same data.
+
+    Every character `visible_controls` escapes is written as a JSON escape (`\\u001b`,
+    `\\u009b`), and so is the `[` of `##[`, a legacy workflow command honoured anywhere in a line.
 
     Indented JSON never starts a line with `::`, so nothing else needs changing.
     """

@@ -31,7 +31,7 @@ from helpers import (
 from junitparser import JUnitXml
 from rich.console import Console
 
-from grader.batch import BatchResult, Skipped, gradebook_csv, summarize
+from grader.batch import BatchResult, Skipped, gradebook_csv, summarize, summary_json
 from grader.cases import make_cases
 from grader.ci import Change, Graded, junit_xml, markdown_summary, workflow_annotations
 from grader.feedback import student_view
@@ -48,7 +48,7 @@ from grader.models import (
     Versions,
 )
 from grader.problems import Problem
-from grader.render import batch_page, batch_progress, gradescope_results, verdict
+from grader.render import batch_page, batch_progress, gradescope_json, verdict
 
 SEED = 11
 ESCAPES = FAKE_GREEN + CURSOR_UP + OSC8 + OSC52 + TITLE
@@ -181,7 +181,10 @@ def reports(toy: Problem) -> dict[str, Report]:
 
 @pytest.fixture
 def batch(reports: dict[str, Report]) -> BatchResult:
-    skipped = [Skipped(f"{FAKE_GREEN}.txt", "not a Python file (.py)")]
+    skipped = [
+        Skipped(f"{FAKE_GREEN}.txt", "not a Python file (.py)"),
+        Skipped("##[add-mask]x", "a folder: only files directly in the folder are graded"),
+    ]
     return BatchResult(seed=SEED, reports=reports, skipped=skipped)
 
 
@@ -263,9 +266,10 @@ def test_grades_csv(request: pytest.FixtureRequest, batch: BatchResult) -> None:
 
 
 def test_summary_json(request: pytest.FixtureRequest, batch: BatchResult, toy: Problem) -> None:
-    text = json.dumps(summarize(batch, toy), indent=2) + "\n"
+    text = summary_json(summarize(batch, toy))
     assert set(json.loads(text)["reports"]) == set(batch.reports)  # data, kept exactly
     _no_student_escape(text)  # JSON escapes controls as \u001b
+    assert "##[" not in text  # a legacy workflow command, should the file be printed in CI
     assert_golden(request, "summary.json", text)
 
 
@@ -314,10 +318,11 @@ def test_workflow_annotations(request: pytest.FixtureRequest, graded: list[Grade
 
 
 def test_gradescope_results(request: pytest.FixtureRequest, reports: dict[str, Report]) -> None:
-    results = {s: gradescope_results(student_view(r)) for s, r in reports.items()}
-    text = json.dumps(results, indent=2, ensure_ascii=False) + "\n"
+    texts = [gradescope_json(student_view(report)) for report in reports.values()]
+    text = "".join(texts)
     _no_student_escape(text)
-    for result in results.values():
+    assert "##[" not in text
+    for result in map(json.loads, texts):
         assert result["output_format"] == result["test_output_format"] == "text"
         assert all(test["output_format"] == "text" for test in result["tests"])
     assert_golden(request, "gradescope.json", text)
