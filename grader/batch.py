@@ -39,6 +39,7 @@ from grader.grading import MAX_SOURCE_BYTES, grade, grader_fault_report, run_ref
 from grader.models import Report, Status
 from grader.problems import Problem
 from grader.run import Runner, SubprocessRunner
+from grader.safe_text import csv_cell, json_for_log
 from grader.storage import read_regular, write_atomic
 
 RESERVED_IDS = {"summary", "batch", "grades", "index"}  # names of the batch's own outputs
@@ -203,7 +204,7 @@ def run_batch(
         if previous is not None:
             student_copy = out / f"{entry.student}.json"
             if not student_copy.exists():  # killed between the two writes
-                write_atomic(student_copy, student_view(previous).model_dump_json(indent=2) + "\n")
+                write_atomic(student_copy, _report_json(student_view(previous)))
             result.reports[entry.student] = previous
             result.reused.add(entry.student)
             if on_progress:
@@ -247,13 +248,8 @@ def run_batch(
             else:
                 # The full report for staff (also what a rerun reuses); the student's copy
                 # hides what hidden cases hold.
-                write_atomic(
-                    out / "staff" / f"{entry.student}.json",
-                    report.model_dump_json(indent=2) + "\n",
-                )
-            write_atomic(
-                out / f"{entry.student}.json", student_view(report).model_dump_json(indent=2) + "\n"
-            )
+                write_atomic(out / "staff" / f"{entry.student}.json", _report_json(report))
+            write_atomic(out / f"{entry.student}.json", _report_json(student_view(report)))
             return entry, report
 
         with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
@@ -272,14 +268,24 @@ def write_outputs(out: Path, result: BatchResult, problem: Problem) -> None:
     """grades.csv, summary.json and index.html, from the reports."""
     summary = summarize(result, problem)
     write_atomic(out / "grades.csv", gradebook_csv(result))
-    write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_atomic(out / "summary.json", summary_json(summary))
     from grader.render import batch_page
 
     write_atomic(out / "index.html", batch_page(summary))
 
 
+def summary_json(summary: dict[str, object]) -> str:
+    """summary.json's text: the summary's data, safe to print (see `_report_json`)."""
+    return json_for_log(json.dumps(summary, indent=2) + "\n")
+
+
+def _report_json(report: Report) -> str:
+    """A report as JSON that is safe to print (staff `cat` reports, CI logs show them)."""
+    return json_for_log(report.model_dump_json(indent=2) + "\n")
+
+
 def gradebook_csv(result: BatchResult) -> str:
-    """One row per student, ready for an LMS upload."""
+    """One row per student, ready for an LMS upload; no cell is a formula (safe_text.csv_cell)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(
@@ -289,13 +295,13 @@ def gradebook_csv(result: BatchResult) -> str:
         report = result.reports[student]
         writer.writerow(
             [
-                student,
+                csv_cell(student),
                 f"{report.score:g}",
                 f"{report.max_score:g}",
                 report.status.value,
                 report.submission.sha256,
                 report.seed,
-                report.problem.version,
+                csv_cell(report.problem.version),
             ]
         )
     return buffer.getvalue()

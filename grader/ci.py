@@ -14,7 +14,6 @@ a workflow command, and anything printed to stdout that could contain it is wrap
 
 from __future__ import annotations
 
-import html
 import secrets
 import shutil
 import signal
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
+from grader import safe_text
 from grader.errors import UsageError
 from grader.feedback import student_view
 from grader.grading import MAX_SOURCE_BYTES
@@ -146,55 +146,53 @@ def below_threshold(report: Report, min_score_percent: float) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def _cell(text: str, limit: int = 300) -> str:
-    """Submission-controlled text made safe for a Markdown table cell."""
-    text = " ".join(text.split())
-    if len(text) > limit:
-        text = text[: limit - 3] + "..."
-    return html.escape(text).replace("|", "\\|").replace("`", "&#96;")
-
-
 def markdown_summary(
     graded: list[Graded], deleted: list[Change], problem: Problem | None, min_score: float
 ) -> str:
-    """The step summary: a table of files, then per file its hints and visible cases."""
+    """The step summary: a table of files, then per file its hints and visible cases.
+
+    Everything a submission shaped (paths, messages, case results) is a code span or a fenced
+    block (`safe_text.markdown_*`): it cannot render as a link, an image or HTML.
+    """
+    cell = safe_text.markdown_cell
     lines = ["## Grading results", ""]
     if not graded:
         lines.append("No submission under `submissions/` was added or changed.")
         for change in deleted:
-            lines.append(f"- `{_cell(change.path)}` deleted (not graded)")
+            lines.append(f"- {safe_text.markdown_code(change.path)} deleted (not graded)")
         return "\n".join(lines) + "\n"
     lines += ["| file | score | status | |", "|---|---|---|---|"]
     for item in graded:
         report = item.report
         mark = "✅" if not below_threshold(report, min_score) else "❌"
         lines.append(
-            f"| `{_cell(item.change.path)}` | {report.score:g}/{report.max_score:g} "
+            f"| {cell(item.change.path)} | {report.score:g}/{report.max_score:g} "
             f"| {report.status.value} | {mark} |"
         )
     for change in deleted:
-        lines.append(f"| `{_cell(change.path)}` | | deleted (not graded) | |")
+        lines.append(f"| {cell(change.path)} | | deleted (not graded) | |")
     for item in graded:
         report = item.report
         lines += [
             "",
-            f"### `{_cell(item.change.path)}`: {report.score:g}/{report.max_score:g}",
+            f"### {safe_text.markdown_code(item.change.path)}: "
+            f"{report.score:g}/{report.max_score:g}",
             "",
-            _cell(report.message, 1000),
+            safe_text.markdown_block(report.message),
             "",
         ]
         if report.hints:
             lines += ["**Hints**", ""]
-            lines += [f"- {_cell(hint.text, 600)}" for hint in report.hints]
+            lines += [f"- {safe_text.markdown_code(hint.text, 600)}" for hint in report.hints]
             lines.append("")
         if report.status is Status.GRADED or any(
             c.reason is not CaseReason.NOT_RUN for c in report.cases
         ):
             lines += ["| # | case | inputs | result |", "|---|---|---|---|"]
             for case in report.cases:
-                result = "✅ passed" if case.passed else f"❌ {_cell(case.message)}"
+                result = "✅ passed" if case.passed else f"❌ {cell(case.message)}"
                 lines.append(
-                    f"| {case.index} | {_cell(case.name)} | {_cell(case.inputs)} | {result} |"
+                    f"| {case.index} | {cell(case.name)} | {cell(case.inputs)} | {result} |"
                 )
     lines += ["", f"Seed {graded[0].report.seed}; per-case results are in the JUnit artifact."]
     return "\n".join(lines) + "\n"
@@ -206,42 +204,43 @@ def markdown_summary(
 
 
 def junit_xml(graded: list[Graded]) -> JUnitXml:
-    """One test suite per file, one test case per graded case."""
+    """One test suite per file, one test case per graded case; every text XML-safe."""
+    xml_text = safe_text.xml_text
     xml = JUnitXml(name="grader")
     for item in graded:
-        suite = TestSuite(item.change.path)
+        path = xml_text(item.change.path)
+        suite = TestSuite(path)
         report = item.report
         for case in report.cases:
             test = TestCase(
-                f"case {case.index}: {case.name}",
-                classname=item.change.path,
+                xml_text(f"case {case.index}: {case.name}"),
+                classname=path,
                 time=case.seconds or 0.0,
             )
             if case.passed:
                 pass
             elif case.reason is CaseReason.NOT_RUN:
-                test.result = [Skipped(message=f"{report.status.value}: {report.message}")]
-            elif case.reason is CaseReason.EXCEPTION:
                 test.result = [
-                    Error(
-                        message=case.message, type_=case.error.type if case.error else "exception"
-                    )
+                    Skipped(message=xml_text(f"{report.status.value}: {report.message}"))
                 ]
+            elif case.reason is CaseReason.EXCEPTION:
+                kind = case.error.type if case.error else "exception"
+                test.result = [Error(message=xml_text(case.message), type_=xml_text(kind))]
             else:
-                test.result = [Failure(message=case.message, type_=case.reason.value)]
+                test.result = [Failure(message=xml_text(case.message), type_=case.reason.value)]
             suite.add_testcase(test)
         xml.add_testsuite(suite)
     return xml
 
 
 def escape_data(text: str) -> str:
-    """Escape a workflow command's message (GitHub's toolkit rules)."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """Escape a workflow command's message (see `safe_text.workflow_data`)."""
+    return safe_text.workflow_data(text)
 
 
 def escape_property(text: str) -> str:
-    """Escape a workflow command's property value (file, title)."""
-    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+    """Escape a workflow command's property value (see `safe_text.workflow_property`)."""
+    return safe_text.workflow_property(text)
 
 
 def workflow_annotations(graded: list[Graded]) -> list[str]:

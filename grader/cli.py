@@ -14,9 +14,9 @@ from typing import NoReturn
 
 import click
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
-from grader import __version__
+from grader import __version__, safe_text
 from grader.batch import discover, run_batch
 from grader.cases import MAX_SEED, random_seed
 from grader.ci import (
@@ -34,7 +34,7 @@ from grader.grading import MAX_SOURCE_BYTES
 from grader.grading import check as check_submission
 from grader.models import Report
 from grader.problems import PROBLEMS_ENV, REFERENCE_ENV, find_problem, list_problems, load_problem
-from grader.render import batch_progress, gradescope_results, print_report, statement
+from grader.render import batch_progress, gradescope_json, print_report, statement
 from grader.run import SandboxPolicy, SubprocessRunner, full_isolation_problem
 from grader.storage import read_regular, write_atomic
 
@@ -91,8 +91,8 @@ def _staff_runner(
             f"docs/sandbox.md)."
         )
     Console(stderr=True).print(
-        f"[yellow]warning:[/] grading with basic isolation ({escape(why)}): submissions run as "
-        f"your own user; caches are not trusted."
+        f"[yellow]warning:[/] grading with basic isolation ({safe_text.markup(why)}): submissions "
+        f"run as your own user; caches are not trusted."
     )
     return runner, False
 
@@ -160,8 +160,7 @@ def check(
     if json_path is not None:
         _write_json(report, json_path)
     if gradescope_path is not None:
-        results = gradescope_results(student_view(full))
-        write_atomic(gradescope_path, json.dumps(results, indent=2) + "\n")
+        write_atomic(gradescope_path, gradescope_json(student_view(full)))
     sys.exit(EXIT_FULL_MARKS if report.full_marks else EXIT_NOT_FULL_MARKS)
 
 
@@ -241,8 +240,15 @@ def batch(
         f"since the last run), {len(result.skipped)} entries skipped; seed {result.seed}."
     )
     for item in result.skipped:
-        console.print(f"  skipped {item.name}: {item.reason}")
-    console.print(f"Wrote {out}/grades.csv, summary.json, index.html and one report per student.")
+        # Both may hold file names (a duplicate id names its files).
+        name, reason = safe_text.terminal(item.name), safe_text.terminal(item.reason)
+        console.print(Text(f"  skipped {name}: {reason}"))
+    console.print(
+        Text(
+            f"Wrote {safe_text.terminal(str(out))}/grades.csv, summary.json, index.html and one "
+            f"report per student."
+        )
+    )
     if result.grader_faults:
         _fail(
             f"{len(result.grader_faults)} file(s) could not be graded because of a fault of the "
@@ -337,7 +343,8 @@ def ci_command(
         with Path(step_summary).open("a", encoding="utf-8") as stream:
             stream.write(summary)
     lines = [
-        f"{g.change.path}: {g.report.score:g}/{g.report.max_score:g} {g.report.status}"
+        f"{safe_text.terminal(g.change.path)}: {g.report.score:g}/{g.report.max_score:g} "
+        f"{g.report.status}"
         for g in graded
     ] or ["No submission changed."]
     # File names and messages come from students: no workflow command may hide in them.
@@ -382,13 +389,16 @@ def schema() -> None:
 
 
 def _fail(message: str) -> NoReturn:
-    click.echo(f"grader: error: {message}", err=True)
+    # The message may quote a submission (a file name, a forged sandbox message): stderr is a
+    # terminal and, in CI, a log read for workflow commands.
+    click.echo(safe_text.error_lines(message, "grader: error: "), err=True)
     sys.exit(EXIT_USAGE)
 
 
 def _write_json(report: Report, path: Path) -> None:
     """Write the report; a reader never sees a half-written file."""
-    text = report.model_dump_json(indent=2) + "\n"
+    # Safe to print wherever it goes: stdout may be a CI log, and files get `cat`.
+    text = safe_text.json_for_log(report.model_dump_json(indent=2) + "\n")
     if str(path) == "-":
         sys.stdout.write(text)
         return

@@ -319,7 +319,7 @@ Isolation = Literal["full", "basic", "none"]
 
 
 class Confinement(Frozen):
-    """How the worker confines itself before loading the submission (see grader/jail.py)."""
+    """How the worker confines itself before loading the submission (see grader/run/jail.py)."""
 
     isolation: Isolation = Field(
         description="'full': new PID/network/mount namespaces, hidden folders, unprivileged "

@@ -19,6 +19,14 @@ TOY = TESTS / "toy"
 Grade = Callable[..., Report]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-goldens",
+        action="store_true",
+        help="Rewrite the golden files under tests/goldens from the current renderers.",
+    )
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
     """No test reads or writes the real home folder or depends on the working folder.

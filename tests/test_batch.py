@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from conftest import SUBMISSIONS, TOY
@@ -229,7 +230,7 @@ def test_batch_page_renders_the_summary_in_a_browser(tmp_path: Path) -> None:
     for rate in summary["case_pass_rates"]:
         assert f"{rate['passed']}/{rate['graded']}" in dom
     for student in summary["reports"]:
-        assert f'href="{student}.json"' in dom
+        assert f'href="./{quote(student)}.json"' in dom
     assert dom.count('class="bin"') == len(summary["scores"]["histogram"])
 
 
@@ -255,7 +256,17 @@ def test_gradescope_results_json(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     results = json.loads(results_path.read_text())
-    assert set(results) == {"score", "output", "visibility", "stdout_visibility", "tests"}
+    assert set(results) == {
+        "score",
+        "output",
+        "output_format",
+        "test_output_format",
+        "test_name_format",
+        "visibility",
+        "stdout_visibility",
+        "tests",
+    }
+    assert results["output_format"] == "text"  # never rendered as Markdown, HTML or ANSI
     assert len(results["tests"]) == 4
     assert results["score"] == sum(test["score"] for test in results["tests"])
     for test in results["tests"]:
@@ -266,6 +277,7 @@ def test_gradescope_results_json(tmp_path: Path) -> None:
             "max_score",
             "status",
             "output",
+            "output_format",
             "visibility",
         }
         assert test["status"] in {"passed", "failed"}

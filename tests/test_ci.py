@@ -98,7 +98,8 @@ def test_pull_request_is_graded_into_summary_junit_and_annotations(
     assert result.returncode == 1, result.stderr  # bob, dave, mallory are below full marks
     summary = summary_path.read_text()
     rows = {
-        m.group(1): m.group(2) for m in re.finditer(r"\| `(submissions/\w+\.py)` \| (\S*)", summary)
+        m.group(1): m.group(2)
+        for m in re.finditer(r"\| ` (submissions/\w+\.py) ` \| (\S*)", summary)
     }
     assert rows == {
         "submissions/alice.py": "14/14",
