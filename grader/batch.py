@@ -17,6 +17,7 @@ already matches the file's sha256, the spec version and the seed.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -43,6 +44,7 @@ from grader.safe_text import csv_cell, json_for_log
 from grader.storage import read_regular, write_atomic
 
 RESERVED_IDS = {"summary", "batch", "grades", "index"}  # names of the batch's own outputs
+MAX_ID_BYTES = 200  # a student id becomes a file name: <id>.json must fit in 255 bytes
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,9 @@ def discover(folder: Path) -> tuple[list[Entry], list[Skipped]]:
             continue
         if name.startswith("."):
             skipped.append(Skipped(name, "hidden file"))
+            continue
+        if len(path.stem.encode()) > MAX_ID_BYTES:
+            skipped.append(Skipped(name, f"file name longer than {MAX_ID_BYTES} bytes: shorten it"))
             continue
         if path.is_symlink():
             target = path.resolve()
@@ -220,8 +225,9 @@ def run_batch(
         lock = threading.Lock()
         isolation = runner.isolation()
 
-        def one(entry: Entry) -> tuple[Entry, Report]:
-            fault = False
+        def one(entry: Entry) -> tuple[Entry, Report, bool]:
+            """Grade and save one file; True when the grader failed on it (not the student)."""
+            staff_copy = out / "staff" / f"{entry.student}.json"
             try:
                 report = grade(
                     entry.path,
@@ -231,8 +237,11 @@ def run_batch(
                     runner=runner,
                     display_name=entry.path.name,
                 )
+                # The full report for staff (also what a rerun reuses); the student's copy
+                # hides what hidden cases hold.
+                write_atomic(staff_copy, _report_json(report))
+                write_atomic(out / f"{entry.student}.json", _report_json(student_view(report)))
             except Exception as exc:  # a batch never dies of one student
-                fault = True
                 report = grader_fault_report(
                     entry.path,
                     problem=problem,
@@ -241,23 +250,21 @@ def run_batch(
                     isolation=isolation,
                     error=exc,
                 )
-            if fault:
-                with lock:
-                    result.grader_faults.add(entry.student)
-                (out / "staff" / f"{entry.student}.json").unlink(missing_ok=True)
-            else:
-                # The full report for staff (also what a rerun reuses); the student's copy
-                # hides what hidden cases hold.
-                write_atomic(out / "staff" / f"{entry.student}.json", _report_json(report))
-            write_atomic(out / f"{entry.student}.json", _report_json(student_view(report)))
-            return entry, report
+                # No staff copy: a rerun grades this file again.
+                with contextlib.suppress(OSError):
+                    staff_copy.unlink(missing_ok=True)
+                    write_atomic(out / f"{entry.student}.json", _report_json(student_view(report)))
+                return entry, report, True
+            return entry, report, False
 
         with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
             futures = [pool.submit(one, entry) for entry in todo]
             for future in as_completed(futures):
-                entry, report = future.result()
+                entry, report, fault = future.result()
                 with lock:
                     result.reports[entry.student] = report
+                    if fault:
+                        result.grader_faults.add(entry.student)
                 if on_progress:
                     on_progress(entry.student, report, False)
     write_outputs(out, result, problem)

@@ -297,7 +297,7 @@ class Frame(Frozen):
     """One line of a traceback in the submission (grader frames removed)."""
 
     file: str = Field(max_length=1000, description="File name as the student knows it.")
-    line: int = Field(description="Line number.")
+    line: int = Field(ge=0, le=10**9, description="Line number.")
     function: str = Field(max_length=1000, description="Function name.")
     source: str = Field(max_length=1000, description="The source line, stripped.")
 
@@ -312,7 +312,9 @@ class ErrorInfo(Frozen):
     frames: tuple[Frame, ...] = Field(
         (), max_length=50, description="Traceback from the student's first frame."
     )
-    line: int | None = Field(None, description="Line in the submission the error points at.")
+    line: int | None = Field(
+        None, ge=0, le=10**9, description="Line in the submission the error points at."
+    )
 
 
 Isolation = Literal["full", "basic", "none"]
@@ -387,7 +389,9 @@ class CaseOutcome(Frozen):
         None, max_length=2000, description="Why the return value is invalid."
     )
     error: ErrorInfo | None = Field(None, description="The exception, when 'raised'.")
-    seconds: float = Field(0.0, ge=0, description="Time the call took, as the worker saw it.")
+    seconds: float = Field(
+        0.0, ge=0, le=10**6, description="Time the call took, as the worker saw it."
+    )
 
 
 class LoadedMessage(Frozen):
@@ -439,7 +443,7 @@ class DoneMessage(Frozen):
 
     event: Literal["done"] = Field(description="Message type.")
     peak_rss_kib: int | None = Field(
-        None, ge=0, description="The worker's peak resident memory, as it reports it."
+        None, ge=0, le=2**40, description="The worker's peak resident memory, as it reports it."
     )
 
 

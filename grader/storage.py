@@ -52,7 +52,8 @@ def read_regular(path: Path, limit: int) -> bytes:
 def write_atomic(path: Path, text: str) -> None:
     """Replace a file's content all at once (write a temporary file, then rename it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    # A short fixed prefix: the name itself may be near the 255-byte limit of a file name.
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)

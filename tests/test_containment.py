@@ -380,3 +380,63 @@ def test_cgroups_left_by_a_killed_grader_are_cleaned_up() -> None:
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+KEYRING_AND_CGROUPS = """\
+import ctypes, os
+_libc = ctypes.CDLL(None, use_errno=True)
+
+def vector_stats(x, k):
+    # add_key("user", ...) into the user keyring: keys outlive every namespace.
+    result = _libc.syscall(248, b"user", b"stash", b"data", 4, -4)
+    return [result, ctypes.get_errno(), len(os.listdir("/sys/fs/cgroup"))]
+"""
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="syscall numbers of x86_64")
+@pytest.mark.usefixtures("require_root_isolation")
+def test_keyring_calls_are_refused_and_other_runs_cgroups_hidden(tmp_path: Path) -> None:
+    source = tmp_path / "keys.py"
+    source.write_text(KEYRING_AND_CGROUPS)
+    out = tmp_path / "report.json"
+    subprocess.run(
+        [*GRADER, "check", str(source), *TOY_DIRS, "--seed", "1", "--staff", "--json", str(out)],
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
+    report = Report.model_validate_json(out.read_text())
+    got = [o.got for o in report.cases[0].outputs]
+    assert got == [-1.0, 1.0, 0.0]  # add_key failed with EPERM; /sys/fs/cgroup is empty
+
+
+def test_long_names_are_skipped_and_never_stop_a_batch(tmp_path: Path) -> None:
+    folder = tmp_path / "class"
+    folder.mkdir()
+    (folder / "alice.py").write_text(CORRECT)
+    (folder / f"{'L' * 241}.py").write_text(CORRECT)
+    (folder / f"{'M' * 200}.py").write_text(CORRECT)
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [
+            *GRADER,
+            "batch",
+            str(folder),
+            "--out",
+            str(out),
+            "--seed",
+            "3",
+            *TOY_DIRS,
+            "--allow-basic-isolation",  # so that it runs without root too
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "file name longer than 200 bytes" in result.stderr
+    with (out / "grades.csv").open(newline="") as stream:
+        students = {row["student"] for row in csv.DictReader(stream)}
+    assert {"alice", "M" * 200} <= students
+    assert (out / f"{'M' * 200}.json").exists()

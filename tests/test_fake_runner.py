@@ -67,3 +67,42 @@ def test_fake_runner_load_failure_becomes_the_status(
     )
     assert report.status is Status.IMPORT_ERROR
     assert report.message == failure.message
+
+
+def test_an_exception_named_like_a_builtin_is_not_taken_for_it(
+    toy: Problem, references: ReferenceCache
+) -> None:
+    class MemoryError(Exception):  # a student's class, named to mislead
+        pass
+
+    def lies(x: object, k: int) -> object:
+        raise MemoryError("out of memory")
+
+    report = grade(
+        TOY / "submissions" / "correct.py",
+        problem=toy,
+        seed=1,
+        expected=references.get(toy, 1),
+        runner=FakeRunner(lies),
+    )
+    assert {case.reason for case in report.cases} == {CaseReason.EXCEPTION}
+    assert report.status is Status.GRADED
+    assert report.error is None
+    assert all("test_fake_runner.MemoryError" in case.message for case in report.cases)
+
+
+def test_an_exception_message_with_lone_surrogates_is_carried(
+    toy: Problem, references: ReferenceCache
+) -> None:
+    def odd(x: object, k: int) -> object:
+        raise ValueError("bad \udc80 value")
+
+    report = grade(
+        TOY / "submissions" / "correct.py",
+        problem=toy,
+        seed=1,
+        expected=references.get(toy, 1),
+        runner=FakeRunner(odd),
+    )
+    assert all(case.reason is CaseReason.EXCEPTION for case in report.cases)
+    assert "bad \\udc80 value" in report.cases[0].message

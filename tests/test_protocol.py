@@ -172,3 +172,31 @@ def test_a_flood_of_forged_outcomes_keeps_nothing() -> None:
         with pytest.raises(ProtocolViolation):
             receiver.feed(line(event="start", index=index))
     assert list(receiver.outcomes) == [0]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        line(event="done", peak_rss_kib=10**400),
+        line(event="done", peak_rss_kib=-1),
+    ],
+    ids=["peak beyond any float", "negative peak"],
+)
+def test_forged_numbers_in_done_are_violations(raw: bytes) -> None:
+    receiver = running(0)
+    receiver.feed(line(event="start", index=0))
+    receiver.feed(outcome(0))
+    with pytest.raises(ProtocolViolation, match="malformed"):
+        receiver.feed(raw)
+
+
+@pytest.mark.parametrize("seconds", ["Infinity", "NaN", "1e300", "-1"])
+def test_forged_case_times_are_violations(seconds: str) -> None:
+    receiver = running(0)
+    receiver.feed(line(event="start", index=0))
+    raw = (
+        b'{"event": "outcome", "outcome": {"index": 0, "kind": "returned", "values": [1.0], '
+        b'"seconds": ' + seconds.encode() + b"}}"
+    )
+    with pytest.raises(ProtocolViolation, match="malformed"):
+        receiver.feed(raw)

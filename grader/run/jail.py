@@ -22,6 +22,7 @@ import signal
 from pathlib import Path
 
 from grader.models import Confinement
+from grader.run import seccomp
 from grader.run.linux import (
     MS_BIND,
     MS_NODEV,
@@ -48,6 +49,7 @@ def confine(confinement: Confinement, submission: str) -> str:
     if confinement.isolation == "full":
         submission = _enter_full(confinement, submission)
     _set_limits(confinement)
+    seccomp.install()
     return submission
 
 
@@ -88,6 +90,9 @@ def _enter_full(confinement: Confinement, submission: str) -> str:
     for path in SYSTEM_PATHS:
         _graft(path, root, recursive=path == "/sys")
     _graft("/dev", root, recursive=False, read_only=False)  # device nodes, not /dev/shm
+    # Other runs' cgroups (their memory use, the machine's pids) are none of its business.
+    if Path(f"{root}/sys/fs/cgroup").is_dir():
+        _mount("tmpfs", f"{root}/sys/fs/cgroup", "tmpfs", MS_NOSUID | MS_NODEV, "size=4k,mode=0555")
     Path(f"{root}/proc").mkdir()  # a fresh procfs: only this PID namespace's processes
     _mount("proc", f"{root}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     tmp = f"{root}/tmp"

@@ -15,6 +15,7 @@ do through this channel is claim outputs, which are then compared with the refer
 
 from __future__ import annotations
 
+import builtins
 import difflib
 import importlib.util
 import inspect
@@ -35,6 +36,13 @@ MESSAGE_LIMIT = 2000  # characters of an exception message kept
 FRAME_LIMIT = 20  # traceback frames kept (the innermost ones)
 
 _write = os.write  # bound before student code runs, so patching os.write does not reach us
+# Names of Python's own exceptions: a submission's class of the same name is reported with its
+# module, so that `class MemoryError(Exception)` cannot pass for running out of memory.
+_BUILTIN_EXCEPTIONS = {
+    name: value
+    for name, value in vars(builtins).items()
+    if isinstance(value, type) and issubclass(value, BaseException)
+}
 
 
 class Channel:
@@ -198,7 +206,7 @@ def run_cases(
             result = function(*build_args(case))
             values, problem = to_numbers(result, count)
         except BaseException as exc:
-            outcome.update(kind="raised", error=error_info(exc, request.display_name).model_dump())
+            outcome.update(kind="raised", error=described(exc, request.display_name).model_dump())
         else:
             if values is None:
                 outcome.update(kind="invalid", problem=problem)
@@ -292,13 +300,17 @@ def to_numbers(value: Any, count: int) -> tuple[list[float] | None, str | None]:
 def error_info(exc: BaseException, display_name: str) -> ErrorInfo:
     """The exception with its traceback cut to start at the submission's first frame."""
     summary = traceback.extract_tb(exc.__traceback__)
+    kind = type(exc)
+    name = kind.__name__
+    if name in _BUILTIN_EXCEPTIONS and _BUILTIN_EXCEPTIONS[name] is not kind:
+        name = f"{kind.__module__}.{name}"
     first = next((i for i, f in enumerate(summary) if f.filename == display_name), len(summary))
     frames = [
         Frame(
-            file=frame.filename,
+            file=clean(frame.filename, 1000),
             line=frame.lineno or 0,
-            function=frame.name,
-            source=(frame.line or "").strip(),
+            function=clean(frame.name, 1000),
+            source=clean((frame.line or "").strip(), 1000),
         )
         for frame in summary[first:]
     ][-FRAME_LIMIT:]
@@ -308,11 +320,19 @@ def error_info(exc: BaseException, display_name: str) -> ErrorInfo:
     except Exception:
         message = "<the exception's message could not be shown>"
     return ErrorInfo(
-        type=type(exc).__name__,
-        message=short(message, MESSAGE_LIMIT),
+        type=clean(name, 200),
+        message=clean(message, MESSAGE_LIMIT),
         frames=tuple(frames),
         line=student_lines[-1] if student_lines else None,
     )
+
+
+def described(exc: BaseException, display_name: str) -> ErrorInfo:
+    """error_info, or a plain description when the exception defeats even that."""
+    try:
+        return error_info(exc, display_name)
+    except Exception:
+        return ErrorInfo(type="Exception", message="<the exception could not be described>")
 
 
 def where_line(message: str, error: ErrorInfo) -> str:
@@ -321,6 +341,11 @@ def where_line(message: str, error: ErrorInfo) -> str:
 
 def short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def clean(text: str, limit: int) -> str:
+    """Text the channel can carry: lone surrogates written as escapes, then shortened."""
+    return short(text.encode("utf-8", "backslashreplace").decode("utf-8"), limit)
 
 
 if __name__ == "__main__":
