@@ -141,7 +141,8 @@ def graded_check_run(
     """The check run for a graded artifact: failure when any file is below min_score."""
     failing = [item for item in graded if below_threshold(item.report, min_score)]
     if not graded:
-        title = "No submission to grade"
+        # The author controls the artifact: an empty one must not turn the check green.
+        title = "No submission graded"
     elif failing:
         title = f"{len(failing)} of {len(graded)} submissions below {min_score:g}%"
     else:
@@ -156,7 +157,7 @@ def graded_check_run(
         name=CHECK_NAME,
         head_sha=head_sha,
         status="completed",
-        conclusion="failure" if failing else "success",
+        conclusion="failure" if failing or not graded else "success",
         details_url=details_url,
         output=Output(
             title=title, summary=fit_summary(summary), annotations=check_annotations(graded)

@@ -508,9 +508,13 @@ def pr_grade(
                 )
                 graded.append(Graded(submission.change, student_view(full)))
     except GraderError as exc:
+        # The message stays in this run's log, for staff: a failing reference's may quote its
+        # traceback, which must not reach the pull request.
+        click.echo(f"grader: error: {exc}", err=True)
         refuse(
-            "The grader could not grade this pull request (a problem on the course's side, "
-            f"not in the submission): {describe(str(exc), 1000)}",
+            "The grader could not grade this pull request: a problem on the course's side "
+            f"({type(exc).__name__}), not in the submission. Course staff: the grading run's "
+            "log says what went wrong.",
             EXIT_USAGE,
         )
     check_run = graded_check_run(

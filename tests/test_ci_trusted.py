@@ -237,6 +237,20 @@ def test_a_crash_is_annotated_at_the_students_line(course: Path, tmp_path: Path)
     assert not any(line.startswith("::error") for line in result.stdout.splitlines())
 
 
+def test_an_artifact_with_nothing_to_grade_does_not_pass(
+    collected: Collected, tmp_path: Path
+) -> None:
+    def empty(manifest: dict[str, Any]) -> None:
+        manifest["files"] = []
+
+    shutil.rmtree(collected.artifact / "submissions")
+    collected.rewrite_manifest(empty)
+    result, payload = grade(collected, tmp_path, "--min-score", "0")
+    assert result.returncode == 1
+    assert payload is not None and payload["conclusion"] == "failure"
+    assert payload["output"]["title"] == "No submission graded"
+
+
 def test_fork_pull_request_without_a_number_in_the_event_is_graded(
     collected: Collected, tmp_path: Path
 ) -> None:
@@ -362,8 +376,11 @@ def test_a_course_side_fault_is_a_failing_check(collected: Collected, tmp_path: 
     assert result.returncode == 2
     payload = json.loads(payload_path.read_text())
     assert payload["conclusion"] == "failure"
-    assert "a problem on the course's side" in payload["output"]["summary"]
-    assert "reference solution" in payload["output"]["summary"]
+    summary = payload["output"]["summary"]
+    assert "a problem on the course's side (UnknownProblem)" in summary
+    # The details are for staff, in the run's log, never on the pull request.
+    assert "the reference solution for 'vector_stats' is missing" in result.stderr
+    assert str(empty) not in summary and "reference solution" not in summary
 
 
 def test_a_sha_that_is_not_one_is_a_usage_error(collected: Collected, tmp_path: Path) -> None:
