@@ -461,11 +461,12 @@ def pr_grade(
         click.echo(f"grader: not graded: {reason}", err=True)
         sys.exit(code)
 
+    payload_path.unlink(missing_ok=True)  # no stale verdict may be posted for this run
     if not valid_sha(head_sha):  # without the commit, no check run can carry the verdict
         _fail(_BAD_SHA.format(describe(head_sha)))
     pr_number: int | None = None
     if pr_text.strip():
-        if not pr_text.strip().isdigit():
+        if not (pr_text.strip().isascii() and pr_text.strip().isdigit()):
             refuse(f"--pr `{describe(pr_text)}` is not a pull request number", EXIT_USAGE)
         pr_number = int(pr_text)
     if collect_conclusion != "success":

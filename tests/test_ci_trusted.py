@@ -383,11 +383,18 @@ def test_a_course_side_fault_is_a_failing_check(collected: Collected, tmp_path: 
     assert str(empty) not in summary and "reference solution" not in summary
 
 
-def test_a_sha_that_is_not_one_is_a_usage_error(collected: Collected, tmp_path: Path) -> None:
-    result, payload = grade(collected, tmp_path, sha="main")
+def test_a_sha_that_is_not_one_is_a_usage_error_and_leaves_no_verdict(
+    collected: Collected, tmp_path: Path
+) -> None:
+    payload = tmp_path / "check-run.json"
+    payload.write_text('{"conclusion": "success"}')  # left over: must not be posted
+    result = grader(
+        "pr", "grade", str(collected.artifact), "--sha", "main", "--payload", str(payload),
+        *TOY_ARGS,
+    )  # fmt: skip
     assert result.returncode == 2
-    assert "not a full commit SHA" in result.stderr
-    assert payload is None
+    assert "--sha `main` is not a full commit SHA" in result.stderr
+    assert not payload.exists()
 
 
 # --------------------------------------------------------------------------------------------
