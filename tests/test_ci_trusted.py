@@ -724,3 +724,112 @@ def test_the_policy_catches_unsafe_workflows(text: str, expected: list[str]) -> 
     found = violations("bad.yml", text)
     for fragment in expected:
         assert any(fragment in v for v in found), (fragment, found)
+
+
+# --------------------------------------------------------------------------------------------
+# The trusted workflow's own commands, run here as written
+# --------------------------------------------------------------------------------------------
+
+
+def workflow_command(step: dict[str, Any]) -> str:
+    """A step's script, with the grader of this checkout in place of the workflow's venv."""
+    command = " ".join(step["run"].split())
+    if command.startswith("sudo "):
+        # The preserved variables are set in this test's environment already.
+        command = command.split(" ", 2)[2]
+        if os.geteuid() != 0:
+            command = command.replace(" --require-sandbox", "")
+    assert command.startswith(".venv/bin/grader ")
+    return command.replace(".venv/bin/grader", f"{sys.executable} -m grader", 1)
+
+
+def test_the_trusted_workflow_steps_grade_and_post_as_written(
+    course: Path, tmp_path: Path, github: FakeGitHub
+) -> None:
+    # The workflow passes no --seed: bob is wrong on every case, whatever the cases drawn.
+    (course / "submissions" / "bob.py").write_text(
+        "def vector_stats(x, k):\n    return [0, 0, 0]\n"
+    )
+    git(course, "commit", "-q", "-am", "bob: always wrong")
+    collected = Collected(tmp_path / "artifact", git(course, "rev-parse", "pr"))
+    assert grader("pr", "collect", "--repo", str(course), "--base", "main", "--head", "pr",
+                  "--pr", "7", "--out", str(collected.artifact)).returncode == 0  # fmt: skip
+    job = yaml.safe_load((WORKFLOWS / "grade.yml").read_text())["jobs"]["grade"]
+    runs = {step["name"]: step for step in job["steps"] if "run" in step}
+    runner_temp = tmp_path / "runner-temp"
+    runner_temp.mkdir()
+    shutil.copytree(collected.artifact, runner_temp / "artifact")
+    details = "https://github.example/course/repo/actions/runs/1"
+    env = {
+        **os.environ,
+        "RUNNER_TEMP": str(runner_temp),
+        "HEAD_SHA": collected.head_sha,
+        "PR_NUMBER": "7",
+        "COLLECT_CONCLUSION": "success",
+        "DETAILS_URL": details,
+        "GRADER_PROBLEMS_DIR": str(TOY / "problems"),
+        "GRADER_REFERENCE_DIR": str(TOY / "reference"),
+    }
+    graded = subprocess.run(
+        ["bash", "-c", workflow_command(runs["Grade them"])],
+        env=env, capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert graded.returncode == 1, graded.stderr  # bob is below full marks
+    assert (runner_temp / "grading-junit.xml").exists()
+    post_env = {
+        **env,
+        "GITHUB_API_URL": github.url,
+        "GITHUB_REPOSITORY": "course/repo",
+        "GITHUB_TOKEN": "t0ken",
+    }
+    posted = subprocess.run(
+        ["bash", "-c", workflow_command(runs["Report to the pull request"])],
+        env=post_env, capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert posted.returncode == 0, posted.stderr
+    [request] = github.requests
+    assert (request.method, request.path) == ("POST", "/repos/course/repo/check-runs")
+    assert request.headers["authorization"] == "Bearer t0ken"
+    body = request.body
+    assert body["head_sha"] == collected.head_sha
+    assert body["conclusion"] == "failure"
+    assert body["details_url"] == details
+    assert f"[run log]({details})" in body["output"]["summary"]
+    assert "| `submissions/bob.py` | 0/8 | graded | ❌ |" in body["output"]["summary"]
+
+
+def test_the_last_resort_step_posts_a_failing_check(tmp_path: Path) -> None:
+    # No gh here: a stand-in records the arguments the workflow's command line gives it.
+    job = yaml.safe_load((WORKFLOWS / "grade.yml").read_text())["jobs"]["grade"]
+    [step] = [s for s in job["steps"] if "gh api" in s.get("run", "")]
+    assert step["if"] == "failure() && steps.post.outcome != 'success'"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    record = tmp_path / "argv.json"
+    fake_gh = bin_dir / "gh"
+    fake_gh.write_text(
+        f"#!{sys.executable}\nimport json, sys\n"
+        f"open({str(record)!r}, 'w').write(json.dumps(sys.argv[1:]))\n"
+    )
+    fake_gh.chmod(0o755)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "GITHUB_REPOSITORY": "course/repo",
+        "HEAD_SHA": OTHER_SHA,
+        "DETAILS_URL": "https://github.example/run/1",
+        "GH_TOKEN": "t0ken",
+    }
+    result = subprocess.run(
+        ["bash", "-c", " ".join(step["run"].split())],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    argv = json.loads(record.read_text())
+    assert argv[:4] == ["api", "repos/course/repo/check-runs", "--method", "POST"]
+    fields = dict(argv[i + 1].split("=", 1) for i, a in enumerate(argv) if a == "-f")
+    assert fields["head_sha"] == OTHER_SHA
+    assert fields["conclusion"] == "failure"
+    assert fields["status"] == "completed"
+    assert fields["output[title]"] == "Not graded"
+    assert "https://github.example/run/1" in fields["output[summary]"]
