@@ -740,7 +740,9 @@ def workflow_command(step: dict[str, Any]) -> str:
         if os.geteuid() != 0:
             command = command.replace(" --require-sandbox", "")
     assert command.startswith(".venv/bin/grader ")
-    return command.replace(".venv/bin/grader", f"{sys.executable} -m grader", 1)
+    # The console script, as the workflow has it: `python -m grader` would pick up a
+    # grader.py of the working folder (the course fixture has one).
+    return command.replace(".venv/bin/grader", str(Path(sys.executable).parent / "grader"), 1)
 
 
 def test_the_trusted_workflow_steps_grade_and_post_as_written(
@@ -751,9 +753,26 @@ def test_the_trusted_workflow_steps_grade_and_post_as_written(
         "def vector_stats(x, k):\n    return [0, 0, 0]\n"
     )
     git(course, "commit", "-q", "-am", "bob: always wrong")
-    collected = Collected(tmp_path / "artifact", git(course, "rev-parse", "pr"))
-    assert grader("pr", "collect", "--repo", str(course), "--base", "main", "--head", "pr",
-                  "--pr", "7", "--out", str(collected.artifact)).returncode == 0  # fmt: skip
+    head_sha = git(course, "rev-parse", "pr")
+    # The collect job's own command line, in the pull request's checkout.
+    collect_job = yaml.safe_load((WORKFLOWS / "collect.yml").read_text())["jobs"]["collect"]
+    [collect_step] = [s for s in collect_job["steps"] if "pr collect" in s.get("run", "")]
+    collect_temp = tmp_path / "collect-runner-temp"
+    collect_temp.mkdir()
+    collect_env = {
+        **os.environ,
+        "RUNNER_TEMP": str(collect_temp),
+        "BASE_SHA": git(course, "rev-parse", "main"),
+        "HEAD_SHA": head_sha,
+        "PR_NUMBER": "7",
+    }
+    collected_run = subprocess.run(
+        ["bash", "-c", workflow_command(collect_step)],
+        cwd=course, env=collect_env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert collected_run.returncode == 0, collected_run.stderr
+    # upload-artifact's `path` is that folder; download-artifact recreates it elsewhere.
+    collected = Collected(collect_temp / "submissions", head_sha)
     job = yaml.safe_load((WORKFLOWS / "grade.yml").read_text())["jobs"]["grade"]
     runs = {step["name"]: step for step in job["steps"] if "run" in step}
     runner_temp = tmp_path / "runner-temp"
