@@ -67,10 +67,8 @@ def grader(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
     )
 
 
-@pytest.fixture
-def course(tmp_path: Path) -> Path:
+def make_course(repo: Path) -> Path:
     """A course repository: a base commit, then a pull-request branch `pr`."""
-    repo = tmp_path / "course"
     (repo / "submissions").mkdir(parents=True)
     git(repo, "init", "-q", "-b", "main")
     (repo / "README.md").write_text("course\n")
@@ -86,6 +84,11 @@ def course(tmp_path: Path) -> Path:
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "pull request")
     return repo
+
+
+@pytest.fixture
+def course(tmp_path: Path) -> Path:
+    return make_course(tmp_path / "course")
 
 
 @dataclass
@@ -106,16 +109,25 @@ class Collected:
         self.manifest_path.write_text(json.dumps(data))
 
 
-@pytest.fixture
-def collected(course: Path, tmp_path: Path) -> Collected:
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Collected:
     """The artifact `grader pr collect` writes for pull request #7, as the collect job does."""
-    artifact = tmp_path / "artifact"
+    course = make_course(tmp_path_factory.mktemp("pristine") / "course")
+    artifact = course.parent / "artifact"
     result = grader(
         "pr", "collect", "--repo", str(course), "--base", "main", "--head", "pr",
         "--pr", "7", "--out", str(artifact),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return Collected(artifact, git(course, "rev-parse", "pr"))
+
+
+@pytest.fixture
+def collected(pristine: Collected, tmp_path: Path) -> Collected:
+    """A copy of the pristine artifact, for one test to spoil."""
+    artifact = tmp_path / "artifact"
+    shutil.copytree(pristine.artifact, artifact, symlinks=True)
+    return Collected(artifact, pristine.head_sha)
 
 
 def grade(
@@ -492,10 +504,12 @@ def test_post_without_a_payload_sends_a_failing_check(tmp_path: Path, github: Fa
     assert "did not finish" in request.body["output"]["summary"]
 
 
-def test_post_refuses_a_payload_for_another_commit(
-    collected: Collected, tmp_path: Path, github: FakeGitHub
-) -> None:
-    grade(collected, tmp_path, "--min-score", "0")  # a passing payload, for head_sha
+def test_post_refuses_a_payload_for_another_commit(tmp_path: Path, github: FakeGitHub) -> None:
+    passing = CheckRun(
+        name="grader", head_sha="a" * 40, status="completed", conclusion="success",
+        output=Output(title="all pass", summary="fine"),
+    )  # fmt: skip
+    (tmp_path / "check-run.json").write_text(passing.model_dump_json())
     result = post(github, tmp_path / "check-run.json", OTHER_SHA)
     assert result.returncode == 0, result.stderr
     [request] = github.requests
