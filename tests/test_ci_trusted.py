@@ -596,7 +596,7 @@ def violations(name: str, text: str) -> list[str]:
     holds_secret = SECRET.search(text) is not None
     if "pull_request_target" in on:
         found.append(f"{name}: pull_request_target runs pull-request code with secrets")
-    if holds_secret and "pull_request" in on:
+    if "secrets." in text and "pull_request" in on:
         found.append(f"{name}: a pull_request workflow names a secret")
     if holds_secret and not on <= TRUSTED_TRIGGERS:
         found.append(f"{name}: holds a secret but runs on {sorted(on - TRUSTED_TRIGGERS)}")
