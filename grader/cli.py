@@ -259,7 +259,7 @@ def ci_command(
     reference_dir: Path | None,
     require_sandbox: bool,
 ) -> None:
-    """Grade the submissions a change adds or modifies (for CI on pull requests)."""
+    """Grade the submissions a change adds or modifies (CI on a trusted branch; PRs: `pr`)."""
     seed = random_seed() if seed is None else seed
     runner = SubprocessRunner(policy=SandboxPolicy(require_full=require_sandbox))
 
