@@ -69,9 +69,14 @@ def git_blob(repo: Path, object_name: str, limit: int) -> bytes:
 
 
 def changed_submissions(
-    repo: Path, base: str, head: str, folder: str = SUBMISSIONS
+    repo: Path,
+    base: str,
+    head: str,
+    folder: str = SUBMISSIONS,
+    suffixes: tuple[str, ...] = (".py",),
 ) -> list[Change]:
-    """Python files under folder/ that head adds, modifies, renames or deletes since base."""
+    """Files under folder/ ending in one of suffixes that head adds, modifies, renames or deletes
+    since base."""
     raw = git(
         repo,
         "diff",
@@ -102,7 +107,7 @@ def changed_submissions(
         else:
             previous, path = None, fields[position + 1]
             position += 2
-        if not path.endswith(".py") or not path.startswith(f"{folder}/"):
+        if not path.endswith(suffixes) or not path.startswith(f"{folder}/"):
             continue
         changes.append(Change(path=path, status=names.get(code, "modified"), previous=previous))
     return changes

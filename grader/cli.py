@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import NoReturn
 
@@ -20,6 +21,7 @@ from grader import __version__, safe_text
 from grader.batch import discover, run_batch
 from grader.cases import MAX_SEED, random_seed
 from grader.ci import (
+    Graded,
     below_threshold,
     changed_submissions,
     grade_changes,
@@ -28,12 +30,21 @@ from grader.ci import (
     markdown_summary,
     workflow_annotations,
 )
-from grader.errors import GraderError, UsageError
+from grader.ci_artifact import MAX_FILES, collect, describe, load_artifact, valid_sha
+from grader.ci_checks import CheckRun, failure_check_run, graded_check_run, post_check_run
+from grader.errors import ArtifactError, GraderError, UsageError
 from grader.feedback import student_view
-from grader.grading import MAX_SOURCE_BYTES
+from grader.grading import MAX_SOURCE_BYTES, grader_fault_report
 from grader.grading import check as check_submission
 from grader.models import Report
-from grader.problems import PROBLEMS_ENV, REFERENCE_ENV, find_problem, list_problems, load_problem
+from grader.problems import (
+    PROBLEMS_ENV,
+    REFERENCE_ENV,
+    Problem,
+    find_problem,
+    list_problems,
+    load_problem,
+)
 from grader.render import batch_progress, gradescope_json, print_report, statement
 from grader.run import SandboxPolicy, SubprocessRunner, full_isolation_problem
 from grader.storage import read_regular, write_atomic
@@ -68,6 +79,34 @@ _allow_basic = click.option(
     "Submissions then run as your own user: they can read your files and environment, and "
     "the grader trusts no cache they could have written (slower). See docs/sandbox.md.",
 )
+
+
+def _check_one(
+    path: Path,
+    problem: Problem,
+    seed: int,
+    runner: SubprocessRunner,
+    display_name: str,
+    trust_caches: bool,
+) -> Report:
+    """Grade one file of many: a fault of the grader's own on it becomes its report (crashed,
+    saying so), so that the other files are still graded. Course-side faults (a failing
+    reference, a missing sandbox) stop the run: they would fail every file alike."""
+    try:
+        return check_submission(
+            path,
+            problem=problem,
+            seed=seed,
+            runner=runner,
+            display_name=display_name,
+            trust_caches=trust_caches,
+        )
+    except GraderError:
+        raise
+    except Exception as exc:
+        return grader_fault_report(
+            path, problem=problem, seed=seed, isolation=runner.isolation(), error=exc
+        )
 
 
 def _staff_runner(
@@ -305,7 +344,7 @@ def ci_command(
     require_sandbox: bool,
     allow_basic: bool,
 ) -> None:
-    """Grade the submissions a change adds or modifies (for CI on pull requests)."""
+    """Grade the submissions a change adds or modifies (CI on a trusted branch; PRs: `pr`)."""
     seed = random_seed() if seed is None else seed
     runner: SubprocessRunner | None = None
     trust_caches = True
@@ -318,14 +357,7 @@ def ci_command(
             reference_dir=reference_dir,
         )
         assert runner is not None  # made before any file is graded
-        return check_submission(
-            copy,
-            problem=problem,
-            seed=seed,
-            runner=runner,
-            display_name=display_name,
-            trust_caches=trust_caches,
-        )
+        return _check_one(copy, problem, seed, runner, display_name, trust_caches)
 
     try:
         changes = changed_submissions(repo, base, head)
@@ -388,11 +420,255 @@ def schema() -> None:
     click.echo(json.dumps(Report.model_json_schema(), indent=2))
 
 
+# --------------------------------------------------------------------------------------------
+# `grader pr`: pull-request CI split between an untrusted and a trusted workflow (docs/ci.md)
+# --------------------------------------------------------------------------------------------
+
+
+_BAD_SHA = "--sha `{}` is not a full commit SHA: pass github.event.workflow_run.head_sha"
+
+
+@cli.group(name="pr")
+def pr_group() -> None:
+    """Pull-request CI in two workflows: collect (untrusted), grade and post (trusted)."""
+
+
+@pr_group.command(name="collect")
+@click.option("--base", required=True, help="Git ref the change starts from (the PR's base).")
+@click.option("--head", default="HEAD", show_default=True, help="Git ref of the change.")
+@click.option(
+    "--repo",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=Path(),
+    help="The repository (default: the current folder).",
+)
+@click.option("--pr", "pr_number", required=True, type=click.IntRange(min=1), help="PR number.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder to create for the artifact (must not exist).",
+)
+def pr_collect(base: str, head: str, repo: Path, pr_number: int, out: Path) -> None:
+    """Write the changed submissions and a manifest into OUT, for upload as an artifact."""
+    if out.exists():
+        _fail(f"{out} already exists; name a new folder with --out")
+    try:
+        manifest = collect(repo, base, head, pr_number=pr_number, out=out)
+    except GraderError as exc:
+        _fail(str(exc))
+    lines = [f"{entry.path} ({entry.status}, {entry.size} bytes)" for entry in manifest.files]
+    lines += [f"{path} (deleted, not graded)" for path in manifest.deleted]
+    # File names come from the pull request: no workflow command may hide in them.
+    sys.stdout.write(
+        guarded(
+            f"Collected {len(manifest.files)} submission(s) of pull request "
+            f"#{manifest.pr_number} at {manifest.head_sha} into {out}:\n" + "\n".join(lines)
+        )
+    )
+
+
+@pr_group.command(name="grade")
+@click.argument("artifact", type=click.Path(path_type=Path))
+@click.option(
+    "--sha",
+    "head_sha",
+    required=True,
+    help="The head commit, from the event: github.event.workflow_run.head_sha.",
+)
+@click.option(
+    "--pr",
+    "pr_text",
+    default="",
+    help="The PR number from the event (github.event.workflow_run.pull_requests[0].number); "
+    "empty for fork PRs, whose event lists none.",
+)
+@click.option(
+    "--collect-conclusion",
+    default="success",
+    show_default=True,
+    help="github.event.workflow_run.conclusion: anything but success is not graded.",
+)
+@click.option(
+    "--payload",
+    "payload_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the check run (JSON), pass or fail; `grader pr post` sends it.",
+)
+@click.option("--details-url", default=None, help="Link to this grading run, for the check.")
+@click.option(
+    "--junit",
+    "junit_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the per-case results as JUnit XML here.",
+)
+@click.option(
+    "--min-score",
+    type=click.FloatRange(0, 100),
+    default=100.0,
+    show_default=True,
+    help="Percentage of the maximum each submission needs for the check to pass.",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(0, MAX_SEED),
+    default=None,
+    help="Grading seed (default: random, shown in the summary).",
+)
+@click.option("--problem", "problem_id", help="Problem id (default: found from each file).")
+@_problems_dir
+@_reference_dir
+@_require_sandbox
+def pr_grade(
+    artifact: Path,
+    head_sha: str,
+    pr_text: str,
+    collect_conclusion: str,
+    payload_path: Path,
+    details_url: str | None,
+    junit_path: Path | None,
+    min_score: float,
+    seed: int | None,
+    problem_id: str | None,
+    problems_dir: Path | None,
+    reference_dir: Path | None,
+    require_sandbox: bool,
+) -> None:
+    """Validate the downloaded ARTIFACT, grade it, and write the check run to --payload.
+
+    Exit 0 when the check passes, 1 when it fails (a low score, or an artifact that is missing,
+    malformed or not this pull request's), 2 when the grader itself cannot grade; every path
+    that knows the commit writes a payload, so the pull request always gets a verdict.
+    """
+
+    def refuse(reason: str, code: int) -> NoReturn:
+        check_run = failure_check_run(head_sha, reason, details_url=details_url)
+        _write_payload(payload_path, check_run)
+        click.echo(f"grader: not graded: {reason}", err=True)
+        sys.exit(code)
+
+    payload_path.unlink(missing_ok=True)  # no stale verdict may be posted for this run
+    if not valid_sha(head_sha):  # without the commit, no check run can carry the verdict
+        _fail(_BAD_SHA.format(describe(head_sha)))
+    pr_number: int | None = None
+    if pr_text.strip():
+        if not (pr_text.strip().isascii() and pr_text.strip().isdigit()):
+            refuse(f"--pr `{describe(pr_text)}` is not a pull request number", EXIT_USAGE)
+        pr_number = int(pr_text)
+    if collect_conclusion != "success":
+        refuse(
+            f"The collect workflow run ended with conclusion `{describe(collect_conclusion)}`, so "
+            "it uploaded nothing that can be graded. Its log, under the pull request's checks, "
+            "says why (for example a submission that is not a file directly under "
+            f"submissions/, larger than 1 MiB, or more than {MAX_FILES} changed files).",
+            EXIT_NOT_FULL_MARKS,
+        )
+    try:
+        loaded = load_artifact(artifact, head_sha=head_sha, pr_number=pr_number)
+    except ArtifactError as exc:
+        refuse(f"The artifact was refused: {exc}.", EXIT_NOT_FULL_MARKS)
+
+    seed = random_seed() if seed is None else seed
+    graded: list[Graded] = []
+    try:
+        runner, trust_caches = _staff_runner(require_sandbox=require_sandbox, allow_basic=False)
+        with tempfile.TemporaryDirectory(prefix="grader-pr-") as scratch:
+            for submission in loaded.submissions:
+                # Graded from a copy in a folder of our own, never in the downloaded artifact.
+                copy = Path(scratch) / submission.change.path
+                copy.parent.mkdir(parents=True, exist_ok=True)
+                copy.write_bytes(submission.content)
+                problem = find_problem(
+                    submission.content.decode("utf-8", errors="replace"),
+                    problem_id=problem_id,
+                    problems_dir=problems_dir,
+                    reference_dir=reference_dir,
+                )
+                full = _check_one(copy, problem, seed, runner, submission.change.path, trust_caches)
+                graded.append(Graded(submission.change, student_view(full)))
+    except GraderError as exc:
+        # The message stays in this run's log, for staff: a failing reference's may quote its
+        # traceback, which must not reach the pull request.
+        click.echo(f"grader: error: {exc}", err=True)
+        refuse(
+            "The grader could not grade this pull request: a problem on the course's side "
+            f"({type(exc).__name__}), not in the submission. Course staff: the grading run's "
+            "log says what went wrong.",
+            EXIT_USAGE,
+        )
+    check_run = graded_check_run(
+        loaded, graded, head_sha=head_sha, min_score=min_score, details_url=details_url
+    )
+    _write_payload(payload_path, check_run)
+    if junit_path is not None:
+        junit_path.parent.mkdir(parents=True, exist_ok=True)
+        junit_xml(graded).write(str(junit_path), pretty=True)
+    lines = [
+        f"{g.change.path}: {g.report.score:g}/{g.report.max_score:g} {g.report.status}"
+        for g in graded
+    ] or ["No submission changed."]
+    sys.stdout.write(guarded("\n".join(lines)))
+    click.echo(f"check run {check_run.conclusion}: {check_run.output.title} -> {payload_path}")
+    sys.exit(EXIT_FULL_MARKS if check_run.conclusion == "success" else EXIT_NOT_FULL_MARKS)
+
+
+@pr_group.command(name="post")
+@click.argument("payload_path", metavar="PAYLOAD", type=click.Path(path_type=Path))
+@click.option(
+    "--sha",
+    "head_sha",
+    required=True,
+    help="The head commit, from the event: a missing payload becomes a failing check on it.",
+)
+@click.option(
+    "--reason",
+    default="The grading step did not finish, so there is no result.",
+    show_default=True,
+    help="What the failing check says when PAYLOAD is missing or unreadable.",
+)
+@click.option("--details-url", default=None, help="Link to this grading run, for the check.")
+def pr_post(payload_path: Path, head_sha: str, reason: str, details_url: str | None) -> None:
+    """Send the check run in PAYLOAD to GitHub ($GITHUB_API_URL, $GITHUB_REPOSITORY, $GITHUB_TOKEN).
+
+    A payload that is missing, unreadable or for another commit is replaced by a failing check
+    saying so: the pull request never goes without a verdict, and never gets a pass by accident.
+    """
+    if not valid_sha(head_sha):
+        _fail(_BAD_SHA.format(describe(head_sha)))
+    try:
+        check_run = CheckRun.model_validate_json(payload_path.read_bytes())
+    except (OSError, ValueError):
+        check_run = failure_check_run(head_sha, reason, details_url=details_url)
+    if check_run.head_sha != head_sha:
+        check_run = failure_check_run(
+            head_sha, f"The result found was for another commit. {reason}", details_url=details_url
+        )
+    try:
+        run_id = post_check_run(
+            check_run,
+            api_url=os.environ.get("GITHUB_API_URL") or "https://api.github.com",
+            repository=os.environ.get("GITHUB_REPOSITORY", ""),
+            token=os.environ.get("GITHUB_TOKEN", ""),
+        )
+    except GraderError as exc:
+        _fail(str(exc))
+    click.echo(f"posted check run {run_id} ({check_run.conclusion}: {check_run.output.title})")
+
+
 def _fail(message: str) -> NoReturn:
     # The message may quote a submission (a file name, a forged sandbox message): stderr is a
     # terminal and, in CI, a log read for workflow commands.
     click.echo(safe_text.error_lines(message, "grader: error: "), err=True)
     sys.exit(EXIT_USAGE)
+
+
+def _write_payload(path: Path, check_run: CheckRun) -> None:
+    """Write a check run; readable by all, since the grade step runs as root and the post step
+    does not (it holds no secret: the student view only)."""
+    write_atomic(path, check_run.model_dump_json(indent=2) + "\n")
+    path.chmod(0o644)
 
 
 def _write_json(report: Report, path: Path) -> None:

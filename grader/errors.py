@@ -7,7 +7,9 @@ GraderError                 anything the grader cannot go on from; exit code 2
 │   ├── UnknownProblem      no spec with that id, or none matching the file
 │   └── InvalidSpec         a spec file that does not parse or validate
 ├── ReferenceFailed         the reference solution failed: the grader is misconfigured
-└── SandboxUnavailable      the isolation asked for cannot be set up here
+├── SandboxUnavailable      the isolation asked for cannot be set up here
+├── ArtifactError           a pull request's CI artifact is missing, malformed or forged
+└── PostError               GitHub refused a check run, or could not be reached
 """
 
 from __future__ import annotations
@@ -43,3 +45,11 @@ class ReferenceFailed(GraderError):
 
 class SandboxUnavailable(GraderError):
     """The isolation asked for (or required) cannot be set up here."""
+
+
+class ArtifactError(GraderError):
+    """A pull request's CI artifact is missing, malformed or disagrees with the event."""
+
+
+class PostError(GraderError):
+    """GitHub refused the check run, or could not be reached."""

@@ -1,0 +1,244 @@
+"""The trusted side's verdict on a pull request: a GitHub check run on its head commit.
+
+Runs in the grade workflow (docs/ci.md), never in the pull request's own. The payload is built
+from student-view reports through the same renderers as `grader ci` (the summary is
+`markdown_summary`'s), bounded by GitHub's limits (65535 characters of summary, 50 annotations
+per request), and validated by `CheckRun` before it is written. `post_check_run` sends it with
+the workflow's token: one POST, then a PATCH per further 50 annotations.
+
+Every failure to grade (no artifact, a malformed or forged one, a crash) becomes a check run
+with conclusion `failure` (`failure_check_run`): the pull request never shows a pass it did not
+earn.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from grader.ci import Graded, below_threshold, markdown_summary
+from grader.ci_artifact import Artifact
+from grader.errors import PostError
+
+CHECK_NAME = "grader"
+MAX_SUMMARY = 65535
+MAX_ANNOTATIONS_PER_REQUEST = 50
+MAX_ANNOTATIONS = 150
+MAX_MESSAGE = 4000
+MAX_TITLE = 255
+API_VERSION = "2022-11-28"
+
+
+class Annotation(BaseModel):
+    """A check-run annotation (GitHub's field names)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: str = Field(description="Repository-relative path of the file.")
+    start_line: int = Field(ge=1, description="First line annotated.")
+    end_line: int = Field(ge=1, description="Last line annotated.")
+    annotation_level: Literal["notice", "warning", "failure"] = Field(
+        description="How GitHub shows it."
+    )
+    title: str = Field(max_length=MAX_TITLE, description="Short heading.")
+    message: str = Field(max_length=MAX_MESSAGE, description="Plain text, never Markdown.")
+
+
+class Output(BaseModel):
+    """A check run's output: title, Markdown summary, annotations."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    title: str = Field(max_length=MAX_TITLE, description="One line shown next to the check.")
+    summary: str = Field(max_length=MAX_SUMMARY, description="Markdown shown on the check's page.")
+    annotations: list[Annotation] = Field(
+        default_factory=list, max_length=MAX_ANNOTATIONS, description="Located errors."
+    )
+
+
+class CheckRun(BaseModel):
+    """The body of `POST /repos/{owner}/{repo}/check-runs`, completed in one go."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(description="The check's name on the pull request.")
+    head_sha: str = Field(
+        pattern=r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$", description="The commit it is attached to."
+    )
+    status: Literal["completed"] = Field(description="Always completed: one run, one verdict.")
+    conclusion: Literal["success", "failure"] = Field(description="Pass or fail.")
+    details_url: str | None = Field(default=None, description="The grading run's page.")
+    output: Output = Field(description="What the check's page shows.")
+
+
+def fit_summary(text: str, limit: int = MAX_SUMMARY) -> str:
+    """text cut at a line boundary to fit GitHub's limit, saying that it was cut."""
+    if len(text) <= limit:
+        return text
+    note = "\n\n*The summary was cut to fit GitHub's limit; the run's log has every line.*\n"
+    cut = text[: limit - len(note)]
+    if "\n" in cut:
+        cut = cut[: cut.rindex("\n")]
+    return cut + note
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_annotations(graded: list[Graded]) -> list[Annotation]:
+    """Annotations where a file fails to load and at the student's line of each exception.
+
+    The same places `workflow_annotations` marks for `grader ci`. Check-run annotation messages
+    are shown as plain text, so student text needs no escaping here, only a bound.
+    """
+    annotations = []
+    for item in graded:
+        report = item.report
+        path = item.change.path
+        if report.error is not None and report.error.line:
+            annotations.append(
+                Annotation(
+                    path=path,
+                    start_line=report.error.line,
+                    end_line=report.error.line,
+                    annotation_level="failure",
+                    title=_clip(report.status.value, MAX_TITLE),
+                    message=_clip(report.message, MAX_MESSAGE),
+                )
+            )
+        seen: set[int] = set()
+        for case in report.cases:
+            error = case.error
+            if error is None or error.line is None or error.line in seen:
+                continue
+            seen.add(error.line)
+            annotations.append(
+                Annotation(
+                    path=path,
+                    start_line=error.line,
+                    end_line=error.line,
+                    annotation_level="failure",
+                    title=_clip(f"{error.type} in case {case.index}", MAX_TITLE),
+                    message=_clip(case.message, MAX_MESSAGE),
+                )
+            )
+    return annotations[:MAX_ANNOTATIONS]
+
+
+def graded_check_run(
+    artifact: Artifact,
+    graded: list[Graded],
+    *,
+    head_sha: str,
+    min_score: float,
+    details_url: str | None = None,
+) -> CheckRun:
+    """The check run for a graded artifact: failure when any file is below min_score."""
+    failing = [item for item in graded if below_threshold(item.report, min_score)]
+    if not graded:
+        # The author controls the artifact: an empty one must not turn the check green.
+        title = "No submission graded"
+    elif failing:
+        title = f"{len(failing)} of {len(graded)} submissions below {min_score:g}%"
+    else:
+        title = f"{len(graded)} submission{'s' if len(graded) != 1 else ''} graded: all pass"
+    scores = ", ".join(f"{g.report.score:g}/{g.report.max_score:g}" for g in graded)
+    if scores:
+        title = _clip(f"{title} ({scores})", MAX_TITLE)
+    summary = markdown_summary(graded, artifact.deleted, None, min_score)
+    if details_url:
+        summary += f"\nGraded by the trusted workflow: [run log]({details_url}).\n"
+    return CheckRun(
+        name=CHECK_NAME,
+        head_sha=head_sha,
+        status="completed",
+        conclusion="failure" if failing or not graded else "success",
+        details_url=details_url,
+        output=Output(
+            title=title, summary=fit_summary(summary), annotations=check_annotations(graded)
+        ),
+    )
+
+
+def failure_check_run(head_sha: str, reason: str, *, details_url: str | None = None) -> CheckRun:
+    """A failing check run for a pull request that could not be graded, saying why.
+
+    reason is written by the grader (student-controlled parts already quoted with
+    `ci_artifact.describe`).
+    """
+    summary = (
+        "## Not graded\n\n"
+        f"{reason}\n\n"
+        "Nothing was graded, so this check fails. If you did not change the workflows, push "
+        "your commit again; if it keeps failing, ask the course staff and link this pull "
+        "request.\n"
+    )
+    if details_url:
+        summary += f"\nSee the [grading run's log]({details_url}).\n"
+    return CheckRun(
+        name=CHECK_NAME,
+        head_sha=head_sha,
+        status="completed",
+        conclusion="failure",
+        details_url=details_url,
+        output=Output(title="Not graded", summary=fit_summary(summary)),
+    )
+
+
+def _request(method: str, url: str, token: str, body: dict[str, object]) -> dict[str, object]:
+    data = json.dumps(body).encode()
+    request = urllib.request.Request(  # noqa: S310  # an https:// (or test http://) API URL
+        url,
+        data=data,
+        method=method,
+        headers={
+            "Accept": "application/vnd.github+json",
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "User-Agent": "grader",
+            "X-GitHub-Api-Version": API_VERSION,
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+            answer = json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        detail = exc.read(2000).decode(errors="replace")
+        hint = " The job needs `permissions: checks: write`." if exc.code in (401, 403, 404) else ""
+        raise PostError(f"{method} {url} failed: HTTP {exc.code} {detail}.{hint}") from None
+    except (urllib.error.URLError, TimeoutError, json.JSONDecodeError) as exc:
+        raise PostError(f"{method} {url} failed: {exc}") from None
+    return answer if isinstance(answer, dict) else {}
+
+
+def post_check_run(check_run: CheckRun, *, api_url: str, repository: str, token: str) -> int:
+    """Create the check run (annotations beyond 50 in further PATCH requests); its id."""
+    if not token:
+        raise PostError("no token: set GITHUB_TOKEN (the workflow's github.token)")
+    if repository.count("/") != 1:
+        raise PostError(f"GITHUB_REPOSITORY {repository!r} is not owner/name")
+    base = f"{api_url.rstrip('/')}/repos/{repository}/check-runs"
+    annotations = [a.model_dump() for a in check_run.output.annotations]
+    body = check_run.model_dump(exclude_none=True)
+    batches = [
+        annotations[i : i + MAX_ANNOTATIONS_PER_REQUEST]
+        for i in range(0, len(annotations), MAX_ANNOTATIONS_PER_REQUEST)
+    ] or [[]]
+    body["output"]["annotations"] = batches[0]
+    created = _request("POST", base, token, body)
+    run_id = created.get("id")
+    if not isinstance(run_id, int):
+        raise PostError(f"POST {base} answered without a check run id")
+    for batch in batches[1:]:
+        output = {
+            "title": check_run.output.title,
+            "summary": check_run.output.summary,
+            "annotations": batch,
+        }
+        _request("PATCH", f"{base}/{run_id}", token, {"output": output})
+    return run_id
