@@ -212,9 +212,9 @@ def test_trusted_side_grades_the_collected_artifact(collected: Collected, tmp_pa
     assert payload["conclusion"] == "failure"
     assert payload["output"]["title"] == "1 of 2 submissions below 100% (8/8, 6/8)"
     summary = payload["output"]["summary"]
-    assert "| `submissions/alice.py` | 8/8 |" in summary
-    assert "| `submissions/bob.py` | 6/8 |" in summary
-    assert "`submissions/old.py`" in summary and "deleted (not graded)" in summary
+    assert "| ` submissions/alice.py ` | 8/8 |" in summary
+    assert "| ` submissions/bob.py ` | 6/8 |" in summary
+    assert "` submissions/old.py `" in summary and "deleted (not graded)" in summary
     assert "peak is off" in summary  # bob sees which output is wrong
     assert "notes.txt" not in summary and "grader.py" not in summary
     assert "<testsuite" in junit.read_text()
@@ -828,7 +828,7 @@ def test_the_trusted_workflow_steps_grade_and_post_as_written(
     assert body["conclusion"] == "failure"
     assert body["details_url"] == details
     assert f"[run log]({details})" in body["output"]["summary"]
-    assert "| `submissions/bob.py` | 0/8 | graded | ❌ |" in body["output"]["summary"]
+    assert "| ` submissions/bob.py ` | 0/8 | graded | ❌ |" in body["output"]["summary"]
 
 
 def test_the_last_resort_step_posts_a_failing_check(tmp_path: Path) -> None:
