@@ -94,7 +94,7 @@ def test_load_failure_is_recorded_once() -> None:
         ([line(event="start", index=0), outcome(0), line(event="done")], "before every case"),
         ([line(event="start", index=0), outcome(0, scales=[1.0])], "reference-only"),
         ([line(event="start", index=0), outcome(0, variants={"v": [1.0]})], "reference-only"),
-        ([line(event="confined")], "after the file was loaded"),
+        ([line(event="confined")], "after the sandbox was set up"),
         ([line(event="loaded")], "loaded"),
     ],
 )

@@ -105,7 +105,7 @@ class Receiver:
             self.confined = True
             return
         if isinstance(message, ConfinedMessage | SandboxFailedMessage):
-            raise ProtocolViolation(f"a '{message.event}' message after the file was loaded")
+            raise ProtocolViolation(f"a '{message.event}' message after the sandbox was set up")
         if not self.loaded:
             if isinstance(message, LoadFailedMessage):
                 self.load_failure = LoadFailure(
