@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 import tempfile
@@ -49,12 +50,23 @@ def read_regular(path: Path, limit: int) -> bytes:
         os.close(fd)
 
 
+@functools.cache
+def _umask() -> int:
+    """The process's umask (read once: reading it means setting it, which is not atomic)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Replace a file's content all at once (write a temporary file, then rename it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # A short fixed prefix: the name itself may be near the 255-byte limit of a file name.
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
+        # mkstemp makes 0600 files; outputs get what any new file would (0644 under the usual
+        # umask), so a TA's account can read a gradebook written by a batch run as root.
+        os.fchmod(handle, 0o666 & ~_umask())
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
             stream.flush()

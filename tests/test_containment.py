@@ -440,3 +440,4 @@ def test_long_names_are_skipped_and_never_stop_a_batch(tmp_path: Path) -> None:
         students = {row["student"] for row in csv.DictReader(stream)}
     assert {"alice", "M" * 200} <= students
     assert (out / f"{'M' * 200}.json").exists()
+
