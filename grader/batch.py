@@ -39,7 +39,7 @@ from grader.feedback import student_view
 from grader.grading import MAX_SOURCE_BYTES, grade, grader_fault_report, run_reference
 from grader.models import Report, Status
 from grader.problems import Problem
-from grader.run import Runner, SubprocessRunner
+from grader.run import Cancelled, Runner, SubprocessRunner
 from grader.safe_text import csv_cell, json_for_log
 from grader.storage import read_regular, write_atomic
 
@@ -241,6 +241,8 @@ def run_batch(
                 # hides what hidden cases hold.
                 write_atomic(staff_copy, _report_json(report))
                 write_atomic(out / f"{entry.student}.json", _report_json(student_view(report)))
+            except Cancelled:
+                raise  # staff stopped the batch: no verdict for this file, nothing saved
             except Exception as exc:  # a batch never dies of one student
                 report = grader_fault_report(
                     entry.path,
@@ -257,8 +259,9 @@ def run_batch(
                 return entry, report, True
             return entry, report, False
 
-        with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-            futures = [pool.submit(one, entry) for entry in todo]
+        pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1)
+        futures = [pool.submit(one, entry) for entry in todo]
+        try:
             for future in as_completed(futures):
                 entry, report, fault = future.result()
                 with lock:
@@ -267,6 +270,13 @@ def run_batch(
                         result.grader_faults.add(entry.student)
                 if on_progress:
                     on_progress(entry.student, report, False)
+        except BaseException:
+            # Ctrl-C (or anything else): kill the runs in progress, start no new one, keep
+            # every report already saved; the same command resumes from them.
+            runner.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
     write_outputs(out, result, problem)
     return result
 

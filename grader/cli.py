@@ -1,7 +1,8 @@
 """The `grader` command: parse arguments, call the library, render, choose the exit code.
 
 Exit codes: 0 full marks, 1 anything less (including a file that failed to load), 2 a usage
-error or a fault of the grader's own (missing file, unknown problem, bad spec).
+error or a fault of the grader's own (missing file, unknown problem, bad spec), 130 a batch
+interrupted with Ctrl-C (its finished reports kept).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from grader.storage import read_regular, write_atomic
 EXIT_FULL_MARKS = 0
 EXIT_NOT_FULL_MARKS = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
 
 _problems_dir = click.option(
     "--problems-dir",
@@ -273,6 +275,16 @@ def batch(
             )
     except GraderError as exc:
         _fail(str(exc))
+    except KeyboardInterrupt:
+        kept = len(list((out / "staff").glob("*.json"))) if (out / "staff").is_dir() else 0
+        console.print(
+            Text(
+                f"Interrupted: running gradings were stopped; {kept} reports are kept in "
+                f"{safe_text.terminal(str(out))}. Run the same command again to finish the "
+                f"batch (kept reports are reused)."
+            )
+        )
+        sys.exit(EXIT_INTERRUPTED)
     graded = len(result.reports) - len(result.reused)
     console.print(
         f"{len(result.reports)} students ({graded} graded now, {len(result.reused)} unchanged "

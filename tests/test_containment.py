@@ -10,6 +10,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -441,3 +442,52 @@ def test_long_names_are_skipped_and_never_stop_a_batch(tmp_path: Path) -> None:
     assert {"alice", "M" * 200} <= students
     assert (out / f"{'M' * 200}.json").exists()
 
+
+INFINITE_LOOP = """\
+def vector_stats(x, k):
+    while True:
+        pass
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("require_root_isolation")
+def test_ctrl_c_stops_a_batch_at_once_keeps_reports_and_resumes(tmp_path: Path) -> None:
+    folder = tmp_path / "class"
+    folder.mkdir()
+    (folder / "alice.py").write_text(CORRECT)
+    (folder / "loop.py").write_text(INFINITE_LOOP)
+    out = tmp_path / "out"
+    command = [*GRADER, "batch", str(folder), "--out", str(out), "--seed", "3", *TOY_DIRS]
+    process = subprocess.Popen(
+        [*command, "--workers", "2"], stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    assert process.stderr is not None
+    for line in process.stderr:  # wait until alice is graded; the loop then runs alone
+        if "alice" in line:
+            break
+    time.sleep(1.0)
+    assert process.poll() is None
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    interrupted = time.monotonic()
+    code = process.wait(timeout=30)
+    stopped_after = time.monotonic() - interrupted
+    rest = process.stderr.read()
+    process.stderr.close()
+    assert code == 130, rest
+    assert stopped_after < 5, f"took {stopped_after:.1f} s to stop"
+    assert "Interrupted" in rest and "Run the same command again" in rest
+    assert (out / "staff" / "alice.json").exists()
+    assert not (out / "staff" / "loop.json").exists()
+    assert not (out / "grades.csv").exists()  # no gradebook of a half-graded class
+
+    resumed = subprocess.run(
+        [*GRADER, "batch", str(folder), "--out", str(out), *TOY_DIRS],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert "1 graded now, 1 unchanged since the last run" in resumed.stderr  # alice reused
+    assert (out / "grades.csv").exists()

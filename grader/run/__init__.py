@@ -14,9 +14,10 @@ from __future__ import annotations
 from grader.run.fake import FakeRunner
 from grader.run.policy import SandboxPolicy, full_isolation_problem
 from grader.run.protocol import LoadFailure
-from grader.run.runner import CaseFailure, Runner, RunResult, SubprocessRunner
+from grader.run.runner import Cancelled, CaseFailure, Runner, RunResult, SubprocessRunner
 
 __all__ = [
+    "Cancelled",
     "CaseFailure",
     "FakeRunner",
     "LoadFailure",

@@ -39,6 +39,9 @@ class FakeRunner:
     def isolation(self) -> Isolation:
         return self._isolation
 
+    def cancel(self) -> None:
+        pass  # runs are in-process and finish at once
+
     def run(self, request: RunRequest, limits: Limits) -> RunResult:
         self.requests.append(request)
         result = RunResult(

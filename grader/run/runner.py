@@ -23,6 +23,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,6 +109,17 @@ class Runner(Protocol):
         """Load the file, run every case, and say what happened."""
         ...
 
+    def cancel(self) -> None:
+        """Stop every run in progress and refuse new ones (they raise Cancelled)."""
+        ...
+
+
+class Cancelled(Exception):
+    """The run was stopped because staff interrupted the grading (Ctrl-C): no verdict."""
+
+
+CANCEL_POLL = 0.25  # seconds between looks at the cancel flag while a run waits
+
 
 class Tail:
     """The last `limit` bytes written to a stream, and how many bytes were dropped."""
@@ -171,6 +183,10 @@ class SubprocessRunner:
         if launcher is None:
             launcher = ZygoteLauncher(self.python) if preload else InterpreterLauncher(self.python)
         self.launcher = launcher
+        self._cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
 
     def close(self) -> None:
         self.launcher.close()
@@ -238,6 +254,8 @@ class SubprocessRunner:
         )
 
     def run(self, request: RunRequest, limits: Limits) -> RunResult:
+        if self._cancelled.is_set():
+            raise Cancelled("grading was interrupted")
         started = time.monotonic()
         isolation = self.isolation()
         if isolation == "basic":
@@ -430,7 +448,9 @@ class SubprocessRunner:
                     if attempt.oom_killed():
                         return  # the kernel killed one of its processes: the run is over
                     next_oom_check = now + OOM_POLL
-                wait = limit - now if attempt.group is None else min(limit - now, OOM_POLL)
+                if self._cancelled.is_set():
+                    raise Cancelled("grading was interrupted")  # the finally kills the run
+                wait = min(limit - now, OOM_POLL if attempt.group is not None else CANCEL_POLL)
                 events = selector.select(timeout=wait)
                 for key, _ in events:
                     fd = int(key.fd)
