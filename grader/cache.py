@@ -14,6 +14,8 @@ import importlib.metadata
 import os
 from pathlib import Path
 
+from grader.errors import UsageError
+
 CACHE_ENV = "GRADER_CACHE_DIR"
 MAX_COMPILATION_CACHE_BYTES = 1024**3
 
@@ -50,8 +52,15 @@ def compilation_cache_dir() -> Path:
 @functools.cache
 def _prepared(folder: Path) -> Path:
     """Create and prune a cache folder once per process, not once per submission."""
-    folder.mkdir(parents=True, exist_ok=True)
-    folder.chmod(0o755)  # the jail binds this folder itself: its parents may stay private
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o755)  # the jail binds this folder itself: its parents may stay private
+    except OSError as exc:
+        raise UsageError(
+            f"the grader cannot create its cache folder {folder} ({exc.strerror}). Point "
+            f"{CACHE_ENV} at a folder you can write, for example "
+            f"`export {CACHE_ENV}=/tmp/grader-cache-$USER`."
+        ) from None
     prune(folder, MAX_COMPILATION_CACHE_BYTES)
     return folder
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import json
@@ -117,7 +118,8 @@ def run_reference(
             pass  # missing or unreadable: compute it again
     expected = _run_reference(problem, cases, runner or SubprocessRunner(trusted=True))
     if use_cache:
-        write_atomic(cached, _OUTCOMES.dump_json(list(expected.outcomes.values())).decode())
+        with contextlib.suppress(OSError):  # a cache that cannot be written only costs time
+            write_atomic(cached, _OUTCOMES.dump_json(list(expected.outcomes.values())).decode())
     return expected
 
 

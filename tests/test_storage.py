@@ -1,9 +1,15 @@
-"""Files the grader writes: atomic, and readable by whoever the umask says."""
+"""Files the grader writes: atomic, readable by whoever the umask says, and a clear error
+when it cannot write them."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
+from conftest import TOY
 
 from grader.storage import write_atomic
 
@@ -18,3 +24,37 @@ def test_outputs_respect_the_umask(tmp_path: Path) -> None:
     assert target.stat().st_mode & 0o777 == 0o666 & ~mask
     assert target.read_text() == "student,score\n"
     assert [p.name for p in tmp_path.iterdir()] == ["grades.csv"]  # no temporary left behind
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switches to the nobody account")
+def test_an_unwritable_home_is_a_clear_usage_error(tmp_path: Path) -> None:
+    # A locked-down lab account: HOME does not exist and nothing else is set.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADER_", "XDG_"))}
+    env["HOME"] = "/nonexistent"
+    tmp_path.chmod(0o755)
+    result = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            sys.executable,
+            "-m",
+            "grader",
+            "check",
+            str(TOY / "submissions" / "correct.py"),
+            "--problems-dir",
+            str(TOY / "problems"),
+            "--reference-dir",
+            str(TOY / "reference"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "GRADER_CACHE_DIR" in result.stderr
+    assert "Traceback" not in result.stderr
