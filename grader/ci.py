@@ -68,6 +68,13 @@ def git_blob(repo: Path, object_name: str, limit: int) -> bytes:
     return content
 
 
+def git_ok(repo: Path, *args: str) -> bytes | None:
+    """git's output, or None when it fails (for questions whose answer may be no)."""
+    command = [shutil.which("git") or "git", "-C", str(repo), *args]
+    result = subprocess.run(command, capture_output=True, check=False)
+    return result.stdout if result.returncode == 0 else None
+
+
 def changed_submissions(
     repo: Path,
     base: str,
@@ -77,6 +84,17 @@ def changed_submissions(
 ) -> list[Change]:
     """Files under folder/ ending in one of suffixes that head adds, modifies, renames or deletes
     since base."""
+    if git_ok(repo, "rev-parse", "--git-dir") is None:
+        raise UsageError(
+            f"{repo.resolve()} is not a git repository: run this inside a checkout of the course "
+            f"repository, or pass --repo PATH"
+        )
+    for ref in (base, head):
+        if git_ok(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}") is None:
+            raise UsageError(
+                f"{ref!r} is not a commit in {repo.resolve()}: fetch it first (in CI, check out "
+                f"with fetch-depth: 0) or name another --base/--head"
+            )
     raw = git(
         repo,
         "diff",

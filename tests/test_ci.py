@@ -160,7 +160,17 @@ def test_min_score_threshold_lets_partial_credit_pass(course: Path, tmp_path: Pa
 def test_unknown_base_is_a_usage_error(course: Path, tmp_path: Path) -> None:
     result, _, _ = run_ci(course, tmp_path, "--base", "no-such-ref")
     assert result.returncode == 2
-    assert "git diff" in result.stderr and "no-such-ref" in result.stderr
+    assert "'no-such-ref' is not a commit" in result.stderr
+    assert "fetch-depth: 0" in result.stderr
+
+
+def test_outside_a_repository_says_so(tmp_path: Path) -> None:
+    folder = tmp_path / "not-a-repo"
+    folder.mkdir()
+    result, _, _ = run_ci(folder, tmp_path, "--base", "main")
+    assert result.returncode == 2
+    assert "is not a git repository" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_workflow_passes_actionlint() -> None:
