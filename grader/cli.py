@@ -220,14 +220,15 @@ def check(
                     reference_dir=reference_dir,
                 )
             except UnknownProblem as exc:
-                practice = _practice_instead(source, problem_id, exc)
+                found = _pack_instead(source, problem_id, exc)
                 console.print(
                     Text(
-                        f"No reference solution here: practising on the public pack "
-                        f"{safe_text.terminal(str(pack_location_of(practice)))}.",
+                        f"No reference solution here: practising on the public pack in "
+                        f"{safe_text.terminal(str(found))}.",
                         style="magenta",
                     )
                 )
+                practice = _practice(found, problem_id)
         if practice is not None and seed is not None:
             raise UsageError(
                 "--seed chooses the cases of a real grading; a practice run always uses the "
@@ -510,11 +511,6 @@ def pack_command(
     )
 
 
-def pack_location_of(practice: Practice) -> Path:
-    """The folder a practice run's pack was read from."""
-    return practice.problem.spec_path.parent
-
-
 def _practice(location: Path, problem_id: str | None) -> Practice:
     pack = load_pack(location)
     if problem_id is not None and problem_id != pack.problem.id:
@@ -522,7 +518,7 @@ def _practice(location: Path, problem_id: str | None) -> Practice:
     return practice_problem(pack, location)
 
 
-def _practice_instead(source: str, problem_id: str | None, missing: UnknownProblem) -> Practice:
+def _pack_instead(source: str, problem_id: str | None, missing: UnknownProblem) -> Path:
     """A pack found where packs live, when the reference (or the spec) is not here."""
     wanted = getattr(missing, "problem_id", None) or problem_id
     found = find_pack(source, wanted)
@@ -532,7 +528,7 @@ def _practice_instead(source: str, problem_id: str | None, missing: UnknownProbl
             f"{missing}\nTo practise without the reference, put the problem's practice pack in "
             f"{where} (or point --pack at it); see the README, 'For students'."
         ) from missing
-    return _practice(found, problem_id)
+    return found
 
 
 # --------------------------------------------------------------------------------------------

@@ -167,7 +167,8 @@ def seal(pack: PracticePack) -> PracticePack:
 
 def random_pack_seed() -> int:
     """A fresh pack seed, leaving room below 2**64 for the extra draws."""
-    return PRACTICE_SEEDS.start + secrets.randbelow(PRACTICE_SEEDS.stop - PRACTICE_SEEDS.start - 10_000)
+    room = PRACTICE_SEEDS.stop - PRACTICE_SEEDS.start - 10_000
+    return PRACTICE_SEEDS.start + secrets.randbelow(room)
 
 
 def practice_cases(spec: ProblemSpec, seed: int, *, extra: int = DEFAULT_EXTRA) -> tuple[Case, ...]:
@@ -365,6 +366,7 @@ def check_practice(
     practice: Practice,
     *,
     runner: Runner | None = None,
+    limits: Limits | None = None,
     display_name: str | None = None,
 ) -> Report:
     """Grade a file on the pack's cases, by `grade()` itself; the report says it is practice."""
@@ -374,6 +376,7 @@ def check_practice(
         seed=practice.pack.seed,
         expected=practice.expected,
         runner=runner or SubprocessRunner(),
+        limits=limits,
         display_name=display_name,
     )
     info = PracticeInfo(
