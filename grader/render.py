@@ -41,9 +41,11 @@ def verdict(report: Report) -> Group:
             f"PRACTICE RUN on the {len(report.cases)} public cases of a pack, not a grade.",
             style="bold magenta",
         )
-        parts[:0] = [banner, Text(report.practice.note, style="magenta")]
+        # A pack is the student's own file: its strings are shown inert, like theirs.
+        parts[:0] = [banner, Text(_safe(report.practice.note), style="magenta")]
         if report.practice.version_note:
-            parts.insert(2, Text(f"note: {report.practice.version_note}", style="yellow"))
+            note = _safe(report.practice.version_note)
+            parts.insert(2, Text(f"note: {note}", style="yellow"))
     if report.hints:
         parts.append(Text("Hints:", style="bold"))
         for hint in report.hints:
