@@ -7,6 +7,7 @@ used by the slow tests.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -18,6 +19,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import SUBMISSIONS, TOY
+from helpers import OSC8, assert_golden
+from rich.console import Console
 
 from grader.cases import MAX_SEED, PRACTICE_SEEDS, make_cases
 from grader.cli import cli
@@ -37,7 +40,8 @@ from grader.pack import (
     write_pack,
 )
 from grader.problems import Problem
-from grader.run import Runner, RunResult, SubprocessRunner, full_isolation_problem
+from grader.render import verdict
+from grader.run import FakeRunner, Runner, RunResult, SubprocessRunner, full_isolation_problem
 
 PACK_SEED = PRACTICE_SEEDS.start + 20261126
 TOY_SUBMISSIONS = sorted((TOY / "submissions").glob("*.py"))
@@ -412,3 +416,31 @@ def test_real_problem_practice_verdicts_equal_real_ones(
     # The corpus reaches every kind of verdict and hint the comparison could get wrong.
     assert {"passed", "wrong_output", "invalid_output", "exception", "timeout"} <= reasons
     assert {"state_keys", "no_bias", "swapped", "float_seed"} <= hints
+
+
+def test_practice_verdict_golden(
+    request: pytest.FixtureRequest, toy_pack: PracticePack, toy_pack_dir: Path
+) -> None:
+    """The practice banner comes first; a forged pack's strings are shown inert."""
+    practice = practice_problem(toy_pack, toy_pack_dir)
+    fake = FakeRunner(lambda x, k: [len(x), float(sum(x) * k), 0.0])
+    report = check_practice(TOY / "submissions" / "wrong_peak.py", practice, runner=fake)
+    info = report.practice
+    assert info is not None
+    info = info.model_copy(
+        update={"version_note": f"made with jax {OSC8}", "pack_digest": "ab" * 32}
+    )
+    fixed = report.model_copy(
+        update={
+            "practice": info,
+            "seconds": 1.25,
+            "created": "2026-01-01T00:00:00+00:00",
+            "submission": report.submission.model_copy(update={"path": "wrong_peak.py"}),
+        }
+    )
+    buffer = io.StringIO()
+    Console(file=buffer, width=100, color_system=None, force_terminal=False).print(verdict(fixed))
+    text = buffer.getvalue()
+    assert text.startswith("PRACTICE RUN on the 7 public cases of a pack, not a grade.")
+    assert "\x1b" not in text
+    assert_golden(request, "practice-verdict.txt", text)
