@@ -525,8 +525,10 @@ def _pack_instead(source: str, problem_id: str | None, missing: UnknownProblem) 
     if found is None:
         where = f"packs/{wanted or '<problem id>'}/"
         raise UnknownProblem(
-            f"{missing}\nTo practise without the reference, put the problem's practice pack in "
-            f"{where} (or point --pack at it); see the README, 'For students'."
+            f"found neither the reference solution nor a practice pack for this file. To "
+            f"practise without the reference, put the problem's practice pack in {where} (or "
+            f"point --pack at it); see the README, 'For students'. Looking for the reference: "
+            f"{missing}"
         ) from missing
     return found
 

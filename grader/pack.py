@@ -397,7 +397,8 @@ def packs_dirs() -> list[Path]:
 
 def find_pack(source: str, problem_id: str | None) -> Path | None:
     """The pack for a problem where packs live: by id, else the only pack whose function the
-    source defines. None when there is none."""
+    source defines. None when there is none; a pack there that is broken raises InvalidPack
+    (a student who edited it must hear so, not that there is no pack)."""
     for folder in packs_dirs():
         if problem_id is not None:
             candidate = folder / problem_id / PACK_FILE
@@ -405,14 +406,17 @@ def find_pack(source: str, problem_id: str | None) -> Path | None:
                 return candidate.parent
             continue
         names = defined_functions(source)
-        matching = []
+        matching, broken = [], []
         for candidate in sorted(folder.glob(f"*/{PACK_FILE}")):
             try:
                 pack = load_pack(candidate)
-            except InvalidPack:
-                continue  # a broken pack for another problem must not stop this one
+            except InvalidPack as exc:
+                broken.append(exc)
+                continue
             if pack.problem.function in names:
                 matching.append(candidate.parent)
         if len(matching) == 1:
             return matching[0]
+        if not matching and broken:
+            raise broken[0]
     return None

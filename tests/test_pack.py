@@ -236,6 +236,12 @@ def test_check_finds_the_pack_when_the_reference_is_missing(
     result = _cli_check(str(TOY / "submissions" / "correct.py"), env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "PRACTICE RUN" in result.stdout
+    # An edited pack found there is refused as such, not taken for a missing one.
+    found = tmp_path / "packs" / "vector_stats" / PACK_FILE
+    found.write_text(found.read_text().replace('"title": "Vector', '"title": "Edited'))
+    result = _cli_check(str(TOY / "submissions" / "correct.py"), env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "has been changed since course staff made it" in " ".join(result.stderr.split())
     # Without a pack it says where one would be looked for.
     shutil.rmtree(tmp_path / "packs")
     result = _cli_check(str(TOY / "submissions" / "correct.py"), env=env, cwd=tmp_path)
@@ -405,7 +411,7 @@ def test_real_problem_practice_verdicts_equal_real_ones(
 ) -> None:
     assert len(CORPUS) >= 30
     # Short limits so that the endless loop costs seconds; every other file is far inside them.
-    limits = problem.spec.limits.model_copy(update={"case_seconds": 10, "total_seconds": 40})
+    limits = problem.spec.limits.model_copy(update={"case_seconds": 5, "total_seconds": 20})
     runner = Replay(SubprocessRunner())
     reasons, hints = set(), set()
     for path, graded, practised in _both_ways(problem, real_pack, CORPUS, runner, limits):
