@@ -26,6 +26,11 @@ from grader.models import (
 )
 
 MAX_SEED = 2**63 - 1
+# Seeds of practice packs (grader/pack.py): above every grading seed, so that no grading ever
+# draws from a practice case's random streams. Every stream is keyed by (seed, stream number);
+# numpy turns that key into 32-bit words, and a practice seed's second word is >= 2**31 while
+# a grading seed's (or, below 2**32, the stream number's) never is.
+PRACTICE_SEEDS = range(2**63, 2**64)
 _SHAPE_STREAM = 2**32  # a stream index no case uses
 
 
@@ -34,9 +39,14 @@ def random_seed() -> int:
     return secrets.randbelow(2**32)
 
 
-def make_cases(spec: ProblemSpec, seed: int) -> tuple[Case, ...]:
-    """Edge cases first, then random ones, all deterministic from the seed."""
-    if not 0 <= seed <= MAX_SEED:
+def make_cases(spec: ProblemSpec, seed: int, *, practice: bool = False) -> tuple[Case, ...]:
+    """Edge cases first, then random ones, all deterministic from the seed.
+
+    `practice` draws from a pack seed (PRACTICE_SEEDS) instead of a grading seed.
+    """
+    if practice and seed not in PRACTICE_SEEDS:
+        raise ValueError(f"a practice seed must be in [2**63, 2**64), got {seed}")
+    if not practice and not 0 <= seed <= MAX_SEED:
         raise ValueError(f"grading seed must be between 0 and {MAX_SEED}, got {seed}")
     groups = shape_groups(spec, seed)
     cases = [

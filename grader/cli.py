@@ -33,11 +33,23 @@ from grader.ci import (
 )
 from grader.ci_artifact import MAX_FILES, collect, describe, load_artifact, valid_sha
 from grader.ci_checks import CheckRun, failure_check_run, graded_check_run, post_check_run
-from grader.errors import ArtifactError, GraderError, UsageError
+from grader.errors import ArtifactError, GraderError, UnknownProblem, UsageError
 from grader.feedback import student_view
 from grader.grading import MAX_SOURCE_BYTES, grader_fault_report
 from grader.grading import check as check_submission
 from grader.models import Report
+from grader.pack import (
+    DEFAULT_EXTRA,
+    PACKS_ENV,
+    Practice,
+    PracticePack,
+    check_practice,
+    find_pack,
+    load_pack,
+    make_pack,
+    practice_problem,
+    write_pack,
+)
 from grader.problems import (
     PROBLEMS_ENV,
     REFERENCE_ENV,
@@ -170,6 +182,14 @@ def cli() -> None:
     is_flag=True,
     help="Show and write everything, hidden cases' inputs and values included.",
 )
+@click.option(
+    "--pack",
+    "pack_location",
+    type=click.Path(exists=True, path_type=Path),
+    help="Practise on the public cases of this pack (a folder holding pack.json, or the file) "
+    f"instead of grading with the reference. Used by itself when the reference is missing "
+    f"and packs/<problem id>/ (or ${PACKS_ENV}/<problem id>/) holds one.",
+)
 @_problems_dir
 @_reference_dir
 @_require_sandbox
@@ -179,24 +199,51 @@ def check(
     json_path: Path | None,
     gradescope_path: Path | None,
     staff: bool,
+    pack_location: Path | None,
     problem_id: str | None,
     problems_dir: Path | None,
     reference_dir: Path | None,
     require_sandbox: bool,
 ) -> None:
-    """Grade one submission FILE and print the verdict."""
+    """Grade one submission FILE and print the verdict (a practice run with a pack)."""
+    to_stdout = json_path is not None and str(json_path) == "-"
+    console = Console(stderr=to_stdout)
     try:
         source = read_regular(file, MAX_SOURCE_BYTES + 1).decode("utf-8", errors="replace")
-        problem = find_problem(
-            source, problem_id=problem_id, problems_dir=problems_dir, reference_dir=reference_dir
-        )
+        practice = None
+        if pack_location is not None:
+            practice = _practice(pack_location, problem_id)
+        else:
+            try:
+                problem = find_problem(
+                    source,
+                    problem_id=problem_id,
+                    problems_dir=problems_dir,
+                    reference_dir=reference_dir,
+                )
+            except UnknownProblem as exc:
+                found = _pack_instead(source, problem_id, exc)
+                console.print(
+                    Text(
+                        f"No reference solution here: practising on the public pack in "
+                        f"{safe_text.terminal(str(found))}.",
+                        style="magenta",
+                    )
+                )
+                practice = _practice(found, problem_id)
+        if practice is not None and seed is not None:
+            raise UsageError(
+                "--seed chooses the cases of a real grading; a practice run always uses the "
+                "pack's cases. Leave out --seed."
+            )
         runner = SubprocessRunner(policy=SandboxPolicy(require_full=require_sandbox))
-        full = check_submission(file, problem=problem, seed=seed, runner=runner)
+        if practice is not None:
+            full = check_practice(file, practice, runner=runner)
+        else:
+            full = check_submission(file, problem=problem, seed=seed, runner=runner)
     except GraderError as exc:
         _fail(str(exc))
     report = full if staff else student_view(full)
-    to_stdout = json_path is not None and str(json_path) == "-"
-    console = Console(stderr=to_stdout)
     print_report(report, console)
     if json_path is not None:
         _write_json(report, json_path)
@@ -427,9 +474,75 @@ def problems_command(problems_dir: Path | None) -> None:
 
 
 @cli.command()
-def schema() -> None:
-    """Print the JSON schema of the score report."""
-    click.echo(json.dumps(Report.model_json_schema(), indent=2))
+@click.option("--pack", "of_pack", is_flag=True, help="The schema of a practice pack instead.")
+def schema(of_pack: bool) -> None:
+    """Print the JSON schema of the score report (or of a practice pack)."""
+    model = PracticePack if of_pack else Report
+    click.echo(json.dumps(model.model_json_schema(), indent=2))
+
+
+@cli.command(name="pack")
+@click.argument("problem_id")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write pack.json into (students put it in packs/<problem id>/).",
+)
+@click.option(
+    "--extra",
+    type=click.IntRange(0, 100),
+    default=DEFAULT_EXTRA,
+    show_default=True,
+    help="Random practice cases besides the spec's visible ones.",
+)
+@_problems_dir
+@_reference_dir
+def pack_command(
+    problem_id: str,
+    out: Path,
+    extra: int,
+    problems_dir: Path | None,
+    reference_dir: Path | None,
+) -> None:
+    """Write a public practice pack of PROBLEM_ID (staff, where the reference is).
+
+    It holds the statement, public cases with the reference's outputs, and the outputs of
+    known mistakes on them (for hints): no code, no hidden case.
+    """
+    try:
+        problem = load_problem(problem_id, problems_dir=problems_dir, reference_dir=reference_dir)
+        pack = make_pack(problem, extra=extra)
+        path = write_pack(pack, out)
+    except GraderError as exc:
+        _fail(str(exc))
+    click.echo(
+        f"Wrote {path}: {len(pack.cases)} practice cases of {pack.problem.id} "
+        f"v{pack.problem.version}, digest {pack.digest[:12]}. Publish the folder; students put "
+        f"it in packs/{pack.problem.id}/ and run `grader check FILE`."
+    )
+
+
+def _practice(location: Path, problem_id: str | None) -> Practice:
+    pack = load_pack(location)
+    if problem_id is not None and problem_id != pack.problem.id:
+        raise UsageError(f"the pack at {location} is for {pack.problem.id!r}, not {problem_id!r}")
+    return practice_problem(pack, location)
+
+
+def _pack_instead(source: str, problem_id: str | None, missing: UnknownProblem) -> Path:
+    """A pack found where packs live, when the reference (or the spec) is not here."""
+    wanted = getattr(missing, "problem_id", None) or problem_id
+    found = find_pack(source, wanted)
+    if found is None:
+        where = f"packs/{wanted or '<problem id>'}/"
+        raise UnknownProblem(
+            f"found neither the reference solution nor a practice pack for this file. To "
+            f"practise without the reference, put the problem's practice pack in {where} (or "
+            f"point --pack at it); see the README, 'For students'. Looking for the reference: "
+            f"{missing}"
+        ) from missing
+    return found
 
 
 # --------------------------------------------------------------------------------------------

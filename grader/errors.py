@@ -5,6 +5,8 @@ GraderError                 anything the grader cannot go on from; exit code 2
 ├── SubmissionNotFound      the file to grade does not exist or is not a file
 ├── ProblemError            a problem cannot be found, chosen or loaded
 │   ├── UnknownProblem      no spec with that id, or none matching the file
+│   │   └── ReferenceMissing the spec is there, its reference solution is not
+│   ├── InvalidPack         a practice pack that is unreadable, invalid or tampered with
 │   └── InvalidSpec         a spec file that does not parse or validate
 ├── ReferenceFailed         the reference solution failed: the grader is misconfigured
 ├── SandboxUnavailable      the isolation asked for cannot be set up here
@@ -33,6 +35,18 @@ class ProblemError(GraderError):
 
 class UnknownProblem(ProblemError):
     """No spec with that id, or no spec matching the submission."""
+
+
+class ReferenceMissing(UnknownProblem):
+    """The spec is there but its reference solution is not (a student's machine)."""
+
+    def __init__(self, message: str, problem_id: str) -> None:
+        super().__init__(message)
+        self.problem_id = problem_id
+
+
+class InvalidPack(ProblemError):
+    """A practice pack that cannot be read, does not validate, or was changed after it was made."""
 
 
 class InvalidSpec(ProblemError):

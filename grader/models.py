@@ -566,6 +566,20 @@ class Versions(Frozen):
     grader: str = Field(description="grader version.")
 
 
+class PracticeInfo(Frozen):
+    """What a practice run graded against: a public pack, not the reference (grader/pack.py)."""
+
+    pack_digest: str = Field(description="SHA-256 of the pack's content, as checked.")
+    pack_created: str = Field(description="When staff made the pack, ISO 8601 UTC.")
+    reference_sha256: str = Field(description="SHA-256 of the reference that made the pack.")
+    note: str = Field(description="What a practice run does and does not tell.")
+    version_note: str | None = Field(
+        None,
+        description="Set when the installed jax or flax differ from those the pack was made "
+        "with (the tolerances are meant to absorb it).",
+    )
+
+
 class Report(Frozen):
     """The score report for one submission."""
 
@@ -605,6 +619,11 @@ class Report(Frozen):
     )
     versions: Versions = Field(description="Software that produced the report.")
     created: str = Field(description="When the report was made, ISO 8601 UTC.")
+    practice: PracticeInfo | None = Field(
+        None,
+        description="Set for a practice run: graded on the public cases of a pack, against "
+        "outcomes the reference computed when staff made it, not a grade. None: a real grading.",
+    )
 
     @property
     def full_marks(self) -> bool:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from grader.errors import InvalidSpec, UnknownProblem
+from grader.errors import InvalidSpec, ReferenceMissing, UnknownProblem
 from grader.models import ProblemSpec
 
 # The repository layout is fixed: grader/, problems/ and reference/ sit side by side.
@@ -73,9 +73,10 @@ def load_problem(
     spec = load_spec(spec_path)
     reference_path = (reference_dir or default_reference_dir()) / spec.reference.file
     if not reference_path.is_file():
-        raise UnknownProblem(
+        raise ReferenceMissing(
             f"the reference solution for {problem_id!r} is missing: expected {reference_path}. "
-            f"Point --reference-dir or ${REFERENCE_ENV} at the folder that holds it."
+            f"Point --reference-dir or ${REFERENCE_ENV} at the folder that holds it.",
+            problem_id,
         )
     return Problem(spec=spec, spec_path=spec_path, reference_path=reference_path.resolve())
 

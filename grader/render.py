@@ -35,6 +35,17 @@ def verdict(report: Report) -> Group:
         f"  ·  status: {report.status.value}",
     )
     parts: list[object] = [headline, Text(_safe(report.message))]
+    if report.practice is not None:
+        # First, so that no one takes a practice score for a grade.
+        banner = Text(
+            f"PRACTICE RUN on the {len(report.cases)} public cases of a pack, not a grade.",
+            style="bold magenta",
+        )
+        # A pack is the student's own file: its strings are shown inert, like theirs.
+        parts[:0] = [banner, Text(_safe(report.practice.note), style="magenta")]
+        if report.practice.version_note:
+            note = _safe(report.practice.version_note)
+            parts.insert(2, Text(f"note: {note}", style="yellow"))
     if report.hints:
         parts.append(Text("Hints:", style="bold"))
         for hint in report.hints:
@@ -59,9 +70,14 @@ def verdict(report: Report) -> Group:
     if report.stdout.strip():
         parts.append(Text("Your code printed (end of stdout):", style="bold"))
         parts.append(Text(_last_lines(report.stdout), style="dim"))
+    origin = (
+        f"pack {report.practice.pack_digest[:12]}"
+        if report.practice is not None
+        else f"seed {report.seed}"
+    )
     parts.append(
         Text(
-            f"seed {report.seed} · {_safe(report.submission.path)} · sha256 "
+            f"{origin} · {_safe(report.submission.path)} · sha256 "
             f"{report.submission.sha256[:12]} · isolation: {report.isolation} · "
             f"{report.seconds:.1f} s",
             style="dim",

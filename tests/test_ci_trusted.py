@@ -389,7 +389,7 @@ def test_a_course_side_fault_is_a_failing_check(collected: Collected, tmp_path: 
     payload = json.loads(payload_path.read_text())
     assert payload["conclusion"] == "failure"
     summary = payload["output"]["summary"]
-    assert "a problem on the course's side (UnknownProblem)" in summary
+    assert "a problem on the course's side (ReferenceMissing)" in summary
     # The details are for staff, in the run's log, never on the pull request.
     assert "the reference solution for 'vector_stats' is missing" in result.stderr
     assert str(empty) not in summary and "reference solution" not in summary
