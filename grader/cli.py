@@ -35,7 +35,7 @@ from grader.ci_artifact import MAX_FILES, collect, describe, load_artifact, vali
 from grader.ci_checks import CheckRun, failure_check_run, graded_check_run, post_check_run
 from grader.errors import ArtifactError, GraderError, UnknownProblem, UsageError
 from grader.feedback import student_view
-from grader.grading import MAX_SOURCE_BYTES, grader_fault_report
+from grader.grading import MAX_SOURCE_BYTES, grader_fault_report, versions
 from grader.grading import check as check_submission
 from grader.models import Report
 from grader.pack import (
@@ -61,6 +61,13 @@ from grader.problems import (
 from grader.render import batch_progress, gradescope_json, print_report, statement
 from grader.run import SandboxPolicy, SubprocessRunner, full_isolation_problem
 from grader.storage import read_regular, write_atomic
+
+
+def _library_versions() -> str:
+    """The versions that grade (numerics can move between jax releases)."""
+    found = versions()
+    return f"jax {found.jax}, flax {found.flax}, python {found.python}"
+
 
 EXIT_FULL_MARKS = 0
 EXIT_NOT_FULL_MARKS = 1
@@ -151,7 +158,11 @@ def _staff_runner(
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="grader")
+@click.version_option(
+    __version__,
+    prog_name="grader",
+    message=f"%(prog)s %(version)s (grading with {_library_versions()})",
+)
 def cli() -> None:
     """Grade JAX/Flax exercises: student code runs in a separate process, never in the grader."""
 

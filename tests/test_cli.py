@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -151,3 +152,9 @@ def test_schema_describes_every_report_field() -> None:
             field = schema["$defs"][field["$ref"].rsplit("/", 1)[1]]
         assert field.get("description")
     assert schema["additionalProperties"] is False
+
+
+def test_version_names_the_libraries_that_grade() -> None:
+    result = grader("--version")
+    assert result.returncode == 0
+    assert re.search(r"^grader \S+ \(grading with jax \S+, flax \S+, python \S+\)$", result.stdout)
