@@ -68,3 +68,18 @@ def test_invalid_output_is_a_clear_case_failure(
     case = report.cases[0]
     assert case.reason is CaseReason.INVALID_OUTPUT
     assert fragment in case.message
+
+
+def test_missing_function_lists_what_the_file_defines(
+    toy: Problem, grade_file: Grade, tmp_path: Path
+) -> None:
+    source = tmp_path / "typo.py"
+    source.write_text(
+        "from math import sqrt\n\n"
+        "def helper(v):\n    return abs(v)\n\n"
+        "def vector_stat(x, k):\n    return [len(x), 0.0, 0.0]\n"
+    )
+    report = grade_file(source, toy)
+    assert report.status is Status.MISSING_FUNCTION
+    assert "Did you mean to call yours 'vector_stat'?" in report.message
+    assert "It defines: helper, vector_stat." in report.message  # not the imported sqrt

@@ -153,12 +153,19 @@ def load(
 
     function = module.__dict__.get(request.function)
     if function is None:
-        defined = [key for key, value in module.__dict__.items() if callable(value)]
+        # What the file itself defines (not what it imported), so the student sees the typo.
+        defined = [
+            key
+            for key, value in module.__dict__.items()
+            if isinstance(value, types.FunctionType) and value.__module__ == "submission"
+        ]
         close = difflib.get_close_matches(request.function, defined, n=1)
         hint = f" Did you mean to call yours {close[0]!r}?" if close else ""
+        listed = ", ".join(defined[:10]) + (", ..." if len(defined) > 10 else "")
+        found = f" It defines: {listed}." if defined else " It defines no function at all."
         return fail(
             "missing_function",
-            f"{name} does not define a function named {request.function!r}.{hint}",
+            f"{name} does not define a function named {request.function!r}.{hint}{found}",
         )
     if not callable(function):
         return fail(
