@@ -61,6 +61,9 @@ class Skipped:
 
     name: str
     reason: str
+    # The student id a submission-looking file (.py) would have had: the gradebook gives it a
+    # row with status skipped, so that nobody silently gets nothing in an LMS upload.
+    student: str | None = None
 
 
 @dataclass
@@ -90,20 +93,21 @@ def discover(folder: Path) -> tuple[list[Entry], list[Skipped]]:
         except UnicodeEncodeError:
             # An unzip of a Windows archive gives such names; no id can be made safely from it.
             shown = os.fsencode(name).decode("utf-8", errors="backslashreplace")
-            skipped.append(
-                Skipped(shown, "file name is not valid UTF-8: rename it (for example to ASCII)")
-            )
+            reason = "file name is not valid UTF-8: rename it (for example to ASCII)"
+            skipped.append(Skipped(shown, reason, _would_be_id(shown)))
             continue
         if name.startswith("."):
             skipped.append(Skipped(name, "hidden file"))
             continue
         if len(path.stem.encode()) > MAX_ID_BYTES:
-            skipped.append(Skipped(name, f"file name longer than {MAX_ID_BYTES} bytes: shorten it"))
+            reason = f"file name longer than {MAX_ID_BYTES} bytes: shorten it"
+            skipped.append(Skipped(name, reason, _would_be_id(name)))
             continue
         if path.is_symlink():
             target = path.resolve()
             if not target.is_relative_to(root):
-                skipped.append(Skipped(name, "symlink pointing outside the folder: not followed"))
+                reason = "symlink pointing outside the folder: not followed"
+                skipped.append(Skipped(name, reason, _would_be_id(name)))
                 continue
         if path.is_dir():
             skipped.append(Skipped(name, "a folder: only files directly in the folder are graded"))
@@ -112,13 +116,13 @@ def discover(folder: Path) -> tuple[list[Entry], list[Skipped]]:
             skipped.append(Skipped(name, "not a Python file (.py)"))
             continue
         if not path.is_file():
-            skipped.append(Skipped(name, "not a regular file"))
+            skipped.append(Skipped(name, "not a regular file", _would_be_id(name)))
             continue
         try:
             with path.open("rb"):
                 pass
         except OSError as exc:
-            skipped.append(Skipped(name, f"unreadable: {exc.strerror}"))
+            skipped.append(Skipped(name, f"unreadable: {exc.strerror}", _would_be_id(name)))
             continue
         candidates.setdefault(path.stem.lower(), []).append(path)
     entries = []
@@ -126,20 +130,19 @@ def discover(folder: Path) -> tuple[list[Entry], list[Skipped]]:
         names = ", ".join(p.name for p in paths)
         if len(paths) > 1:
             for path in paths:
-                skipped.append(
-                    Skipped(
-                        path.name, f"duplicate student id {key!r} ({names}): rename all but one"
-                    )
-                )
+                reason = f"duplicate student id {key!r} ({names}): rename all but one"
+                skipped.append(Skipped(path.name, reason, path.stem))
         elif key in RESERVED_IDS:
-            skipped.append(
-                Skipped(
-                    names, f"student id {key!r} clashes with the batch's own {key} file: rename it"
-                )
-            )
+            reason = f"student id {key!r} clashes with the batch's own {key} file: rename it"
+            skipped.append(Skipped(names, reason, paths[0].stem))
         else:
             entries.append(Entry(student=paths[0].stem, path=paths[0]))
     return entries, skipped
+
+
+def _would_be_id(name: str) -> str | None:
+    """The student id of a file name that looks like a submission, else None."""
+    return name[:-3] if name.lower().endswith(".py") else None
 
 
 def batch_seed(out: Path, seed: int | None) -> int:
@@ -306,21 +309,34 @@ def gradebook_csv(result: BatchResult) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(
-        ["student", "score", "max_score", "status", "sha256", "seed", "problem_version"]
+        ["student", "score", "max_score", "status", "sha256", "seed", "problem_version", "note"]
     )
-    for student in sorted(result.reports):
-        report = result.reports[student]
-        writer.writerow(
-            [
-                csv_cell(student),
-                f"{report.score:g}",
-                f"{report.max_score:g}",
-                report.status.value,
-                report.submission.sha256,
-                report.seed,
-                csv_cell(report.problem.version),
-            ]
-        )
+    rows: list[tuple[str, list[object]]] = []
+    for student, report in result.reports.items():
+        row: list[object] = [
+            csv_cell(student),
+            f"{report.score:g}",
+            f"{report.max_score:g}",
+            report.status.value,
+            report.submission.sha256,
+            report.seed,
+            csv_cell(report.problem.version),
+            "",
+        ]
+        rows.append((student, row))
+    # Every submission file found has a row: one not graded says why, with no score (an LMS
+    # then shows it as missing, not as zero).
+    for item in result.skipped:
+        if item.student is not None:
+            reason = csv_cell(item.reason)
+            rows.append(
+                (
+                    item.student,
+                    [csv_cell(item.student), "", "", "skipped", "", result.seed, "", reason],
+                )
+            )
+    for _, row in sorted(rows, key=lambda pair: pair[0]):
+        writer.writerow(row)
     return buffer.getvalue()
 
 

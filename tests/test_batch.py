@@ -66,8 +66,15 @@ def test_batch_writes_every_output(tmp_path: Path) -> None:
 
     with (out / "grades.csv").open() as stream:
         rows = list(csv.DictReader(stream))
-    assert [row["student"] for row in rows] == sorted(students)
-    for row in rows:
+    graded_rows = [row for row in rows if row["status"] != "skipped"]
+    assert [row["student"] for row in graded_rows] == sorted(students)
+    # Every submission file found has a row; one not graded says why and has no score.
+    not_graded = {row["student"]: row for row in rows if row["status"] == "skipped"}
+    assert set(not_graded) == {"Dave", "dave", "escape"}
+    assert all(row["score"] == row["max_score"] == "" for row in not_graded.values())
+    assert "duplicate student id 'dave'" in not_graded["Dave"]["note"]
+    assert "outside the folder" in not_graded["escape"]["note"]
+    for row in graded_rows:
         report = reports[row["student"]]
         assert float(row["score"]) == report.score
         assert float(row["max_score"]) == report.max_score
