@@ -37,12 +37,13 @@ from grader.errors import ArtifactError, GraderError, UnknownProblem, UsageError
 from grader.feedback import student_view
 from grader.grading import MAX_SOURCE_BYTES, grader_fault_report, versions
 from grader.grading import check as check_submission
-from grader.models import Report
+from grader.models import ProblemSpec, Report
 from grader.pack import (
     DEFAULT_EXTRA,
     PACKS_ENV,
     Practice,
     PracticePack,
+    PublicSpec,
     check_practice,
     find_pack,
     load_pack,
@@ -57,6 +58,8 @@ from grader.problems import (
     find_problem,
     list_problems,
     load_problem,
+    load_spec,
+    spec_path_for,
 )
 from grader.render import batch_progress, gradescope_json, print_report, statement
 from grader.run import SandboxPolicy, SubprocessRunner, full_isolation_problem
@@ -462,14 +465,20 @@ def ci_command(
 @cli.command()
 @click.argument("problem_id")
 @_problems_dir
-@_reference_dir
-def show(problem_id: str, problems_dir: Path | None, reference_dir: Path | None) -> None:
-    """Print the exercise statement of PROBLEM_ID."""
+def show(problem_id: str, problems_dir: Path | None) -> None:
+    """Print the exercise statement of PROBLEM_ID (from its spec, else from its practice pack;
+    the reference solution is not needed)."""
     try:
-        problem = load_problem(problem_id, problems_dir=problems_dir, reference_dir=reference_dir)
+        try:
+            shown: ProblemSpec | PublicSpec = load_spec(spec_path_for(problem_id, problems_dir))
+        except UnknownProblem:
+            location = find_pack("", problem_id)
+            if location is None:
+                raise
+            shown = load_pack(location).problem
     except GraderError as exc:
         _fail(str(exc))
-    Console().print(statement(problem.spec))
+    Console().print(statement(shown))
 
 
 @cli.command(name="problems")

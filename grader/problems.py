@@ -61,15 +61,21 @@ def list_problems(problems_dir: Path | None = None) -> list[ProblemSpec]:
     return [load_spec(path) for path in sorted(folder.glob("*.toml"))]
 
 
-def load_problem(
-    problem_id: str, *, problems_dir: Path | None = None, reference_dir: Path | None = None
-) -> Problem:
-    """Load a problem by id and locate its reference solution."""
+def spec_path_for(problem_id: str, problems_dir: Path | None = None) -> Path:
+    """The spec file of a problem id (the spec alone: a student may not have the reference)."""
     folder = problems_dir or default_problems_dir()
     spec_path = folder / f"{problem_id}.toml"
     if not spec_path.is_file():
         known = ", ".join(spec.id for spec in list_problems(folder)) or "none"
         raise UnknownProblem(f"no problem {problem_id!r} in {folder} (known: {known})")
+    return spec_path
+
+
+def load_problem(
+    problem_id: str, *, problems_dir: Path | None = None, reference_dir: Path | None = None
+) -> Problem:
+    """Load a problem by id and locate its reference solution."""
+    spec_path = spec_path_for(problem_id, problems_dir)
     spec = load_spec(spec_path)
     reference_path = (reference_dir or default_reference_dir()) / spec.reference.file
     if not reference_path.is_file():

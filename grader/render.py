@@ -9,9 +9,10 @@ rich `Text` objects, never in markup, unless they went through `safe_text.markup
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from rich.console import Console, Group
 from rich.panel import Panel
@@ -20,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from grader import safe_text
-from grader.models import CaseReason, Frame, ProblemSpec, Report, Status
+from grader.models import CaseReason, Frame, Parameter, Report, Status
 
 _safe = safe_text.terminal
 _MARK = {True: Text("✔", style="green"), False: Text("✘", style="red")}
@@ -129,13 +130,57 @@ def _last_lines(text: str, count: int = 10) -> str:
     return "\n".join(shown)
 
 
-def statement(spec: ProblemSpec) -> Panel:
+class _Stated(Protocol):
+    """What a statement shows: a spec's, or a practice pack's public copy of it."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def statement(self) -> str: ...
+    @property
+    def function(self) -> str: ...
+    @property
+    def parameters(self) -> tuple[Parameter, ...]: ...
+
+
+def _reflow(text: str) -> str:
+    """Join the hard-wrapped lines of each paragraph and list item, so the terminal wraps them
+    at its own width instead of leaving ragged lines; code keeps its breaks."""
+    paragraphs = []
+    for paragraph in text.split("\n\n"):
+        lines = paragraph.split("\n")
+        if any(line.lstrip().startswith(("```", ">>>", "|")) for line in lines):
+            paragraphs.append(paragraph)
+            continue
+        joined: list[str] = []
+        for line in lines:
+            starts_item = _LIST_ITEM.match(line) is not None
+            if (
+                joined
+                and not starts_item
+                and (line[:1].isspace() or not _LIST_ITEM.match(joined[0]))
+            ):
+                joined[-1] += " " + line.strip()
+            else:
+                joined.append(line.rstrip())
+        paragraphs.append("\n".join(joined))
+    return "\n\n".join(paragraphs)
+
+
+_LIST_ITEM = re.compile(r"\s*(\d+[.)]|[-*])\s")
+
+
+def statement(spec: _Stated) -> Panel:
     """The exercise as a student reads it."""
     signature = f"def {spec.function}({', '.join(p.name for p in spec.parameters)}):"
     body = Group(
         Text(_safe(signature), style="bold cyan"),
         Text(""),
-        Text(_safe(spec.statement.strip())),
+        Text(_safe(_reflow(spec.statement.strip()))),
     )
     title = safe_text.markup(f"{spec.title} · {spec.id} v{spec.version}")
     return Panel(body, title=title, expand=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -158,3 +159,18 @@ def test_version_names_the_libraries_that_grade() -> None:
     result = grader("--version")
     assert result.returncode == 0
     assert re.search(r"^grader \S+ \(grading with jax \S+, flax \S+, python \S+\)$", result.stdout)
+
+
+def test_show_needs_no_reference_and_keeps_paragraphs_whole(tmp_path: Path) -> None:
+    empty = tmp_path / "no-reference"
+    empty.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "grader", "show", "graphdef_vs_state"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "GRADER_REFERENCE_DIR": str(empty), "COLUMNS": "120"},
+    )
+    assert result.returncode == 0, result.stderr
+    # The spec's first paragraph is hard-wrapped at under 100 columns; at 120 it fills lines.
+    assert "The graphdef is static structure: class and attribute names" in result.stdout
