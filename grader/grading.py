@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import hashlib
 import importlib.metadata
+import importlib.util
 import json
 import platform
 import tempfile
@@ -42,6 +44,7 @@ from grader.models import (
 from grader.problems import Problem
 from grader.run import LoadFailure, Runner, SubprocessRunner
 from grader.run.runner import RunLimits
+from grader.run.worker import describe_syntax_error
 from grader.storage import read_regular, write_atomic
 
 MAX_SOURCE_BYTES = 1024 * 1024
@@ -172,7 +175,19 @@ def check(
     """
     seed = random_seed() if seed is None else seed
     runner = runner or SubprocessRunner()
-    runner.isolation()  # refuse before the reference runs if the isolation cannot be had
+    isolation = runner.isolation()  # refuse before the reference runs if it cannot be had
+    # A file that is not Python at all is reported at once, before the reference runs and
+    # before any process starts (the same parse find_problem already does here).
+    name = display_name or str(path)
+    raw = read_regular(path, MAX_SOURCE_BYTES + 1)
+    early = screen_source(raw, name) or _parse_failure(raw, name)
+    if early is not None:
+        submission = SubmissionInfo(
+            path=name, sha256=hashlib.sha256(raw).hexdigest(), size=len(raw)
+        )
+        nothing_ran = Expected(cases=make_cases(problem.spec, seed), outcomes={})
+        builder = _Builder(problem, nothing_ran, submission, seed, time.monotonic(), isolation)
+        return builder.failed(early)
     reference = SubprocessRunner(trusted=True, compilation_cache=trust_caches)
     expected = run_reference(
         problem, make_cases(problem.spec, seed), runner=reference, use_cache=trust_caches
@@ -292,6 +307,18 @@ def _status_when_nothing_ran(results: Sequence[CaseResult]) -> Status:
     if CaseReason.TIMEOUT in reasons:
         return Status.TIMEOUT
     return Status.CRASHED
+
+
+def _parse_failure(raw: bytes, name: str) -> LoadFailure | None:
+    """A syntax error found by parsing the source here (only parsing: nothing runs)."""
+    try:
+        ast.parse(importlib.util.decode_source(raw), filename=name)
+    except SyntaxError as exc:
+        message, error = describe_syntax_error(exc, name)
+        return LoadFailure(Status.SYNTAX_ERROR, message, error)
+    except (ValueError, RecursionError, MemoryError, UnicodeDecodeError):
+        return None  # the worker says what is wrong, in its own process
+    return None
 
 
 def screen_source(raw: bytes, name: str) -> LoadFailure | None:

@@ -174,3 +174,24 @@ def test_show_needs_no_reference_and_keeps_paragraphs_whole(tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     # The spec's first paragraph is hard-wrapped at under 100 columns; at 120 it fills lines.
     assert "The graphdef is static structure: class and attribute names" in result.stdout
+
+
+def test_a_syntax_error_is_reported_before_any_process_starts(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.py"
+    broken.write_text("def vector_stats(x, k)\n    return x\n")
+    empty_reference = tmp_path / "reference"
+    empty_reference.mkdir()
+    # With a reference folder that would fail if used: nothing may run for a syntax error.
+    (empty_reference / "vector_stats.py").write_text("raise SystemExit('the reference ran')\n")
+    result = grader(
+        "check",
+        str(broken),
+        "--problems-dir",
+        str(TOY / "problems"),
+        "--reference-dir",
+        str(empty_reference),
+    )
+    assert result.returncode == 1, result.stderr
+    shown = " ".join(result.stdout.split())  # as read, whatever the wrapping
+    assert "status: syntax_error" in shown
+    assert "line 1, column 23: expected ':'" in shown

@@ -114,12 +114,7 @@ def load(
     try:
         code = compile(source, name, "exec", dont_inherit=True)
     except SyntaxError as exc:
-        line = exc.lineno or 0
-        where = f"line {line}" + (f", column {exc.offset}" if exc.offset else "")
-        text = (exc.text or "").rstrip()
-        shown = f"\n    {text.strip()}" if text.strip() else ""
-        error = ErrorInfo(type=type(exc).__name__, message=str(exc.msg), line=line or None)
-        return fail("syntax_error", f"Python cannot parse {name}, {where}: {exc.msg}{shown}", error)
+        return fail("syntax_error", *describe_syntax_error(exc, name))
     except (ValueError, RecursionError, MemoryError) as exc:
         return fail("syntax_error", f"Python cannot compile {name}: {exc}")
 
@@ -193,6 +188,18 @@ def load(
         scale_function = module.__dict__[request.scale_function]
     channel.send({"event": "loaded"})
     return function, scale_function
+
+
+def describe_syntax_error(exc: SyntaxError, name: str) -> tuple[str, ErrorInfo]:
+    """A syntax error as a student reads it: where, what, and the offending line."""
+    line = exc.lineno or 0
+    where = f"line {line}" + (f", column {exc.offset}" if exc.offset else "")
+    text = (exc.text or "").rstrip()
+    shown = f"\n    {text.strip()}" if text.strip() else ""
+    error = ErrorInfo(
+        type=type(exc).__name__, message=clean(str(exc.msg), MESSAGE_LIMIT), line=line or None
+    )
+    return f"Python cannot parse {name}, {where}: {exc.msg}{shown}", error
 
 
 def run_cases(
