@@ -611,7 +611,11 @@ class Report(Frozen):
     )
     stdout: str = Field("", description="The end of what the submission printed to stdout.")
     stderr: str = Field("", description="The end of what the submission printed to stderr.")
-    seconds: float = Field(ge=0, description="Wall-clock time spent grading the submission.")
+    seconds: float = Field(
+        ge=0,
+        description="Wall-clock time spent grading the submission (for `grader check`, the "
+        "reference's run included; in a batch, where the reference is shared, without it).",
+    )
     peak_memory_mib: float | None = Field(
         None,
         description="Peak resident memory of the submission's process, as that process "
