@@ -57,7 +57,12 @@ def list_problems(problems_dir: Path | None = None) -> list[ProblemSpec]:
     """Every spec in the problems folder, sorted by id."""
     folder = problems_dir or default_problems_dir()
     if not folder.is_dir():
-        raise UnknownProblem(f"problems folder {folder} does not exist")
+        raise UnknownProblem(
+            f"problems folder {folder} does not exist. Point --problems-dir or "
+            f"${PROBLEMS_ENV} at the course's problems/ folder (the grader installed with pip "
+            f"carries none), or, as a student, put the course's practice pack in "
+            f"packs/<problem id>/ and run `grader check` from there"
+        )
     return [load_spec(path) for path in sorted(folder.glob("*.toml"))]
 
 

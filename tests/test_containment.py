@@ -323,6 +323,16 @@ def test_a_non_editable_install_grades_with_full_isolation(tmp_path: Path) -> No
         cwd=tmp_path,
     ).stdout
     assert "site-packages" in site
+    # Installed from a wheel, the grader carries no problems: it says how to point at them.
+    listing = subprocess.run(
+        [str(venv / "bin" / "grader"), "problems"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert listing.returncode == 2
+    assert "--problems-dir or $GRADER_PROBLEMS_DIR" in " ".join(listing.stderr.split())
     report_path = tmp_path / "report.json"
     result = subprocess.run(
         [
