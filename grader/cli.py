@@ -389,9 +389,9 @@ def batch(
     "--junit",
     "junit_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("grading-junit.xml"),
-    show_default=True,
-    help="Where to write the JUnit XML.",
+    default=None,
+    help="Also write the per-case results as JUnit XML here (none by default: nothing is "
+    "written into the working tree unasked).",
 )
 @click.option(
     "--seed",
@@ -409,7 +409,7 @@ def ci_command(
     head: str,
     repo: Path,
     min_score: float,
-    junit_path: Path,
+    junit_path: Path | None,
     seed: int | None,
     problem_id: str | None,
     problems_dir: Path | None,
@@ -456,8 +456,9 @@ def ci_command(
     sys.stdout.write(guarded("\n".join(lines) + ("" if step_summary else "\n\n" + summary)))
     for command in workflow_annotations(graded):
         print(command)
-    junit_path.parent.mkdir(parents=True, exist_ok=True)
-    junit_xml(graded).write(str(junit_path), pretty=True)
+    if junit_path is not None:
+        junit_path.parent.mkdir(parents=True, exist_ok=True)
+        junit_xml(graded).write(str(junit_path), pretty=True)
     failing = [g for g in graded if below_threshold(g.report, min_score)]
     sys.exit(EXIT_NOT_FULL_MARKS if failing else EXIT_FULL_MARKS)
 

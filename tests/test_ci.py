@@ -151,6 +151,23 @@ def test_change_without_submissions_exits_zero(course: Path, tmp_path: Path) -> 
     assert len(list(JUnitXml.fromfile(str(junit_path)))) == 0
 
 
+def test_nothing_is_written_into_the_working_tree_unasked(course: Path) -> None:
+    (course / "docs.md").write_text("only docs change\n")
+    git(course, "commit", "-q", "-am", "docs")
+    env = {k: v for k, v in os.environ.items() if k != "GITHUB_STEP_SUMMARY"}
+    result = subprocess.run(
+        [sys.executable, "-m", "grader", "ci", "--base", "pr", "--head", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=course,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert git(course, "status", "--porcelain", "--untracked-files=all").strip() == ""
+
+
 def test_min_score_threshold_lets_partial_credit_pass(course: Path, tmp_path: Path) -> None:
     # bob is only below full marks, so a 0% threshold passes him; the syntax error too.
     result, _, _ = run_ci(course, tmp_path, "--base", "base", "--head", "pr", "--min-score", "0")
