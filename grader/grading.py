@@ -101,6 +101,17 @@ def run_reference(
     Kept on disk, keyed by the spec, the cases, the reference's source and the library
     versions, so a batch or a rerun with the same seed does not run the reference again.
     """
+    if use_cache:
+        cached = cached_reference(problem, cases)
+        if cached is not None:
+            return cached
+    expected = _run_reference(problem, cases, runner or SubprocessRunner(trusted=True))
+    if use_cache:
+        store_reference(problem, cases, list(expected.outcomes.values()))
+    return expected
+
+
+def _reference_cache_path(problem: Problem, cases: Sequence[Case]) -> Path:
     key = digest(
         problem.spec.model_dump_json(),
         json.dumps([case.model_dump(mode="json") for case in cases]),
@@ -108,17 +119,25 @@ def run_reference(
         library_versions(),
         __version__,
     )
-    cached = cache_root() / "reference" / f"{problem.spec.id}-{key}.json"
-    if use_cache:
-        try:
-            outcomes = _OUTCOMES.validate_json(cached.read_bytes())
-            return Expected(cases=tuple(cases), outcomes={o.index: o for o in outcomes})
-        except (OSError, ValueError):
-            pass  # missing or unreadable: compute it again
-    expected = _run_reference(problem, cases, runner or SubprocessRunner(trusted=True))
-    if use_cache:
-        write_atomic(cached, _OUTCOMES.dump_json(list(expected.outcomes.values())).decode())
-    return expected
+    return cache_root() / "reference" / f"{problem.spec.id}-{key}.json"
+
+
+def cached_reference(problem: Problem, cases: Sequence[Case]) -> Expected | None:
+    """The reference's outcomes on these cases from the on-disk cache, if there."""
+    try:
+        outcomes = _OUTCOMES.validate_json(_reference_cache_path(problem, cases).read_bytes())
+    except (OSError, ValueError):
+        return None  # missing or unreadable: compute it again
+    return Expected(cases=tuple(cases), outcomes={o.index: o for o in outcomes})
+
+
+def store_reference(
+    problem: Problem, cases: Sequence[Case], outcomes: Sequence[CaseOutcome]
+) -> None:
+    """Keep the reference's outcomes on these cases for the next grading or audit."""
+    write_atomic(
+        _reference_cache_path(problem, cases), _OUTCOMES.dump_json(list(outcomes)).decode()
+    )
 
 
 _OUTCOMES: TypeAdapter[list[CaseOutcome]] = TypeAdapter(list[CaseOutcome])

@@ -145,6 +145,18 @@ class CaseSet(Frozen):
         "and case i takes group i mod N (unless an edge case pins them). Every new shape "
         "costs JAX about a second of compilation, so fewer shapes grade much faster.",
     )
+    stratify: bool = Field(
+        False,
+        description="Draw int parameters and shape sizes so that every grading covers their "
+        "range: one value in each third (low, middle, high) and both parities, among the shape "
+        "groups for shape parameters and among the random cases for the others. A solution "
+        "wrong on only part of a range then cannot pass by luck of the seed.",
+    )
+    repeat_seed: str | None = Field(
+        None,
+        description="Name of an int parameter the last random case copies from the first one "
+        "(its other inputs differ), so a solution that caches results by it is caught.",
+    )
     edge: tuple[EdgeCase, ...] = Field((), description="Fixed edge cases, run before the random.")
 
 
@@ -198,6 +210,18 @@ class Limits(Frozen):
     )
 
 
+class AuditSpec(Frozen):
+    """What `grader audit` accepts of the case design."""
+
+    max_escape: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="Largest accepted fraction of grading seeds on which a catalogued mistake, "
+        "or a solution wrong on only part of a parameter's range, gets full marks.",
+    )
+
+
 class ProblemSpec(Frozen):
     """A problem: the function students write, how it is tested and scored."""
 
@@ -219,6 +243,9 @@ class ProblemSpec(Frozen):
     exception_hints: tuple[ExceptionHint, ...] = Field(
         (), description="Advice for common exceptions."
     )
+    audit: AuditSpec = Field(
+        default_factory=AuditSpec, description="Thresholds for `grader audit`."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ProblemSpec:
@@ -239,6 +266,11 @@ class ProblemSpec(Frozen):
                     VectorDraw.model_validate({**param.draw.model_dump(), **value})
                     continue
                 raise ValueError(f"edge case {edge.name!r}: cannot pin {key!r} to {value!r}")
+        repeated = self.cases.repeat_seed
+        if repeated is not None and not isinstance(by_name.get(repeated), IntParameter):
+            raise ValueError(f"cases.repeat_seed: {repeated!r} is not an int parameter")
+        if repeated is not None and self.cases.random < 2:
+            raise ValueError("cases.repeat_seed needs at least 2 random cases")
         if not self.outputs:
             raise ValueError("a problem needs at least one output")
         if not self.cases.edge and self.cases.random == 0:

@@ -9,7 +9,7 @@ rich `Text` objects, never in markup, unless they went through `safe_text.markup
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from grader import safe_text
+from grader.audit import Figure
 from grader.models import CaseReason, Frame, ProblemSpec, Report, Status
 
 _safe = safe_text.terminal
@@ -273,3 +274,33 @@ def gradescope_results(report: Report) -> dict[str, Any]:
 def gradescope_json(report: Report) -> str:
     """results.json's text: `gradescope_results`, safe to print (`safe_text.json_for_log`)."""
     return safe_text.json_for_log(json.dumps(gradescope_results(report), indent=2) + "\n")
+
+
+def audit_table(spec: ProblemSpec, figures: Sequence[Figure], threshold: float) -> Group:
+    """`grader audit`'s verdict: every figure, the ones above the threshold in red."""
+    table = Table(show_edge=False, pad_edge=False, expand=False)
+    table.add_column("wrong solution")
+    table.add_column("full marks on", justify="right")
+    table.add_column("", justify="center")
+    for figure in figures:
+        ok = figure.rate <= threshold
+        table.add_row(
+            Text(_safe(figure.description)),
+            f"{figure.escapes}/{figure.seeds} seeds ({figure.rate * 100:.1f}%)",
+            _MARK[ok],
+        )
+    bad = sum(figure.rate > threshold for figure in figures)
+    seeds = max((figure.seeds for figure in figures), default=0)
+    if bad:
+        summary = Text(
+            f"{bad} of {len(figures)} figures above the threshold {threshold * 100:g}%: on "
+            f"those seeds a student with that bug gets full marks.",
+            style="bold red",
+        )
+    else:
+        summary = Text(
+            f"All {len(figures)} figures at or below the threshold {threshold * 100:g}%.",
+            style="bold green",
+        )
+    title = Text(f"audit of {_safe(spec.id)} v{_safe(spec.version)} over {seeds} grading seeds")
+    return Group(title, table, summary)
