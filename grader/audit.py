@@ -20,6 +20,8 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from grader import __version__
+from grader.cache import cache_root, digest, library_versions
 from grader.cases import make_cases, thirds
 from grader.compare import check_outputs
 from grader.models import (
@@ -33,6 +35,7 @@ from grader.models import (
 )
 from grader.problems import Problem
 from grader.run import Runner
+from grader.storage import write_atomic
 
 
 @dataclass(frozen=True)
@@ -131,28 +134,52 @@ def design_figures(spec: ProblemSpec, seeds: Iterable[int]) -> list[Figure]:
     ]
 
 
-def mistake_escapes(spec: ProblemSpec, outcomes: Sequence[dict[int, CaseOutcome]]) -> list[Figure]:
+def mistake_figures(
+    problem: Problem,
+    seeds: Sequence[int],
+    *,
+    runner: Runner | None = None,
+    chunk: int = 40,
+    progress: Callable[[str], None] | None = None,
+) -> list[Figure]:
     """For each catalogued mistake, on how many seeds its outputs pass every case.
 
-    `outcomes` holds the reference's outcomes (with the variants) of every seed's cases.
-    A variant that raised (None) loses points on that case.
+    A mistake is caught on a seed as soon as one case tells it from the reference, so the
+    cases are run one position at a time (random cases first, which have no pinned value a
+    mistake could hide behind), each pass only for the seeds where some mistake is not caught
+    yet: most seeds need one case, not all of them. The reference's outcomes are cached per
+    case on disk, so a second audit costs no JAX at all.
     """
-    figures = []
-    for mistake in spec.mistakes:
-        escaped = 0
-        for seed_outcomes in outcomes:
-            if all(_variant_passes(spec, mistake.function, o) for o in seed_outcomes.values()):
-                escaped += 1
-        figures.append(
-            Figure(
-                "mistake",
-                mistake.id,
-                f"mistake {mistake.id} gets full marks",
-                escaped,
-                len(outcomes),
-            )
+    spec = problem.spec
+    per_seed = {seed: make_cases(spec, seed) for seed in seeds}
+    edges = len(spec.cases.edge)
+    open_mistakes = {seed: {m.function for m in spec.mistakes} for seed in seeds}
+    count = len(next(iter(per_seed.values()))) if per_seed else 0
+    order = [*range(edges, count), *range(edges)]
+    for step, position in enumerate(order):
+        pending = [seed for seed in seeds if open_mistakes[seed]]
+        if not pending:
+            break
+        if progress:
+            progress(f"case {step + 1} of {count} for {len(pending)} seeds")
+        cases = [per_seed[seed][position] for seed in pending]
+        outcomes = case_outcomes(problem, cases, runner=runner, chunk=chunk)
+        for seed, outcome in zip(pending, outcomes, strict=True):
+            open_mistakes[seed] = {
+                function
+                for function in open_mistakes[seed]
+                if _variant_passes(spec, function, outcome)
+            }
+    return [
+        Figure(
+            "mistake",
+            mistake.id,
+            f"mistake {mistake.id} gets full marks",
+            sum(mistake.function in open_mistakes[seed] for seed in seeds),
+            len(seeds),
         )
-    return figures
+        for mistake in spec.mistakes
+    ]
 
 
 def _variant_passes(spec: ProblemSpec, function: str, reference: CaseOutcome) -> bool:
@@ -163,49 +190,56 @@ def _variant_passes(spec: ProblemSpec, function: str, reference: CaseOutcome) ->
     return all(check.passed for check in checks)
 
 
-def reference_outcomes(
-    problem: Problem,
-    seeds: Sequence[int],
-    *,
-    runner: Runner | None = None,
-    chunk: int = 25,
-    progress: Callable[[int], None] | None = None,
-) -> list[dict[int, CaseOutcome]]:
-    """The reference's outcomes (with variants) for every seed's cases, from the on-disk
-    cache grading uses, the missing seeds computed `chunk` at a time in one process each
-    (a process start and the shapes' compilations are shared by the seeds of a chunk)."""
-    from grader.grading import cached_reference, run_reference, store_reference
+def case_outcomes(
+    problem: Problem, cases: Sequence[Case], *, runner: Runner | None = None, chunk: int = 40
+) -> list[CaseOutcome]:
+    """The reference's outcome (with the mistakes' outputs) on each case: from the on-disk
+    cache, the missing ones computed `chunk` at a time in one trusted process each."""
+    from grader.grading import run_reference
 
-    per_seed: dict[int, tuple[Case, ...]] = {seed: make_cases(problem.spec, seed) for seed in seeds}
-    found: dict[int, dict[int, CaseOutcome]] = {}
-    missing = []
-    for seed, cases in per_seed.items():
-        cached = cached_reference(problem, cases)
-        if cached is None:
-            missing.append(seed)
-        else:
-            found[seed] = cached.outcomes
-    if progress:
-        progress(len(found))
+    root = cache_root() / "audit"
+    spec = problem.spec
+    # What the reference's outcome depends on (not the hints' wording, nor the case design).
+    sources = (
+        json.dumps(
+            [
+                spec.function,
+                spec.reference.scale_function,
+                [m.function for m in spec.mistakes],
+                [p.model_dump(mode="json") for p in spec.parameters],
+                len(spec.outputs),
+            ]
+        ),
+        problem.reference_path.read_bytes(),
+        library_versions(),
+        __version__,
+    )
+    keys = [
+        digest(*sources, json.dumps(case.model_dump(mode="json", exclude={"index", "name"})))
+        for case in cases
+    ]
+    found: dict[int, CaseOutcome] = {}
+    for position, key in enumerate(keys):
+        try:
+            found[position] = CaseOutcome.model_validate_json((root / f"{key}.json").read_bytes())
+        except (OSError, ValueError):
+            continue  # missing or unreadable: compute it
+    missing = [position for position in range(len(cases)) if position not in found]
     for start in range(0, len(missing), chunk):
         batch = missing[start : start + chunk]
-        combined: list[Case] = []
-        origin: list[tuple[int, int]] = []
-        for seed in batch:
-            for case in per_seed[seed]:
-                origin.append((seed, case.index))
-                combined.append(case.model_copy(update={"index": len(combined)}))
-        expected = run_reference(problem, combined, runner=runner, use_cache=False)
-        split: dict[int, dict[int, CaseOutcome]] = {seed: {} for seed in batch}
-        for index, (seed, case_index) in enumerate(origin):
-            outcome = expected.outcomes[index].model_copy(update={"index": case_index})
-            split[seed][case_index] = outcome
-        for seed in batch:
-            store_reference(problem, per_seed[seed], list(split[seed].values()))
-            found[seed] = split[seed]
-        if progress:
-            progress(len(found))
-    return [found[seed] for seed in seeds]
+        renumbered = [
+            cases[position].model_copy(update={"index": number})
+            for number, position in enumerate(batch)
+        ]
+        expected = run_reference(problem, renumbered, runner=runner, use_cache=False)
+        for number, position in enumerate(batch):
+            outcome = expected.outcomes[number]
+            write_atomic(root / f"{keys[position]}.json", outcome.model_dump_json())
+            found[position] = outcome
+    return [
+        found[position].model_copy(update={"index": case.index})
+        for position, case in enumerate(cases)
+    ]
 
 
 def failing(figures: Sequence[Figure], threshold: float) -> list[Figure]:

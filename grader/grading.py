@@ -238,6 +238,7 @@ def grade(
         request = request.model_copy(update={"private_paths": hide})
         run = runner.run(request, limits)
     report.run_limits = run.run_limits
+    report.x64_enabled = run.x64_enabled
     if run.load_failure is not None:
         return report.failed(run.load_failure, run.stdout, run.stderr)
     results = [
@@ -254,9 +255,10 @@ def grade(
     if run.total_timeout:
         passed = sum(result.passed for result in results)
         message = (
-            f"Grading stopped after {limits.total_seconds:g} s, the limit for loading your file "
-            f"and running every case ({passed} of {len(results)} cases had passed by then). "
-            f"A timeout scores no points: make your function faster."
+            f"Grading stopped after {limits.total_seconds:g} s of CPU time (or "
+            f"{limits.wall_factor * limits.total_seconds:g} s of waiting), the limit for loading "
+            f"your file and running every case ({passed} of {len(results)} cases had passed by "
+            f"then). A timeout scores no points: make your function faster."
         )
         return report.failed(LoadFailure(Status.TIMEOUT, message), run.stdout, run.stderr, results)
     called = any(r.reason not in _NO_CALL for r in results)
@@ -364,6 +366,7 @@ class _Builder:
     ) -> None:
         self.isolation = isolation
         self.run_limits: RunLimits | None = None  # known once a process ran
+        self.x64_enabled: bool | None = None  # the submission's claim, for a hint only
         self.problem = problem
         self.expected = expected
         self.submission = submission
@@ -391,7 +394,14 @@ class _Builder:
             score=score,
             max_score=self.max_score,
             cases=tuple(cases),
-            hints=diagnose(spec, cases, self.expected.outcomes, error),
+            hints=diagnose(
+                spec,
+                cases,
+                self.expected.outcomes,
+                error,
+                cases=self.expected.cases,
+                x64_enabled=self.x64_enabled,
+            ),
             problem=ProblemInfo(id=spec.id, version=spec.version, title=spec.title),
             submission=self.submission,
             seed=self.seed,

@@ -9,6 +9,7 @@ rich `Text` objects, never in markup, unless they went through `safe_text.markup
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -82,11 +83,20 @@ def _case_table(report: Report) -> Table:
         table.add_row(
             str(case.index),
             Text(_safe(case.name)),
-            Text(_safe(case.inputs)),
+            Text(_safe(case.inputs if not case.passed else _brief(case.inputs))),
             _MARK[case.passed],
             Text(_safe(case.message)) if not case.passed else Text("correct", style="green"),
         )
     return table
+
+
+_LONG_LIST = re.compile(r"\[([^\[\]]{60,})\]")
+
+
+def _brief(inputs: str) -> str:
+    """A passing case's inputs with long arrays cut to their length (failing ones are shown
+    in full, to be retyped)."""
+    return _LONG_LIST.sub(lambda m: f"[{m.group(1).count(',') + 1} numbers]", inputs)
 
 
 def _traceback(report: Report) -> Group:
@@ -95,8 +105,10 @@ def _traceback(report: Report) -> Group:
 
 
 def _frames(frames: tuple[Frame, ...], kind: str, message: str) -> Group:
-    lines = [Text("Traceback (your code first, grader frames removed):", style="dim")]
-    for frame in frames[-6:]:
+    # The worker keeps the submission's frames, then the innermost library frame (where the
+    # exception was raised): with a deep recursion, the last ones of those.
+    lines = [Text("Traceback (your code, then the library line that raised):", style="dim")]
+    for frame in frames[-8:]:
         lines.append(
             Text(f'  File "{_safe(frame.file)}", line {frame.line}, in {_safe(frame.function)}')
         )
