@@ -162,11 +162,12 @@ def pattern_hints(
     found: list[tuple[str, str]] = []
     for hint_id, wording, test in case_properties(spec):
         if all(test(c) for c in failing) and not any(test(c) for c in passing):
-            found.append((hint_id, wording))
+            found.append((hint_id, f"{wording} in every failing case and in no passing one"))
+    explained = {hint_id.rsplit("_", 1)[0] for hint_id, _ in found}
     for position, param in enumerate(spec.parameters):
         quantity = _quantity(param, position)
-        if quantity is None:
-            continue
+        if quantity is None or quantity[0] in explained:
+            continue  # a sign or a parity already says it more simply
         name, _low, _high, value = quantity
         bad = [value(c) for c in failing]
         good = [value(c) for c in passing]
@@ -174,14 +175,16 @@ def pattern_hints(
             found.append(
                 (
                     f"{name}_above",
-                    f"{name} >= {min(bad)} (the passing ones have {name} <= {max(good)})",
+                    f"{name} >= {min(bad)} in every failing case, and {name} <= {max(good)} "
+                    f"in every passing one",
                 )
             )
         elif max(bad) < min(good):
             found.append(
                 (
                     f"{name}_below",
-                    f"{name} <= {max(bad)} (the passing ones have {name} >= {min(good)})",
+                    f"{name} <= {max(bad)} in every failing case, and {name} >= {min(good)} "
+                    f"in every passing one",
                 )
             )
     indices = tuple(c.index for c in failing)
@@ -189,8 +192,8 @@ def pattern_hints(
         Hint(
             id=f"pattern_{hint_id}",
             kind="pattern",
-            text=f"Every failing case has {wording}, and no passing case does: look at what "
-            f"your code does differently there.",
+            text=f"A pattern in your failures: {wording}. Look at what your code does "
+            f"differently there.",
             cases=indices,
         )
         for hint_id, wording in found[:MAX_PATTERN_HINTS]

@@ -6,6 +6,7 @@ import hashlib
 import importlib.metadata
 import json
 import platform
+import re
 import tempfile
 import time
 import tokenize
@@ -352,6 +353,15 @@ def screen_source(raw: bytes, name: str) -> LoadFailure | None:
     return None
 
 
+_LIBRARY_FOLDER = re.compile(r"(?:/[^\s'\"/]+)*/(?:site|dist)-packages/")
+
+
+def without_library_paths(text: str) -> str:
+    """The text with the grading machine's library folders cut to `.../` (JAX's warnings in
+    stderr name them): `.../jax/_src/compiler.py`, as in tracebacks."""
+    return _LIBRARY_FOLDER.sub(".../", text)
+
+
 class _Builder:
     """Assembles a Report; every path out of grading goes through it."""
 
@@ -408,8 +418,8 @@ class _Builder:
             isolation=self.isolation,
             run_limits=self.run_limits,
             error=error,
-            stdout=stdout,
-            stderr=stderr,
+            stdout=without_library_paths(stdout),
+            stderr=without_library_paths(stderr),
             seconds=time.monotonic() - self.started,
             versions=versions(),
             created=datetime.now(UTC).isoformat(timespec="seconds"),
