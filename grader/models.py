@@ -11,7 +11,7 @@ import math
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 
 class Frozen(BaseModel):
@@ -506,7 +506,7 @@ class DoneMessage(Frozen):
     peak_rss_kib: int | None = Field(
         None, ge=0, le=2**40, description="The worker's peak resident memory, as it reports it."
     )
-    x64_enabled: bool | None = Field(
+    x64_enabled: StrictBool | None = Field(
         None,
         description="Whether jax_enable_x64 was on after the cases ran (None: jax not "
         "imported). The submission's claim about itself: used only to choose a hint.",
