@@ -98,7 +98,7 @@ def test_the_slowest_correct_style_gets_full_marks_in_a_two_worker_batch(
     folder = tmp_path / "class"
     folder.mkdir()
     slow = SUBMISSIONS / "slow" / "jit_whole_computation.py"
-    for student in ("ann", "ben", "cat"):
+    for student in ("ann", "ben"):
         shutil.copyfile(slow, folder / f"{student}.py")
     out = tmp_path / "out"
     result = subprocess.run(
@@ -110,9 +110,9 @@ def test_the_slowest_correct_style_gets_full_marks_in_a_two_worker_batch(
         env={**os.environ, "COLUMNS": "200"},
     )
     assert result.returncode == 0, result.stderr
-    for student in ("ann", "ben", "cat"):
+    for student in ("ann", "ben"):
         report = Report.model_validate_json((out / f"{student}.json").read_text())
         assert report.status is Status.GRADED, report.message
         assert report.full_marks, [c.message for c in report.cases if not c.passed]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["full_marks"] == 3
+    assert summary["full_marks"] == 2
