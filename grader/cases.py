@@ -4,11 +4,14 @@ Each case draws from its own random stream, derived from (grading seed, case ind
 same seed always gives the same cases and adding random cases leaves earlier ones unchanged.
 When the spec asks for shape groups, the parameters that set array shapes (layer widths, a
 vector's length) come from a few groups drawn per grading: a new shape costs JAX about a second
-of compilation, a repeated one almost nothing.
+of compilation, a repeated one almost nothing. When it asks to stratify, those groups and the
+random cases' other int parameters are drawn so that every grading covers each range (each
+third, both parities): `grader audit` measures what that guarantees.
 """
 
 from __future__ import annotations
 
+import itertools
 import secrets
 
 import numpy as np
@@ -16,7 +19,6 @@ import numpy as np
 from grader.models import (
     ArrayArg,
     Case,
-    EdgeCase,
     IntParameter,
     LengthOfParameter,
     ProblemSpec,
@@ -49,32 +51,97 @@ def make_cases(spec: ProblemSpec, seed: int, *, practice: bool = False) -> tuple
     if not practice and not 0 <= seed <= MAX_SEED:
         raise ValueError(f"grading seed must be between 0 and {MAX_SEED}, got {seed}")
     groups = shape_groups(spec, seed)
+    strata = _random_case_strata(spec, seed)
     cases = [
-        _draw_case(spec, seed, index, edge.name, edge, groups)
+        _draw_case(spec, seed, index, edge.name, dict(edge.values), groups)
         for index, edge in enumerate(spec.cases.edge)
     ]
     for number in range(spec.cases.random):
         index = len(cases)
-        cases.append(_draw_case(spec, seed, index, f"random {number + 1}", None, groups))
+        pins: dict[str, object] = {name: values[number] for name, values in strata.items()}
+        cases.append(_draw_case(spec, seed, index, f"random {number + 1}", pins, groups))
+    repeated = spec.cases.repeat_seed
+    if repeated is not None and spec.cases.random >= 2:
+        # The last random case takes the first one's value of `repeated` (its other inputs are
+        # its own): a solution that caches its answer by that value fails one of the two.
+        first, last = len(spec.cases.edge), len(cases) - 1
+        position = [p.name for p in spec.parameters].index(repeated)
+        args = list(cases[last].args)
+        args[position] = cases[first].args[position]
+        cases[last] = cases[last].model_copy(update={"args": tuple(args)})
     return tuple(cases)
 
 
 def shape_groups(spec: ProblemSpec, seed: int) -> list[dict[str, int]]:
-    """The grading's shape groups: a value for every shape parameter (a vector's length)."""
+    """The grading's shape groups: a value for every shape parameter (a vector's length).
+
+    With `stratify`, each shape parameter's values across the groups fall one in each third of
+    its range and cover both parities (given three groups or more).
+    """
     if spec.cases.shape_groups is None:
         return []
+    count = spec.cases.shape_groups
     rng = np.random.default_rng([seed, _SHAPE_STREAM])
-    groups = []
-    for _ in range(spec.cases.shape_groups):
-        group = {}
-        for param in spec.parameters:
-            if isinstance(param, IntParameter) and param.shape:
-                group[param.name] = int(rng.integers(param.low, param.high + 1))
-            elif isinstance(param, VectorParameter) and param.shape:
-                low, high = param.draw.length
-                group[param.name] = int(rng.integers(low, high + 1))
-        groups.append(group)
+    ranges = {name: span for name, span in _shape_ranges(spec)}
+    if not spec.cases.stratify:
+        return [
+            {name: int(rng.integers(low, high + 1)) for name, (low, high) in ranges.items()}
+            for _ in range(count)
+        ]
+    groups: list[dict[str, int]] = [{} for _ in range(count)]
+    for name, (low, high) in ranges.items():
+        for group, value in zip(groups, stratified(rng, low, high, count), strict=True):
+            group[name] = value
     return groups
+
+
+def _shape_ranges(spec: ProblemSpec) -> list[tuple[str, tuple[int, int]]]:
+    ranges = []
+    for param in spec.parameters:
+        if isinstance(param, IntParameter) and param.shape:
+            ranges.append((param.name, (param.low, param.high)))
+        elif isinstance(param, VectorParameter) and param.shape:
+            ranges.append((param.name, param.draw.length))
+    return ranges
+
+
+def thirds(low: int, high: int) -> list[tuple[int, int]]:
+    """The range [low, high] cut into three contiguous parts (fewer if it is that small)."""
+    span = high - low + 1
+    cuts = sorted({low + span * k // 3 for k in range(3)} | {high + 1})
+    return [(start, end - 1) for start, end in itertools.pairwise(cuts)]
+
+
+def stratified(rng: np.random.Generator, low: int, high: int, count: int) -> list[int]:
+    """`count` values in [low, high]: the first three one in each third, in random order, the
+    first two of opposite parities; the rest uniform over the whole range."""
+    parts = thirds(low, high)
+    order = [int(i) for i in rng.permutation(len(parts))]
+    first_parity = int(rng.integers(0, 2))
+    values = []
+    for slot in range(count):
+        if slot >= len(order):
+            values.append(int(rng.integers(low, high + 1)))
+            continue
+        start, end = parts[order[slot]]
+        value = int(rng.integers(start, end + 1))
+        wanted = first_parity if slot == 0 else 1 - first_parity if slot == 1 else value % 2
+        if value % 2 != wanted:
+            value = value + 1 if value < end else value - 1
+        values.append(max(start, min(end, value)))
+    return values
+
+
+def _random_case_strata(spec: ProblemSpec, seed: int) -> dict[str, list[int]]:
+    """With `stratify`, the values of int parameters that set no shape, per random case."""
+    if not spec.cases.stratify:
+        return {}
+    strata = {}
+    for position, param in enumerate(spec.parameters):
+        if isinstance(param, IntParameter) and not param.shape:
+            rng = np.random.default_rng([seed, _SHAPE_STREAM + 1 + position])
+            strata[param.name] = stratified(rng, param.low, param.high, spec.cases.random)
+    return strata
 
 
 def _draw_case(
@@ -82,11 +149,10 @@ def _draw_case(
     seed: int,
     index: int,
     name: str,
-    edge: EdgeCase | None,
+    pinned: dict[str, object],
     groups: list[dict[str, int]],
 ) -> Case:
     rng = np.random.default_rng([seed, index])
-    pinned: dict[str, object] = dict(edge.values) if edge else {}
     for key, size in (groups[index % len(groups)] if groups else {}).items():
         pin = pinned.get(key)
         if pin is None:

@@ -482,6 +482,66 @@ def show(problem_id: str, problems_dir: Path | None) -> None:
     Console().print(statement(shown))
 
 
+@cli.command()
+@click.argument("problem_id")
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=1, max=100_000),
+    default=200,
+    show_default=True,
+    help="How many grading seeds (0, 1, ...) to measure over.",
+)
+@click.option(
+    "--design-only",
+    is_flag=True,
+    help="Measure the case design alone (fast, no JAX); skip the catalogued mistakes, which "
+    "need the reference to run on every seed's cases.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@_problems_dir
+@_reference_dir
+def audit(
+    problem_id: str,
+    seeds: int,
+    design_only: bool,
+    as_json: bool,
+    problems_dir: Path | None,
+    reference_dir: Path | None,
+) -> None:
+    """Measure how often a wrong solution of PROBLEM_ID could get full marks.
+
+    For each catalogued mistake, and for a solution wrong only on part of a parameter's range
+    (one parity, a third, below or above a cut, an extreme, a sign), the fraction of grading
+    seeds on which it passes every case. Exit 1 when any is above the spec's
+    [audit] max_escape.
+    """
+    from grader import audit as auditing
+    from grader.render import audit_table
+
+    try:
+        problem = load_problem(problem_id, problems_dir=problems_dir, reference_dir=reference_dir)
+        spec = problem.spec
+        figures = auditing.design_figures(spec, range(seeds))
+        if not design_only and spec.mistakes:
+            with Console(stderr=True).status("running the reference on the seeds' cases") as shown:
+
+                def progress(what: str) -> None:
+                    shown.update(f"running the reference: {what}")
+
+                figures = (
+                    auditing.mistake_figures(problem, list(range(seeds)), progress=progress)
+                    + figures
+                )
+    except GraderError as exc:
+        _fail(str(exc))
+    threshold = spec.audit.max_escape
+    if as_json:
+        click.echo(auditing.figures_json(figures, threshold))
+    else:
+        Console().print(audit_table(spec, figures, threshold))
+    sys.exit(EXIT_NOT_FULL_MARKS if auditing.failing(figures, threshold) else EXIT_FULL_MARKS)
+
+
 @cli.command(name="problems")
 @_problems_dir
 def problems_command(problems_dir: Path | None) -> None:

@@ -146,8 +146,8 @@ def describe_wrong(wrong: Sequence[OutputCheck]) -> str:
             parts.append(f"{check.name} is {check.got:g}, expected {check.expected:g}")
         else:
             parts.append(
-                f"{check.name} is off by {check.error:.3g} "
-                f"({check.error_ratio:.3g}x the tolerance {check.tolerance:.2g})"
+                f"{check.name} is {check.got:.8g}, expected {check.expected:.8g} (off by "
+                f"{check.error:.3g}, {check.error_ratio:.3g}x the tolerance {check.tolerance:.2g})"
             )
     noun = "output is" if len(wrong) == 1 else "outputs are"
     return f"Wrong {noun}: " + "; ".join(parts) + "."

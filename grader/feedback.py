@@ -9,18 +9,24 @@ give their hints; exceptions are matched against the spec's exception hints.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from grader.compare import check_outputs
 from grader.models import (
+    ArrayArg,
+    Case,
     CaseOutcome,
     CaseReason,
     CaseResult,
     ErrorInfo,
     Hint,
+    IntParameter,
     ProblemSpec,
     Report,
+    ScalarArg,
+    VectorParameter,
 )
 
 HIDDEN_INPUTS = "(hidden case)"
@@ -31,10 +37,27 @@ def diagnose(
     results: Sequence[CaseResult],
     expected: Mapping[int, CaseOutcome],
     load_error: ErrorInfo | None = None,
+    *,
+    cases: Sequence[Case] = (),
+    x64_enabled: bool | None = None,
 ) -> tuple[Hint, ...]:
-    """Hints for a submission's failures, best first; none when nothing failed."""
+    """Hints for a submission's failures, best first; none when nothing failed.
+
+    `cases` (the cases' inputs) allow pattern hints; `x64_enabled` is what the submission's
+    worker said of jax_enable_x64, only used to choose the spec's x64 hint.
+    """
     failing = [result for result in results if not result.passed]
     hints = list(_exception_hints(spec, failing, load_error))
+    if failing and x64_enabled and spec.x64_hint.strip():
+        hints.append(
+            Hint(
+                id="x64",
+                kind="setting",
+                text=spec.x64_hint.strip(),
+                cases=tuple(r.index for r in failing),
+            )
+        )
+    hints.extend(pattern_hints(spec, results, cases))
     wrong = [r for r in failing if r.reason is CaseReason.WRONG_OUTPUT and r.outputs]
     if not wrong or not spec.mistakes:
         return tuple(hints)
@@ -60,6 +83,121 @@ def diagnose(
             if len(matched[m.id]) == best
         )
     return tuple(hints)
+
+
+_CALLED_AND_FAILED = {CaseReason.WRONG_OUTPUT, CaseReason.EXCEPTION, CaseReason.INVALID_OUTPUT}
+MAX_PATTERN_HINTS = 2
+
+
+def case_properties(spec: ProblemSpec) -> list[tuple[str, str, Callable[[Case], bool]]]:
+    """Properties of a case's inputs a failure may hinge on: (id, wording, test).
+
+    Simplest first: a sign, an all-zero vector, a parity. Thresholds are found from the data
+    (see `pattern_hints`).
+    """
+    found: list[tuple[str, str, Callable[[Case], bool]]] = []
+    for position, param in enumerate(spec.parameters):
+        quantity = _quantity(param, position)
+        if quantity is None:
+            continue
+        name, low, _high, value = quantity
+        if isinstance(param, VectorParameter):
+            zero = functools.partial(_all_zero, position=position)
+            found.append((f"{param.name}_all_zero", f"{param.name} is all zeros", zero))
+        if low < 0:
+            negative = functools.partial(_compare, value=value, test=lambda v: v < 0)
+            found.append((f"{name}_negative", f"{name} is negative", negative))
+        even = functools.partial(_compare, value=value, test=lambda v: v % 2 == 0)
+        odd = functools.partial(_compare, value=value, test=lambda v: v % 2 == 1)
+        found.append((f"{name}_even", f"{name} is even", even))
+        found.append((f"{name}_odd", f"{name} is odd", odd))
+    return found
+
+
+def _quantity(param: object, position: int) -> tuple[str, int, int, Callable[[Case], int]] | None:
+    """An int parameter's value, or a vector's length, as a function of a case."""
+    if isinstance(param, IntParameter):
+        return param.name, param.low, param.high, lambda c: int(_scalar(c, position))
+    if isinstance(param, VectorParameter):
+        low, high = param.draw.length
+        return f"len({param.name})", low, high, lambda c: _length(c, position)
+    return None
+
+
+def _compare(case: Case, *, value: Callable[[Case], int], test: Callable[[int], bool]) -> bool:
+    return test(value(case))
+
+
+def _scalar(case: Case, position: int) -> float:
+    arg = case.args[position]
+    return arg.value if isinstance(arg, ScalarArg) else 0.0
+
+
+def _length(case: Case, position: int) -> int:
+    arg = case.args[position]
+    return len(arg.values) if isinstance(arg, ArrayArg) else 0
+
+
+def _all_zero(case: Case, position: int) -> bool:
+    arg = case.args[position]
+    return isinstance(arg, ArrayArg) and all(v == 0 for v in arg.values)
+
+
+def pattern_hints(
+    spec: ProblemSpec, results: Sequence[CaseResult], cases: Sequence[Case]
+) -> list[Hint]:
+    """What the failing cases share and the passing ones do not, from the cases' inputs.
+
+    Needs two failing cases at least (one failure shares too much by chance) and one passing
+    case. Gives at most two properties, the simplest first, then a threshold on a parameter
+    (every failing case above it, every passing one below, or the other way round).
+    """
+    by_index = {case.index: case for case in cases}
+    failing = [
+        by_index[r.index] for r in results if r.reason in _CALLED_AND_FAILED and r.index in by_index
+    ]
+    passing = [by_index[r.index] for r in results if r.passed and r.index in by_index]
+    if len(failing) < 2 or not passing:
+        return []
+    found: list[tuple[str, str]] = []
+    for hint_id, wording, test in case_properties(spec):
+        if all(test(c) for c in failing) and not any(test(c) for c in passing):
+            found.append((hint_id, f"{wording} in every failing case and in no passing one"))
+    explained = {hint_id.rsplit("_", 1)[0] for hint_id, _ in found}
+    for position, param in enumerate(spec.parameters):
+        quantity = _quantity(param, position)
+        if quantity is None or quantity[0] in explained:
+            continue  # a sign or a parity already says it more simply
+        name, _low, _high, value = quantity
+        bad = [value(c) for c in failing]
+        good = [value(c) for c in passing]
+        if min(bad) > max(good):
+            found.append(
+                (
+                    f"{name}_above",
+                    f"{name} >= {min(bad)} in every failing case, and {name} <= {max(good)} "
+                    f"in every passing one",
+                )
+            )
+        elif max(bad) < min(good):
+            found.append(
+                (
+                    f"{name}_below",
+                    f"{name} <= {max(bad)} in every failing case, and {name} >= {min(good)} "
+                    f"in every passing one",
+                )
+            )
+    indices = tuple(c.index for c in failing)
+    return [
+        Hint(
+            id=f"pattern_{hint_id}",
+            kind="pattern",
+            text=f"A pattern in your failures: {wording}. Look at what your code does "
+            f"differently there.",
+            cases=indices,
+        )
+        for hint_id, wording in found[:MAX_PATTERN_HINTS]
+    ]
 
 
 def _exception_hints(

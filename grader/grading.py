@@ -9,6 +9,7 @@ import importlib.metadata
 import importlib.util
 import json
 import platform
+import re
 import tempfile
 import time
 import tokenize
@@ -105,6 +106,17 @@ def run_reference(
     Kept on disk, keyed by the spec, the cases, the reference's source and the library
     versions, so a batch or a rerun with the same seed does not run the reference again.
     """
+    if use_cache:
+        cached = cached_reference(problem, cases)
+        if cached is not None:
+            return cached
+    expected = _run_reference(problem, cases, runner or SubprocessRunner(trusted=True))
+    if use_cache:
+        store_reference(problem, cases, list(expected.outcomes.values()))
+    return expected
+
+
+def _reference_cache_path(problem: Problem, cases: Sequence[Case]) -> Path:
     key = digest(
         problem.spec.model_dump_json(),
         json.dumps([case.model_dump(mode="json") for case in cases]),
@@ -112,18 +124,27 @@ def run_reference(
         library_versions(),
         __version__,
     )
-    cached = cache_root() / "reference" / f"{problem.spec.id}-{key}.json"
-    if use_cache:
-        try:
-            outcomes = _OUTCOMES.validate_json(cached.read_bytes())
-            return Expected(cases=tuple(cases), outcomes={o.index: o for o in outcomes})
-        except (OSError, ValueError):
-            pass  # missing or unreadable: compute it again
-    expected = _run_reference(problem, cases, runner or SubprocessRunner(trusted=True))
-    if use_cache:
-        with contextlib.suppress(OSError):  # a cache that cannot be written only costs time
-            write_atomic(cached, _OUTCOMES.dump_json(list(expected.outcomes.values())).decode())
-    return expected
+    return cache_root() / "reference" / f"{problem.spec.id}-{key}.json"
+
+
+def cached_reference(problem: Problem, cases: Sequence[Case]) -> Expected | None:
+    """The reference's outcomes on these cases from the on-disk cache, if there."""
+    try:
+        outcomes = _OUTCOMES.validate_json(_reference_cache_path(problem, cases).read_bytes())
+    except (OSError, ValueError):
+        return None  # missing or unreadable: compute it again
+    return Expected(cases=tuple(cases), outcomes={o.index: o for o in outcomes})
+
+
+def store_reference(
+    problem: Problem, cases: Sequence[Case], outcomes: Sequence[CaseOutcome]
+) -> None:
+    """Keep the reference's outcomes on these cases for the next grading or audit (a cache
+    that cannot be written only costs time)."""
+    with contextlib.suppress(OSError):
+        write_atomic(
+            _reference_cache_path(problem, cases), _OUTCOMES.dump_json(list(outcomes)).decode()
+        )
 
 
 _OUTCOMES: TypeAdapter[list[CaseOutcome]] = TypeAdapter(list[CaseOutcome])
@@ -240,6 +261,7 @@ def grade(
         request = request.model_copy(update={"private_paths": hide})
         run = runner.run(request, limits)
     report.run_limits = run.run_limits
+    report.x64_enabled = run.x64_enabled
     if run.load_failure is not None:
         return report.failed(run.load_failure, run.stdout, run.stderr)
     results = [
@@ -256,9 +278,10 @@ def grade(
     if run.total_timeout:
         passed = sum(result.passed for result in results)
         message = (
-            f"Grading stopped after {limits.total_seconds:g} s, the limit for loading your file "
-            f"and running every case ({passed} of {len(results)} cases had passed by then). "
-            f"A timeout scores no points: make your function faster."
+            f"Grading stopped after {limits.total_seconds:g} s of CPU time (or "
+            f"{limits.wall_factor * limits.total_seconds:g} s of waiting), the limit for loading "
+            f"your file and running every case ({passed} of {len(results)} cases had passed by "
+            f"then). A timeout scores no points: make your function faster."
         )
         return report.failed(LoadFailure(Status.TIMEOUT, message), run.stdout, run.stderr, results)
     called = any(r.reason not in _NO_CALL for r in results)
@@ -364,6 +387,15 @@ def screen_source(raw: bytes, name: str) -> LoadFailure | None:
     return None
 
 
+_LIBRARY_FOLDER = re.compile(r"(?:/[^\s'\"/]+)*/(?:site|dist)-packages/")
+
+
+def without_library_paths(text: str) -> str:
+    """The text with the grading machine's library folders cut to `.../` (JAX's warnings in
+    stderr name them): `.../jax/_src/compiler.py`, as in tracebacks."""
+    return _LIBRARY_FOLDER.sub(".../", text)
+
+
 class _Builder:
     """Assembles a Report; every path out of grading goes through it."""
 
@@ -378,6 +410,7 @@ class _Builder:
     ) -> None:
         self.isolation = isolation
         self.run_limits: RunLimits | None = None  # known once a process ran
+        self.x64_enabled: bool | None = None  # the submission's claim, for a hint only
         self.problem = problem
         self.expected = expected
         self.submission = submission
@@ -405,15 +438,22 @@ class _Builder:
             score=score,
             max_score=self.max_score,
             cases=tuple(cases),
-            hints=diagnose(spec, cases, self.expected.outcomes, error),
+            hints=diagnose(
+                spec,
+                cases,
+                self.expected.outcomes,
+                error,
+                cases=self.expected.cases,
+                x64_enabled=self.x64_enabled,
+            ),
             problem=ProblemInfo(id=spec.id, version=spec.version, title=spec.title),
             submission=self.submission,
             seed=self.seed,
             isolation=self.isolation,
             run_limits=self.run_limits,
             error=error,
-            stdout=stdout,
-            stderr=stderr,
+            stdout=without_library_paths(stdout),
+            stderr=without_library_paths(stderr),
             seconds=time.monotonic() - self.started,
             versions=versions(),
             created=datetime.now(UTC).isoformat(timespec="seconds"),

@@ -11,7 +11,7 @@ import math
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 
 class Frozen(BaseModel):
@@ -145,6 +145,18 @@ class CaseSet(Frozen):
         "and case i takes group i mod N (unless an edge case pins them). Every new shape "
         "costs JAX about a second of compilation, so fewer shapes grade much faster.",
     )
+    stratify: bool = Field(
+        False,
+        description="Draw int parameters and shape sizes so that every grading covers their "
+        "range: one value in each third (low, middle, high) and both parities, among the shape "
+        "groups for shape parameters and among the random cases for the others. A solution "
+        "wrong on only part of a range then cannot pass by luck of the seed.",
+    )
+    repeat_seed: str | None = Field(
+        None,
+        description="Name of an int parameter the last random case copies from the first one "
+        "(its other inputs differ), so a solution that caches results by it is caught.",
+    )
     edge: tuple[EdgeCase, ...] = Field((), description="Fixed edge cases, run before the random.")
 
 
@@ -180,9 +192,23 @@ class ReferenceSpec(Frozen):
 class Limits(Frozen):
     """Time and resource limits for one submission."""
 
-    case_seconds: float = Field(30.0, gt=0, description="Wall-clock limit for one case.")
+    case_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="CPU-time limit for one case (all the worker's threads and processes, "
+        "measured by the grader), so that a busy machine does not make a correct solution "
+        "time out. Wall-clock time when CPU time cannot be measured.",
+    )
     total_seconds: float = Field(
-        60.0, gt=0, description="Wall-clock limit for loading the file and running every case."
+        60.0,
+        gt=0,
+        description="CPU-time limit for loading the file and running every case (as above).",
+    )
+    wall_factor: float = Field(
+        4.0,
+        ge=1,
+        description="The wall-clock backstop, as a multiple of each CPU-time limit: it stops "
+        "a run that waits instead of computing (a sleep, a blocked read).",
     )
     memory_mb: int = Field(
         3072,
@@ -195,6 +221,18 @@ class Limits(Frozen):
         ge=0,
         description="After a case times out or kills its process, the remaining cases run in "
         "a fresh process, at most this many times.",
+    )
+
+
+class AuditSpec(Frozen):
+    """What `grader audit` accepts of the case design."""
+
+    max_escape: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="Largest accepted fraction of grading seeds on which a catalogued mistake, "
+        "or a solution wrong on only part of a parameter's range, gets full marks.",
     )
 
 
@@ -219,6 +257,14 @@ class ProblemSpec(Frozen):
     exception_hints: tuple[ExceptionHint, ...] = Field(
         (), description="Advice for common exceptions."
     )
+    x64_hint: str = Field(
+        "",
+        description="What to tell a failing submission that turned jax_enable_x64 on (as its "
+        "worker reports it); empty: nothing.",
+    )
+    audit: AuditSpec = Field(
+        default_factory=AuditSpec, description="Thresholds for `grader audit`."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ProblemSpec:
@@ -239,6 +285,11 @@ class ProblemSpec(Frozen):
                     VectorDraw.model_validate({**param.draw.model_dump(), **value})
                     continue
                 raise ValueError(f"edge case {edge.name!r}: cannot pin {key!r} to {value!r}")
+        repeated = self.cases.repeat_seed
+        if repeated is not None and not isinstance(by_name.get(repeated), IntParameter):
+            raise ValueError(f"cases.repeat_seed: {repeated!r} is not an int parameter")
+        if repeated is not None and self.cases.random < 2:
+            raise ValueError("cases.repeat_seed needs at least 2 random cases")
         if not self.outputs:
             raise ValueError("a problem needs at least one output")
         if not self.cases.edge and self.cases.random == 0:
@@ -269,6 +320,9 @@ class ArrayArg(Frozen):
 Arg = Annotated[ScalarArg | ArrayArg, Field(discriminator="kind")]
 
 
+FULL_ARRAY_LIMIT = 32  # elements of an array argument shown in full
+
+
 class Case(Frozen):
     """One concrete call of the function: its arguments, never its expected output."""
 
@@ -277,14 +331,21 @@ class Case(Frozen):
     args: tuple[Arg, ...] = Field(description="Positional arguments, in the spec's order.")
 
     def summary(self, names: tuple[str, ...]) -> str:
-        """Render the arguments briefly: scalars in full, arrays by length and range."""
+        """The arguments as a student can retype them: scalars and arrays of up to
+        FULL_ARRAY_LIMIT elements in full (each element in the shortest form that gives back
+        the same value in its dtype), longer arrays by length and range."""
         parts = []
         for name, arg in zip(names, self.args, strict=True):
             if isinstance(arg, ScalarArg):
                 shown = int(arg.value) if arg.value.is_integer() else arg.value
                 parts.append(f"{name}={shown}")
             else:
-                if arg.values:
+                if len(arg.values) <= FULL_ARRAY_LIMIT:
+                    import numpy as np  # here: models is imported by the worker before jax
+
+                    items = ", ".join(str(v) for v in np.asarray(arg.values, dtype=arg.dtype))
+                    parts.append(f"{name}=[{items}] ({arg.dtype})")
+                elif arg.values:
                     low = min(arg.values)
                     high = max(arg.values)
                     parts.append(f"len({name})={len(arg.values)} in [{low:.3g}, {high:.3g}]")
@@ -445,6 +506,11 @@ class DoneMessage(Frozen):
     peak_rss_kib: int | None = Field(
         None, ge=0, le=2**40, description="The worker's peak resident memory, as it reports it."
     )
+    x64_enabled: StrictBool | None = Field(
+        None,
+        description="Whether jax_enable_x64 was on after the cases ran (None: jax not "
+        "imported). The submission's claim about itself: used only to choose a hint.",
+    )
 
 
 WorkerMessage = Annotated[
@@ -536,7 +602,11 @@ class Hint(Frozen):
     """Advice for a failing submission: a known mistake its outputs match, or an exception."""
 
     id: str = Field(description="The mistake's or exception hint's id in the spec.")
-    kind: Literal["mistake", "exception"] = Field(description="What the hint is based on.")
+    kind: Literal["mistake", "exception", "pattern", "setting"] = Field(
+        description="What the hint is based on: a known mistake's outputs, an exception, a "
+        "property the failing cases share and the passing ones do not, or a JAX setting the "
+        "submission changed."
+    )
     text: str = Field(description="The advice.")
     cases: tuple[int, ...] = Field(description="Indices of the cases that support it.")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
@@ -21,7 +21,8 @@ from rich.table import Table
 from rich.text import Text
 
 from grader import safe_text
-from grader.models import CaseReason, Frame, Parameter, Report, Status
+from grader.audit import Figure
+from grader.models import CaseReason, Frame, Parameter, ProblemSpec, Report, Status
 
 _safe = safe_text.terminal
 _MARK = {True: Text("✔", style="green"), False: Text("✘", style="red")}
@@ -98,11 +99,20 @@ def _case_table(report: Report) -> Table:
         table.add_row(
             str(case.index),
             Text(_safe(case.name)),
-            Text(_safe(case.inputs)),
+            Text(_safe(case.inputs if not case.passed else _brief(case.inputs))),
             _MARK[case.passed],
             Text(_safe(case.message)) if not case.passed else Text("correct", style="green"),
         )
     return table
+
+
+_LONG_LIST = re.compile(r"\[([^\[\]]{60,})\]")
+
+
+def _brief(inputs: str) -> str:
+    """A passing case's inputs with long arrays cut to their length (failing ones are shown
+    in full, to be retyped)."""
+    return _LONG_LIST.sub(lambda m: f"[{m.group(1).count(',') + 1} numbers]", inputs)
 
 
 def _traceback(report: Report) -> Group:
@@ -111,8 +121,10 @@ def _traceback(report: Report) -> Group:
 
 
 def _frames(frames: tuple[Frame, ...], kind: str, message: str) -> Group:
-    lines = [Text("Traceback (your code first, grader frames removed):", style="dim")]
-    for frame in frames[-6:]:
+    # The worker keeps the submission's frames, then the innermost library frame (where the
+    # exception was raised): with a deep recursion, the last ones of those.
+    lines = [Text("Traceback (your code, then the library line that raised):", style="dim")]
+    for frame in frames[-8:]:
         lines.append(
             Text(f'  File "{_safe(frame.file)}", line {frame.line}, in {_safe(frame.function)}')
         )
@@ -334,3 +346,33 @@ def gradescope_results(report: Report) -> dict[str, Any]:
 def gradescope_json(report: Report) -> str:
     """results.json's text: `gradescope_results`, safe to print (`safe_text.json_for_log`)."""
     return safe_text.json_for_log(json.dumps(gradescope_results(report), indent=2) + "\n")
+
+
+def audit_table(spec: ProblemSpec, figures: Sequence[Figure], threshold: float) -> Group:
+    """`grader audit`'s verdict: every figure, the ones above the threshold in red."""
+    table = Table(show_edge=False, pad_edge=False, expand=False)
+    table.add_column("wrong solution")
+    table.add_column("full marks on", justify="right")
+    table.add_column("", justify="center")
+    for figure in figures:
+        ok = figure.rate <= threshold
+        table.add_row(
+            Text(_safe(figure.description)),
+            f"{figure.escapes}/{figure.seeds} seeds ({figure.rate * 100:.1f}%)",
+            _MARK[ok],
+        )
+    bad = sum(figure.rate > threshold for figure in figures)
+    seeds = max((figure.seeds for figure in figures), default=0)
+    if bad:
+        summary = Text(
+            f"{bad} of {len(figures)} figures above the threshold {threshold * 100:g}%: on "
+            f"those seeds a student with that bug gets full marks.",
+            style="bold red",
+        )
+    else:
+        summary = Text(
+            f"All {len(figures)} figures at or below the threshold {threshold * 100:g}%.",
+            style="bold green",
+        )
+    title = Text(f"audit of {_safe(spec.id)} v{_safe(spec.version)} over {seeds} grading seeds")
+    return Group(title, table, summary)

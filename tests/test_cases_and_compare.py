@@ -36,11 +36,13 @@ def test_cases_cover_the_ranges_and_edges(problem: Problem) -> None:
     assert min(lengths) == 1 and max(lengths) >= 30
     assert min(hiddens) == 1 and max(hiddens) >= 60
     names = [case.name for case in make_cases(problem.spec, 0)]
-    assert names[:6] == [
+    assert names[:8] == [
         "hidden is 1",
         "x has one element",
         "x is all zeros",
         "|x| around 1e3",
+        "largest sizes",
+        "smallest int32 seed",
         "seed 0",
         "largest int32 seed",
     ]
@@ -52,7 +54,7 @@ def test_cases_cover_the_ranges_and_edges(problem: Problem) -> None:
 
 def test_x_mixes_signs_and_scales(problem: Problem) -> None:
     values = [
-        v for s in range(20) for c in make_cases(problem.spec, s)[6:] for v in c.args[1].values
+        v for s in range(20) for c in make_cases(problem.spec, s)[8:] for v in c.args[1].values
     ]  # type: ignore[union-attr]
     magnitudes = np.abs(values)
     assert min(values) < 0 < max(values)

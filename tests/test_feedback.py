@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import SUBMISSIONS, Grade
+from conftest import SUBMISSIONS, TOY, Grade, ReferenceCache
+from rich.console import Console
 
-from grader.feedback import HIDDEN_INPUTS, student_view
+from grader.audit import case_values
+from grader.cases import make_cases
+from grader.feedback import HIDDEN_INPUTS, diagnose, student_view
+from grader.grading import grade
+from grader.models import ArrayArg, Case, CaseReason, CaseResult, ErrorInfo, ProblemSpec, Report
 from grader.problems import Problem
+from grader.render import print_report
+from grader.run import FakeRunner
 
 WRONG = SUBMISSIONS / "wrong"
 
@@ -84,3 +93,166 @@ def test_exception_hint_for_a_float_seed(problem: Problem, grade_file: Grade) ->
     assert [h.id for h in report.hints] == ["float_seed"]
     assert report.hints[0].cases == tuple(range(14))
     assert "nnx.Rngs(int(seed))" in report.hints[0].text
+
+
+# --------------------------------------------------------------------------------------------
+# Pattern hints, the x64 hint, exact exception hints, tracebacks, visible values (issue 14)
+# --------------------------------------------------------------------------------------------
+
+
+def verdicts(
+    spec: ProblemSpec, cases: tuple[Case, ...], fails: Callable[[dict[str, int]], bool]
+) -> list[CaseResult]:
+    """Case results of a submission that fails exactly where `fails` says (values made up)."""
+    results = []
+    for case in cases:
+        failed = fails(case_values(spec, case))
+        results.append(
+            CaseResult(
+                index=case.index,
+                name=case.name,
+                inputs="",
+                passed=not failed,
+                reason=CaseReason.WRONG_OUTPUT if failed else CaseReason.PASSED,
+                message="",
+                points=0.0 if failed else 1.0,
+                max_points=1.0,
+            )
+        )
+    return results
+
+
+def pattern_texts(
+    spec: ProblemSpec, seed: int, fails: Callable[[dict[str, int]], bool]
+) -> list[str]:
+    cases = make_cases(spec, seed)
+    hints = diagnose(spec, verdicts(spec, cases, fails), {}, cases=cases)
+    return [h.text for h in hints if h.kind == "pattern"]
+
+
+def test_a_failure_on_negative_seeds_only_is_named(problem: Problem) -> None:
+    texts = pattern_texts(problem.spec, 5, lambda v: v["seed"] < 0)
+    assert texts == [
+        "A pattern in your failures: seed is negative in every failing case and in no passing "
+        "one. Look at what your code does differently there."
+    ]
+
+
+def test_a_failure_on_long_x_only_gives_the_threshold(problem: Problem) -> None:
+    spec = problem.spec
+    cases = make_cases(spec, 5)
+    values = sorted({case_values(spec, c)["len(x)"] for c in cases})
+    cut = values[len(values) // 2]
+    (text,) = pattern_texts(spec, 5, lambda v: v["len(x)"] >= cut)
+    below = max(v for v in values if v < cut)
+    assert f"len(x) >= {cut} in every failing case, and len(x) <= {below} in every passing" in text
+
+
+def test_a_failure_on_even_hidden_and_on_zero_x_are_named(problem: Problem) -> None:
+    spec = problem.spec
+    (even,) = pattern_texts(spec, 9, lambda v: v["hidden"] % 2 == 0)
+    assert "hidden is even in every failing case" in even
+    cases = make_cases(spec, 9)
+    zero = next(c for c in cases if c.name == "x is all zeros")
+    # Two failing cases at least: one failure alone shares too much with nothing.
+    assert pattern_texts(spec, 9, lambda v: False) == []
+    one = [r for r in verdicts(spec, cases, lambda v: False)]
+    one[zero.index] = one[zero.index].model_copy(
+        update={"passed": False, "reason": CaseReason.WRONG_OUTPUT}
+    )
+    assert not [h for h in diagnose(spec, one, {}, cases=cases) if h.kind == "pattern"]
+
+
+def test_no_pattern_hint_when_every_case_fails(problem: Problem) -> None:
+    assert pattern_texts(problem.spec, 5, lambda v: True) == []
+
+
+def test_the_x64_hint_needs_both_a_failure_and_x64_on(problem: Problem) -> None:
+    spec = problem.spec
+    cases = make_cases(spec, 5)
+    failing = verdicts(spec, cases, lambda v: v["seed"] < 0)
+    passing = verdicts(spec, cases, lambda v: False)
+
+    def ids(results: list[CaseResult], x64: bool | None) -> list[str]:
+        return [h.id for h in diagnose(spec, results, {}, cases=cases, x64_enabled=x64)]
+
+    assert ids(failing, True)[0] == "x64"
+    assert "x64" not in ids(failing, False) and "x64" not in ids(failing, None)
+    assert ids(passing, True) == []
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        (
+            "Invalid rng value: 5.0, expected a jax.Array of jax.dtypes.prng_key sub-dtype",
+            "float_seed",
+        ),
+        ("Invalid rng value: -2147483648.0, expected a jax.Array", "float_seed"),
+        ("Invalid rng value: 5, expected a jax.Array", "invalid_rng"),
+        ("Invalid rng value: Traced<int32[]>with<DynamicJaxprTrace>, expected a", "invalid_rng"),
+    ],
+)
+def test_rng_hints_match_only_what_they_describe(
+    problem: Problem, message: str, expected: str
+) -> None:
+    error = ErrorInfo(type="ValueError", message=message)
+    assert [h.id for h in diagnose(problem.spec, [], {}, error)] == [expected]
+
+
+@pytest.mark.slow
+def test_x64_submission_is_told_to_leave_x64_off(problem: Problem, grade_file: Grade) -> None:
+    report = grade_file(WRONG / "x64_enabled.py", problem, seed=11)
+    assert 0 < report.score < report.max_score
+    ids = [h.id for h in report.hints]
+    assert ids[:2] == ["x64", "pattern_seed_negative"]
+    assert "Leave x64 off" in report.hints[0].text
+
+
+@pytest.mark.slow
+def test_traceback_starts_in_the_students_file_and_hides_server_paths(
+    problem: Problem, grade_file: Grade
+) -> None:
+    report = grade_file(WRONG / "int32_seed.py", problem)
+    assert [h.id for h in report.hints] == ["invalid_rng"]
+    error = report.cases[0].error
+    assert error is not None
+    files = [frame.file for frame in error.frames]
+    assert files == [str(WRONG / "int32_seed.py"), ".../flax/nnx/rnglib.py"]
+    assert "site-packages" not in report.model_dump_json()
+    text = render_text(report)
+    assert text.index("int32_seed.py") < text.index(".../flax/nnx/rnglib.py")
+
+
+def render_text(report: Report) -> str:
+    console = Console(width=200, record=True, file=io.StringIO())
+    print_report(report, console)
+    return console.export_text()
+
+
+def test_a_visible_wrong_case_shows_inputs_got_and_expected(
+    toy: Problem, references: ReferenceCache
+) -> None:
+    def wrong_sum(x: object, k: int) -> list[float]:
+        values = [float(v) for v in x]  # type: ignore[attr-defined]
+        return [len(values), sum(values) * k + 1.0, max(abs(v) for v in values)]
+
+    expected = references.get(toy, 1)
+    report = grade(
+        TOY / "submissions" / "correct.py",
+        problem=toy,
+        seed=1,
+        expected=expected,
+        runner=FakeRunner(wrong_sum),
+    )
+    student = student_view(report)
+    case = next(c for c in student.cases if not c.passed)
+    x = next(a for a in expected.cases[case.index].args if isinstance(a, ArrayArg))
+    check = next(o for o in case.outputs if o.name == "scaled_sum")
+    assert f"scaled_sum is {check.got:.8g}, expected {check.expected:.8g}" in case.message
+    assert f"x=[{', '.join(str(v) for v in x.values)}]" in case.inputs
+    text = render_text(student)
+    assert f"{check.expected:.8g}" in text and str(x.values[-1]) in text
+    data = json.loads(student.model_dump_json())
+    shown = next(c for c in data["cases"] if c["index"] == case.index)
+    assert shown["outputs"][1]["got"] == check.got and shown["inputs"] == case.inputs

@@ -131,9 +131,14 @@ def test_hostile_submission_is_contained(
     uid = RUN_UID_BASE + 999_000 + HOSTILE.index(path)  # its own, to look for leftovers
     policy = SandboxPolicy(require_full=True, protect=(out,), uid=uid)
     runner = SubprocessRunner(policy=policy)
+    # The wall-clock backstop at the CPU limit itself, so that the sleepers here end as soon
+    # as before (tests/test_time_limits.py tests the backstop several times larger).
+    limits = problem.spec.limits.model_copy(update={"wall_factor": 1.0})
     started = time.monotonic()
     try:
-        report = grade(submission, problem=problem, seed=7, expected=expected, runner=runner)
+        report = grade(
+            submission, problem=problem, seed=7, expected=expected, runner=runner, limits=limits
+        )
     finally:
         if listener is not None:
             listener.close()

@@ -42,10 +42,11 @@ def test_a_complete_run_is_accepted() -> None:
     for index in (1, 0):
         receiver.feed(line(event="start", index=index))
         receiver.feed(outcome(index))
-    receiver.feed(line(event="done", peak_rss_kib=1234))
+    receiver.feed(line(event="done", peak_rss_kib=1234, x64_enabled=True))
     assert receiver.done and receiver.finished
     assert sorted(receiver.outcomes) == [0, 1]
     assert receiver.peak_rss_kib == 1234
+    assert receiver.x64_enabled is True
 
 
 def test_sandbox_failed_before_confinement_is_the_graders_fault() -> None:
@@ -179,8 +180,11 @@ def test_a_flood_of_forged_outcomes_keeps_nothing() -> None:
     [
         line(event="done", peak_rss_kib=10**400),
         line(event="done", peak_rss_kib=-1),
+        line(event="done", x64_enabled="yes"),
+        line(event="done", x64_enabled=1),
+        line(event="done", x64_enabled={"on": True}),
     ],
-    ids=["peak beyond any float", "negative peak"],
+    ids=["peak beyond any float", "negative peak", "x64 as text", "x64 as 1", "x64 as object"],
 )
 def test_forged_numbers_in_done_are_violations(raw: bytes) -> None:
     receiver = running(0)

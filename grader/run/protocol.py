@@ -73,6 +73,7 @@ class Receiver:
     outcomes: dict[int, CaseOutcome] = field(default_factory=dict)
     current: int | None = None  # case started and not finished
     peak_rss_kib: int | None = None
+    x64_enabled: bool | None = None
 
     @classmethod
     def for_cases(cls, indices: Iterable[int], *, trusted: bool = False) -> Receiver:
@@ -137,6 +138,7 @@ class Receiver:
                 raise ProtocolViolation("'done' before every case had finished")
             self.done = True
             self.peak_rss_kib = message.peak_rss_kib
+            self.x64_enabled = message.x64_enabled
         else:
             raise ProtocolViolation(f"an unexpected '{message.event}' message")
 

@@ -17,6 +17,7 @@ protocol's state), never from what the submission prints.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import selectors
 import shutil
@@ -42,6 +43,7 @@ from grader.models import (
     Status,
 )
 from grader.run import cgroup as cgroups
+from grader.run.cputime import CpuMeter, tree_pids
 from grader.run.launch import (
     InterpreterLauncher,
     Launcher,
@@ -69,6 +71,7 @@ from grader.run.protocol import (
 OUTPUT_TAIL_BYTES = 64 * 1024  # of stdout and of stderr, each
 READ_CHUNK = 64 * 1024
 OOM_POLL = 0.2  # seconds between looks at the cgroup's OOM counter
+CPU_POLL = 0.1  # seconds between readings of the run's CPU time
 PROCESSES = 512  # of a run, all together (pids.max), and RLIMIT_NPROC of its uid
 
 RunLimits = Literal["cgroup", "per_process", "none"]
@@ -96,6 +99,8 @@ class RunResult:
     isolation: Isolation = "none"
     run_limits: RunLimits = "none"
     peak_rss_kib: int | None = None
+    x64_enabled: bool | None = None  # the submission's claim, for a hint only
+    cpu_seconds: float | None = None  # of all its processes, as /proc says; None: unknown
 
 
 class Runner(Protocol):
@@ -141,6 +146,40 @@ class Tail:
         if self.dropped:
             return f"[... {self.dropped} earlier bytes not kept ...]\n{body}"
         return body
+
+
+class _Clock:
+    """What a run's time limits count, across its attempts: CPU time measured from /proc
+    (grader/run/cputime.py), with a wall-clock backstop `wall_factor` times larger; wall-clock
+    time alone where CPU time cannot be read."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.started = time.monotonic()
+        self.cpu_before = 0.0  # of the attempts that ended
+        self.meter: CpuMeter | None = None
+
+    def attempt_cpu(self) -> float | None:
+        return self.meter.read() if self.meter is not None else None
+
+    def end_attempt(self) -> None:
+        used = self.meter.read(fresh=True) if self.meter is not None else None
+        if used is not None:
+            self.cpu_before += used
+        self.meter = None
+
+    def used(self) -> float:
+        """Seconds counted against the total limit so far."""
+        cpu = self.attempt_cpu()
+        if cpu is None and self.cpu_before == 0.0:
+            return time.monotonic() - self.started
+        return self.cpu_before + (cpu or 0.0)
+
+    def total_over(self) -> str | None:
+        """'cpu' or 'wall' when the total limit is reached, else None."""
+        if time.monotonic() - self.started >= self.limits.wall_factor * self.limits.total_seconds:
+            return "wall"
+        return "cpu" if self.used() >= self.limits.total_seconds else None
 
 
 @dataclass
@@ -293,7 +332,7 @@ class SubprocessRunner:
         group: cgroups.RunCgroup | None,
         run_limits: RunLimits,
     ) -> RunResult:
-        deadline = time.monotonic() + limits.total_seconds
+        clock = _Clock(limits)
         cache = self.compilation_cache_for(isolation)
         visible = (str(cache),) if cache else ()
         confinement = self.confinement(
@@ -310,7 +349,7 @@ class SubprocessRunner:
                 request.model_copy(update={"cases": tuple(remaining)}),
                 environment,
                 limits,
-                deadline,
+                clock,
                 stdout,
                 stderr,
                 group,
@@ -322,6 +361,7 @@ class SubprocessRunner:
                 break
             if receiver.done:
                 result.peak_rss_kib = receiver.peak_rss_kib
+                result.x64_enabled = receiver.x64_enabled
                 break
             if receiver.current is None:
                 # The process ended or ran out of time before it ran a case.
@@ -336,7 +376,7 @@ class SubprocessRunner:
             current = receiver.current
             result.outcomes[current] = CaseFailure(current, reason, attempt.detail)
             remaining = [case for case in remaining if case.index not in result.outcomes]
-            if time.monotonic() >= deadline:
+            if clock.total_over() is not None:
                 result.total_timeout = True
                 self._not_run(result, remaining, "the total time limit ran out first")
                 break
@@ -346,6 +386,7 @@ class SubprocessRunner:
                 self._not_run(result, remaining, why)
                 break
         result.stdout, result.stderr = stdout.text(), stderr.text()
+        result.cpu_seconds = clock.cpu_before if clock.cpu_before > 0 else None
         return result
 
     @staticmethod
@@ -360,7 +401,7 @@ class SubprocessRunner:
         request: RunRequest,
         environment: dict[str, str],
         limits: Limits,
-        deadline: float,
+        clock: _Clock,
         stdout: Tail,
         stderr: Tail,
         group: cgroups.RunCgroup | None,
@@ -395,11 +436,13 @@ class SubprocessRunner:
             raise
         os.close(request_read)
         os.close(result_write)
+        clock.meter = CpuMeter(functools.partial(_run_pids, process.pid, group))
         try:
             with os.fdopen(request_write, "wb") as pipe, contextlib.suppress(BrokenPipeError):
                 pipe.write(request.model_dump_json().encode())
-            self._watch(process, result_read, limits, deadline, stdout, stderr, attempt)
+            self._watch(process, result_read, limits, clock, stdout, stderr, attempt)
         finally:
+            clock.end_attempt()  # read before the kill: a killed process leaves /proc
             process.kill()
             if group is not None:
                 group.kill()  # whatever escaped the namespace's end, if anything could
@@ -418,12 +461,13 @@ class SubprocessRunner:
         process: WorkerProcess,
         result_fd: int,
         limits: Limits,
-        deadline: float,
+        clock: _Clock,
         stdout: Tail,
         stderr: Tail,
         attempt: _Attempt,
     ) -> None:
-        """Read all three pipes until the worker is done, dies, or runs out of time."""
+        """Read all three pipes until the worker is done, dies, or runs out of time (CPU time
+        of the case or of the run, or the wall-clock backstop of either)."""
         receiver = attempt.receiver
         selector = selectors.DefaultSelector()
         tails = {process.stdout_fd: stdout, process.stderr_fd: stderr}
@@ -433,25 +477,32 @@ class SubprocessRunner:
         os.set_blocking(result_fd, False)
         selector.register(result_fd, selectors.EVENT_READ)
         pending = bytearray()
-        case_deadline: float | None = None
+        case_started: tuple[float, float | None] | None = None  # wall, CPU at the start
         next_oom_check = 0.0
         try:
             while not receiver.finished:
                 now = time.monotonic()
-                limit = min(deadline, case_deadline) if case_deadline else deadline
-                if now >= limit:
-                    self._time_out(
-                        attempt, limits, case_deadline is not None and limit == case_deadline
-                    )
+                over = clock.total_over()
+                if over is not None:
+                    self._time_out(attempt, limits, case_limit=False, wall=over == "wall")
                     return
+                if case_started is not None:
+                    wall_start, cpu_start = case_started
+                    cpu = clock.attempt_cpu()
+                    if now - wall_start >= limits.wall_factor * limits.case_seconds:
+                        self._time_out(attempt, limits, case_limit=True, wall=True)
+                        return
+                    used = now - wall_start if cpu is None else cpu - (cpu_start or 0.0)
+                    if used >= limits.case_seconds:
+                        self._time_out(attempt, limits, case_limit=True, wall=False)
+                        return
                 if now >= next_oom_check:
                     if attempt.oom_killed():
                         return  # the kernel killed one of its processes: the run is over
                     next_oom_check = now + OOM_POLL
                 if self._cancelled.is_set():
                     raise Cancelled("grading was interrupted")  # the finally kills the run
-                wait = min(limit - now, OOM_POLL if attempt.group is not None else CANCEL_POLL)
-                events = selector.select(timeout=wait)
+                events = selector.select(timeout=CPU_POLL)
                 for key, _ in events:
                     fd = int(key.fd)
                     try:
@@ -476,9 +527,9 @@ class SubprocessRunner:
                         if not self._receive(bytes(line), attempt):
                             return
                         if receiver.current is not None:
-                            case_deadline = time.monotonic() + limits.case_seconds
+                            case_started = (time.monotonic(), clock.attempt_cpu())
                         else:
-                            case_deadline = None
+                            case_started = None
                     if len(pending) > MESSAGE_BYTES:
                         self._protocol_error(attempt, "an over-long message")
                         return
@@ -512,24 +563,40 @@ class SubprocessRunner:
         )
 
     @staticmethod
-    def _time_out(attempt: _Attempt, limits: Limits, case_limit: bool) -> None:
+    def _time_out(attempt: _Attempt, limits: Limits, *, case_limit: bool, wall: bool) -> None:
         attempt.stopped = CaseReason.TIMEOUT
-        if case_limit:
-            attempt.detail = (
-                f"This case took longer than {limits.case_seconds:g} s and was stopped. "
-                f"Look for an endless loop or a very slow step."
+        seconds = limits.case_seconds if case_limit else limits.total_seconds
+        if wall:
+            # Waiting, not computing: the CPU limit was never reached.
+            spent = (
+                f"{limits.wall_factor * seconds:g} s of waiting (wall-clock time, while using "
+                f"less than {seconds:g} s of CPU time)"
             )
+            look = "Look for a sleep, an input() or a wait that never ends."
+        else:
+            spent = f"{seconds:g} s of CPU time"
+            look = "Look for an endless loop or a very slow step."
+        if case_limit:
+            attempt.detail = f"This case was stopped after {spent}. {look}"
         elif attempt.receiver.loaded:
             attempt.detail = (
-                f"Grading stopped after {limits.total_seconds:g} s, the limit for all cases "
-                f"together."
+                f"Grading stopped after {spent}, the limit for loading your file and running "
+                f"all cases together. {look}"
             )
         else:
             attempt.detail = (
-                f"Your file did not finish loading within {limits.total_seconds:g} s. "
-                f"Code at the top level runs when the file is imported: look for a loop, a "
-                f"sleep or heavy work outside your function."
+                f"Your file did not finish loading within {spent}. Code at the top level runs "
+                f"when the file is imported: look for a loop, a sleep or heavy work outside "
+                f"your function."
             )
+
+
+def _run_pids(worker: int, group: cgroups.RunCgroup | None) -> set[int]:
+    """Every process of a run: its cgroup's (if any) and the worker's tree."""
+    found = set(tree_pids(worker))
+    if group is not None:
+        found.update(group.pids())
+    return found
 
 
 def _drain(selector: selectors.BaseSelector, tails: dict[int, Tail], grace: float = 0.5) -> None:

@@ -83,7 +83,7 @@ def serve(request_fd: int, result_fd: int) -> None:
     if function is not None:
         run_cases(request, function, scale_function, channel)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        channel.send({"event": "done", "peak_rss_kib": peak})
+        channel.send({"event": "done", "peak_rss_kib": peak, "x64_enabled": x64_enabled()})
     # Do not wait for threads the submission may have left running: the answer is complete.
     sys.stdout.flush()
     sys.stderr.flush()
@@ -239,6 +239,17 @@ def run_cases(
         channel.send({"event": "outcome", "outcome": outcome})
 
 
+def x64_enabled() -> bool | None:
+    """Whether the submission left jax_enable_x64 on (None if jax was never imported)."""
+    jax = sys.modules.get("jax")
+    if jax is None:
+        return None
+    try:
+        return bool(jax.config.jax_enable_x64)
+    except Exception:
+        return None
+
+
 def run_variant(variant: Callable[..., Any], case: Case, count: int) -> list[float] | None:
     """A mistaken variant's outputs on a case (reference only), None if it fails."""
     try:
@@ -312,22 +323,33 @@ def to_numbers(value: Any, count: int) -> tuple[list[float] | None, str | None]:
 
 
 def error_info(exc: BaseException, display_name: str) -> ErrorInfo:
-    """The exception with its traceback cut to start at the submission's first frame."""
+    """The exception with the submission's own frames (outermost first), then the innermost
+    library frame, where the exception was raised; library paths shortened to the package
+    (`.../flax/nnx/rnglib.py`), so no path of the grading machine is shown."""
     summary = traceback.extract_tb(exc.__traceback__)
     kind = type(exc)
     name = kind.__name__
     if name in _BUILTIN_EXCEPTIONS and _BUILTIN_EXCEPTIONS[name] is not kind:
         name = f"{kind.__module__}.{name}"
     first = next((i for i, f in enumerate(summary) if f.filename == display_name), len(summary))
+    chosen = [frame for frame in summary[first:] if frame.filename == display_name]
+    chosen = chosen[-(FRAME_LIMIT - 1) :]
+    if summary[first:] and summary[-1].filename != display_name:
+        chosen.append(summary[-1])
     frames = [
         Frame(
-            file=clean(frame.filename, 1000),
+            file=clean(
+                frame.filename
+                if frame.filename == display_name
+                else short_library_path(frame.filename),
+                1000,
+            ),
             line=frame.lineno or 0,
             function=clean(frame.name, 1000),
             source=clean((frame.line or "").strip(), 1000),
         )
-        for frame in summary[first:]
-    ][-FRAME_LIMIT:]
+        for frame in chosen
+    ]
     student_lines = [f.line for f in frames if f.file == display_name]
     try:
         message = str(exc)
@@ -339,6 +361,22 @@ def error_info(exc: BaseException, display_name: str) -> ErrorInfo:
         frames=tuple(frames),
         line=student_lines[-1] if student_lines else None,
     )
+
+
+def short_library_path(path: str) -> str:
+    """A library file's path from its package on (`.../flax/nnx/rnglib.py`), or from the
+    standard library's folder; other paths by their file name only."""
+    if path.startswith("<"):
+        return path  # <frozen importlib._bootstrap>, <string>: no path at all
+    parts = path.replace("\\", "/").split("/")
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts:
+            at = len(parts) - 1 - parts[::-1].index(marker)
+            return ".../" + "/".join(parts[at + 1 :])
+    for at in range(len(parts) - 1, -1, -1):
+        if parts[at].startswith("python3"):
+            return ".../" + "/".join(parts[at + 1 :])
+    return ".../" + parts[-1]
 
 
 def described(exc: BaseException, display_name: str) -> ErrorInfo:

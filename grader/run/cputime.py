@@ -1,0 +1,90 @@
+"""CPU time a run really used, measured by the trusted side: what its time limits count.
+
+A correct solution must not time out because the machine is busy: wall-clock time grows with
+the load of other graders and other users, CPU time hardly does. So the limits count the CPU
+time of the worker's whole process tree (all its threads, XLA's compile threads included, and
+any child processes), read from /proc by the trusted side, never from what the worker says.
+Every process of a run is found through its cgroup when there is one (children that left the
+worker's tree included), else by walking /proc's children lists from the worker. Processes
+already reaped are counted in their parent's cutime/cstime.
+
+A wall-clock backstop several times larger (Limits.wall_factor) still stops a run that waits
+instead of computing (a sleep, a blocked read). Where /proc cannot be read at all, the limits
+fall back to wall-clock time.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+MAX_PROCESSES = 4096  # walked per reading: a fork bomb is stopped by pids.max, not by us
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """utime + stime + cutime + cstime of one process, or None if it cannot be read."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces or ')': skip past it.
+    fields = text[text.rfind(")") + 2 :].split()
+    try:
+        # Fields 14-17 of stat(5), counted from the state (field 3) at index 0 here.
+        return sum(int(value) for value in fields[11:15]) / _TICKS
+    except (ValueError, IndexError):
+        return None
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def tree_pids(root: int) -> list[int]:
+    """The process and its descendants, as /proc lists them now."""
+    found: list[int] = []
+    queue = [root]
+    while queue and len(found) < MAX_PROCESSES:
+        pid = queue.pop()
+        found.append(pid)
+        queue.extend(_children(pid))
+    return found
+
+
+def cpu_seconds(pids: Iterable[int]) -> float | None:
+    """Total CPU seconds of these processes, None when none of them could be read."""
+    readings = [process_cpu_seconds(pid) for pid in pids]
+    known = [r for r in readings if r is not None]
+    return sum(known) if known else None
+
+
+class CpuMeter:
+    """The CPU time of one worker process's run so far, never decreasing.
+
+    `pids` lists the run's processes (its cgroup's, or the worker's tree): a process that
+    ended unreaped drops out of the sum, so the highest reading is kept.
+    """
+
+    def __init__(self, pids: Callable[[], Iterable[int]], *, interval: float = 0.05) -> None:
+        self._pids = pids
+        self.highest: float | None = None
+        self._interval = interval  # at most one reading of /proc in this many seconds
+        self._last = -math.inf
+
+    def read(self, *, fresh: bool = False) -> float | None:
+        """CPU seconds used so far, or None if /proc could never be read."""
+        now = time.monotonic()
+        if not fresh and now - self._last < self._interval:
+            return self.highest
+        self._last = now
+        reading = cpu_seconds(self._pids())
+        if reading is not None:
+            self.highest = reading if self.highest is None else max(self.highest, reading)
+        return self.highest

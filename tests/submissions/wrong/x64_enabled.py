@@ -1,0 +1,26 @@
+# Wrong: follows the recipe but turns jax_enable_x64 on, which changes how JAX seeds negative
+# integers: the parameters differ exactly on the cases with a negative seed.
+# fails: param_sum, forward_sum
+# hint: x64
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+class TwoLayer(nnx.Module):
+    def __init__(self, din, hidden, rngs):
+        self.l1 = nnx.Linear(din, hidden, rngs=rngs)
+        self.l2 = nnx.Linear(hidden, hidden, rngs=rngs)
+
+    def __call__(self, x):
+        return self.l2(self.l1(x))
+
+
+def graphdef_vs_state(seed, x, features, hidden):
+    jax.config.update("jax_enable_x64", True)  # "for precision"
+    model = TwoLayer(len(x), int(hidden), nnx.Rngs(int(seed)))
+    forward = float(model(x).sum())
+    _, state = nnx.split(model)
+    leaves = jax.tree_util.tree_leaves(state)
+    total = float(sum(jnp.sum(leaf) for leaf in leaves))
+    return [len(leaves), total, forward]

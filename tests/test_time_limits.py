@@ -1,0 +1,118 @@
+"""Time limits count the CPU time a run used, so a busy machine times out no correct student;
+a wall-clock backstop several times larger still stops a run that only waits."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import SUBMISSIONS, TOY, ReferenceCache
+
+from grader.grading import grade
+from grader.models import CaseReason, Limits, Report, Status
+from grader.problems import Problem
+from grader.run.cputime import CpuMeter, tree_pids
+
+GRADER = [sys.executable, "-m", "grader"]
+
+
+def test_cpu_meter_counts_computing_not_waiting() -> None:
+    spin = "import time\nend = time.process_time() + 0.6\nwhile time.process_time() < end: pass"
+    busy = subprocess.Popen([sys.executable, "-c", spin])
+    idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.8)"])
+    busy_meter = CpuMeter(lambda: tree_pids(busy.pid), interval=0)
+    idle_meter = CpuMeter(lambda: tree_pids(idle.pid), interval=0)
+    readings: list[tuple[float | None, float | None]] = []
+    while busy.poll() is None or idle.poll() is None:
+        readings.append((busy_meter.read(), idle_meter.read()))
+        time.sleep(0.02)
+    busy_cpu = max(r[0] or 0.0 for r in readings)
+    idle_cpu = max(r[1] or 0.0 for r in readings)
+    assert busy_cpu >= 0.4
+    assert idle_cpu < 0.2
+    assert [r[0] for r in readings if r[0] is not None] == sorted(
+        r[0] for r in readings if r[0] is not None
+    )
+
+
+def toy_submission(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "submission.py"
+    path.write_text(body + (TOY / "submissions" / "correct.py").read_text())
+    return path
+
+
+def test_a_submission_that_waits_is_stopped_by_the_wall_clock_backstop(
+    tmp_path: Path, toy: Problem, references: ReferenceCache
+) -> None:
+    path = toy_submission(tmp_path, "import time\ntime.sleep(30)\n")
+    limits = Limits(case_seconds=1, total_seconds=2, wall_factor=3, max_restarts=0)
+    started = time.monotonic()
+    report = grade(path, problem=toy, seed=1, expected=references.get(toy, 1), limits=limits)
+    assert report.status is Status.TIMEOUT
+    assert "within 6 s of waiting (wall-clock time" in report.message
+    assert "sleep" in report.message
+    assert time.monotonic() - started < 6 + 10
+
+
+def test_a_slow_case_is_judged_by_cpu_time_not_by_waiting(
+    tmp_path: Path, toy: Problem, references: ReferenceCache
+) -> None:
+    # Each call waits 1.2 s, more than the 1 s limit, but computes almost nothing: it passes.
+    # The same limit stops a call that computes for longer, in CPU seconds.
+    waits = tmp_path / "waits.py"
+    waits.write_text(
+        "import time\n\n\ndef vector_stats(x, k):\n"
+        "    time.sleep(1.2)\n"
+        "    return [len(x), sum(v * k for v in x), max(abs(v) for v in x)]\n"
+    )
+    limits = Limits(case_seconds=1, total_seconds=10, wall_factor=3, max_restarts=0)
+    report = grade(waits, problem=toy, seed=1, expected=references.get(toy, 1), limits=limits)
+    assert report.status is Status.GRADED, report.message
+    assert report.full_marks
+
+    spins = tmp_path / "spins.py"
+    spins.write_text(
+        "import time\n\n\ndef vector_stats(x, k):\n"
+        "    end = time.process_time() + 3\n"
+        "    while time.process_time() < end:\n        pass\n"
+        "    return [0, 0, 0]\n"
+    )
+    report = grade(spins, problem=toy, seed=1, expected=references.get(toy, 1), limits=limits)
+    first = report.cases[0]
+    assert first.reason is CaseReason.TIMEOUT
+    assert "stopped after 1 s of CPU time" in first.message
+
+
+@pytest.mark.slow
+def test_the_slowest_correct_style_gets_full_marks_in_a_two_worker_batch(
+    tmp_path: Path,
+) -> None:
+    # A solution that jits its whole computation afresh for every case: ~20 s of compiling
+    # alone, and two of them at once on this 2-core machine (beside the other tests' load).
+    folder = tmp_path / "class"
+    folder.mkdir()
+    slow = SUBMISSIONS / "slow" / "jit_whole_computation.py"
+    for student in ("ann", "ben"):
+        shutil.copyfile(slow, folder / f"{student}.py")
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [*GRADER, "batch", str(folder), "--out", str(out), "--seed", "5", "--workers", "2"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert result.returncode == 0, result.stderr
+    for student in ("ann", "ben"):
+        report = Report.model_validate_json((out / f"{student}.json").read_text())
+        assert report.status is Status.GRADED, report.message
+        assert report.full_marks, [c.message for c in report.cases if not c.passed]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["full_marks"] == 2
