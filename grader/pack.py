@@ -92,6 +92,9 @@ class PublicSpec(Frozen):
     exception_hints: tuple[ExceptionHint, ...] = Field(
         (), description="Advice for common exceptions."
     )
+    x64_hint: str = Field(
+        "", description="What to tell a failing submission that turned jax_enable_x64 on."
+    )
 
 
 class PracticeCase(Frozen):
@@ -237,6 +240,7 @@ def make_pack(
         tolerance_note=spec.tolerance_note,
         mistakes=tuple(PublicMistake(id=m.id, hint=m.hint) for m in spec.mistakes),
         exception_hints=spec.exception_hints,
+        x64_hint=spec.x64_hint,
     )
     made_with = versions()
     return seal(
@@ -330,6 +334,7 @@ def practice_problem(pack: PracticePack, location: Path) -> Practice:
         tolerance_note=public.tolerance_note,
         mistakes=tuple(Mistake(id=m.id, function=m.id, hint=m.hint) for m in public.mistakes),
         exception_hints=public.exception_hints,
+        x64_hint=public.x64_hint,
     )
     path = pack_path(location).resolve()
     outcomes = {
