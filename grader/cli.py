@@ -11,8 +11,9 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
@@ -369,23 +370,32 @@ def batch(
         )
 
 
-@cli.command(name="ci")
-@click.option("--base", required=True, help="Git ref the change starts from (the PR's base).")
-@click.option("--head", default="HEAD", show_default=True, help="Git ref of the change.")
-@click.option(
-    "--repo",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    default=Path(),
-    help="The repository (default: the current folder).",
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def compose(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    """Several click options as one decorator, in the order they would be stacked."""
+
+    def apply(function: F) -> F:
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+
+    return apply
+
+
+# Options `grader ci` and `grader pr` share.
+_git_range = compose(
+    click.option("--base", required=True, help="Git ref the change starts from (the PR's base)."),
+    click.option("--head", default="HEAD", show_default=True, help="Git ref of the change."),
+    click.option(
+        "--repo",
+        type=click.Path(file_okay=False, exists=True, path_type=Path),
+        default=Path(),
+        help="The repository (default: the current folder).",
+    ),
 )
-@click.option(
-    "--min-score",
-    type=click.FloatRange(0, 100),
-    default=100.0,
-    show_default=True,
-    help="Percentage of the maximum a changed submission needs for exit code 0.",
-)
-@click.option(
+_junit = click.option(
     "--junit",
     "junit_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -393,13 +403,32 @@ def batch(
     help="Also write the per-case results as JUnit XML here (none by default: nothing is "
     "written into the working tree unasked).",
 )
-@click.option(
-    "--seed",
-    type=click.IntRange(0, MAX_SEED),
-    default=None,
-    help="Grading seed (default: random, shown in the summary).",
+_seed_and_problem_per_file = compose(
+    click.option(
+        "--seed",
+        type=click.IntRange(0, MAX_SEED),
+        default=None,
+        help="Grading seed (default: random, shown in the summary).",
+    ),
+    click.option("--problem", "problem_id", help="Problem id (default: found from each file)."),
 )
-@click.option("--problem", "problem_id", help="Problem id (default: found from each file).")
+
+
+def _min_score(help_text: str) -> Callable[[F], F]:
+    return click.option(
+        "--min-score",
+        type=click.FloatRange(0, 100),
+        default=100.0,
+        show_default=True,
+        help=help_text,
+    )
+
+
+@cli.command(name="ci")
+@_git_range
+@_min_score("Percentage of the maximum a changed submission needs for exit code 0.")
+@_junit
+@_seed_and_problem_per_file
 @_problems_dir
 @_reference_dir
 @_require_sandbox
@@ -640,14 +669,7 @@ def pr_group() -> None:
 
 
 @pr_group.command(name="collect")
-@click.option("--base", required=True, help="Git ref the change starts from (the PR's base).")
-@click.option("--head", default="HEAD", show_default=True, help="Git ref of the change.")
-@click.option(
-    "--repo",
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    default=Path(),
-    help="The repository (default: the current folder).",
-)
+@_git_range
 @click.option("--pr", "pr_number", required=True, type=click.IntRange(min=1), help="PR number.")
 @click.option(
     "--out",
@@ -703,27 +725,9 @@ def pr_collect(base: str, head: str, repo: Path, pr_number: int, out: Path) -> N
     help="Where to write the check run (JSON), pass or fail; `grader pr post` sends it.",
 )
 @click.option("--details-url", default=None, help="Link to this grading run, for the check.")
-@click.option(
-    "--junit",
-    "junit_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Also write the per-case results as JUnit XML here.",
-)
-@click.option(
-    "--min-score",
-    type=click.FloatRange(0, 100),
-    default=100.0,
-    show_default=True,
-    help="Percentage of the maximum each submission needs for the check to pass.",
-)
-@click.option(
-    "--seed",
-    type=click.IntRange(0, MAX_SEED),
-    default=None,
-    help="Grading seed (default: random, shown in the summary).",
-)
-@click.option("--problem", "problem_id", help="Problem id (default: found from each file).")
+@_junit
+@_min_score("Percentage of the maximum each submission needs for the check to pass.")
+@_seed_and_problem_per_file
 @_problems_dir
 @_reference_dir
 @_require_sandbox
