@@ -38,6 +38,7 @@ from grader.errors import GraderError, UsageError
 from grader.feedback import student_view
 from grader.grading import MAX_SOURCE_BYTES, grade, grader_fault_report, run_reference
 from grader.models import Report, Status
+from grader.notebook import SUBMISSION_SUFFIXES as SUFFIXES
 from grader.problems import Problem
 from grader.run import Cancelled, Runner, SubprocessRunner
 from grader.safe_text import csv_cell, json_for_log
@@ -112,8 +113,8 @@ def discover(folder: Path) -> tuple[list[Entry], list[Skipped]]:
         if path.is_dir():
             skipped.append(Skipped(name, "a folder: only files directly in the folder are graded"))
             continue
-        if path.suffix.lower() != ".py":
-            skipped.append(Skipped(name, "not a Python file (.py)"))
+        if path.suffix.lower() not in SUFFIXES:
+            skipped.append(Skipped(name, "not a submission (.py or .ipynb)"))
             continue
         if not path.is_file():
             skipped.append(Skipped(name, "not a regular file", _would_be_id(name)))
@@ -129,8 +130,13 @@ def discover(folder: Path) -> tuple[list[Entry], list[Skipped]]:
     for key, paths in sorted(candidates.items()):
         names = ", ".join(p.name for p in paths)
         if len(paths) > 1:
+            both = len({p.suffix.lower() for p in paths}) > 1
             for path in paths:
-                reason = f"duplicate student id {key!r} ({names}): rename all but one"
+                reason = f"duplicate student id {key!r} ({names}): " + (
+                    "a .py and a notebook for one student: remove the one not to grade"
+                    if both
+                    else "rename all but one"
+                )
                 skipped.append(Skipped(path.name, reason, path.stem))
         elif key in RESERVED_IDS:
             reason = f"student id {key!r} clashes with the batch's own {key} file: rename it"
@@ -142,7 +148,8 @@ def discover(folder: Path) -> tuple[list[Entry], list[Skipped]]:
 
 def _would_be_id(name: str) -> str | None:
     """The student id of a file name that looks like a submission, else None."""
-    return name[:-3] if name.lower().endswith(".py") else None
+    suffix = next((s for s in SUFFIXES if name.lower().endswith(s)), None)
+    return name[: -len(suffix)] if suffix else None
 
 
 def batch_seed(out: Path, seed: int | None) -> int:

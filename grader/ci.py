@@ -29,7 +29,8 @@ from grader import safe_text
 from grader.errors import UsageError
 from grader.feedback import student_view
 from grader.grading import MAX_SOURCE_BYTES
-from grader.models import CaseReason, Report, Status
+from grader.models import CaseReason, ErrorInfo, Report, Status
+from grader.notebook import SUBMISSION_SUFFIXES
 from grader.problems import Problem
 
 SUBMISSIONS = "submissions"
@@ -80,7 +81,7 @@ def changed_submissions(
     base: str,
     head: str,
     folder: str = SUBMISSIONS,
-    suffixes: tuple[str, ...] = (".py",),
+    suffixes: tuple[str, ...] = SUBMISSION_SUFFIXES,
 ) -> list[Change]:
     """Files under folder/ ending in one of suffixes that head adds, modifies, renames or deletes
     since base."""
@@ -266,6 +267,16 @@ def escape_property(text: str) -> str:
     return safe_text.workflow_property(text)
 
 
+def annotated_line(error: ErrorInfo) -> tuple[int, str]:
+    """The file line to annotate, and words for the title: in a notebook, the error's line is
+    its cell's, which is no line of the .ipynb file, so the annotation marks the file's first
+    line and its title says `at cell 4, line 3`."""
+    assert error.line is not None
+    if error.cell is None:
+        return error.line, ""
+    return 1, f" at {error.location}"
+
+
 def workflow_annotations(graded: list[Graded]) -> list[str]:
     """`::error` commands for a file that does not load and for exceptions in the code."""
     commands = []
@@ -273,20 +284,21 @@ def workflow_annotations(graded: list[Graded]) -> list[str]:
         report = item.report
         path = escape_property(item.change.path)
         if report.error is not None and report.error.line:
-            title = escape_property(f"{report.status.value}")
+            line, cell = annotated_line(report.error)
+            title = escape_property(f"{report.status.value}{cell}")
             commands.append(
-                f"::error file={path},line={report.error.line},title={title}::"
-                f"{escape_data(report.message)}"
+                f"::error file={path},line={line},title={title}::{escape_data(report.message)}"
             )
-        seen: set[int] = set()
+        seen: set[tuple[int | None, int]] = set()
         for case in report.cases:
             error = case.error
-            if error is None or error.line is None or error.line in seen:
+            if error is None or error.line is None or (error.cell, error.line) in seen:
                 continue
-            seen.add(error.line)
-            title = escape_property(f"{error.type} in case {case.index}")
+            seen.add((error.cell, error.line))
+            line, cell = annotated_line(error)
+            title = escape_property(f"{error.type} in case {case.index}{cell}")
             commands.append(
-                f"::error file={path},line={error.line},title={title}::{escape_data(case.message)}"
+                f"::error file={path},line={line},title={title}::{escape_data(case.message)}"
             )
     return commands
 

@@ -39,7 +39,6 @@ MAX_FILE_BYTES = 1024 * 1024
 MAX_MANIFEST_BYTES = 64 * 1024
 MAX_FILES = 20
 MAX_DELETED = 100
-SUFFIXES = (".py", ".ipynb")
 
 # One file directly under submissions/: letters (any script), digits, `_`, `-` and `.`, not
 # starting with a dot, ending in .py or .ipynb. No `/`, so no `..` component and no absolute path.
@@ -150,7 +149,7 @@ def collect(repo: Path, base: str, head: str, *, pr_number: int, out: Path) -> M
     trusted side would refuse (a nested or oddly named path, an oversized file) stops the
     collection here, with a message the student can act on.
     """
-    changes = changed_submissions(repo, base, head, suffixes=SUFFIXES)
+    changes = changed_submissions(repo, base, head)
     head_sha = git(repo, "rev-parse", "--verify", f"{head}^{{commit}}").decode().strip()
     base_sha = git(repo, "rev-parse", "--verify", f"{base}^{{commit}}").decode().strip()
     graded = [change for change in changes if change.status != "deleted"]

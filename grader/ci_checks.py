@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from grader.ci import Graded, below_threshold, markdown_summary
+from grader.ci import Graded, annotated_line, below_threshold, markdown_summary
 from grader.ci_artifact import Artifact
 from grader.errors import PostError
 
@@ -101,29 +101,31 @@ def check_annotations(graded: list[Graded]) -> list[Annotation]:
         report = item.report
         path = item.change.path
         if report.error is not None and report.error.line:
+            line, cell = annotated_line(report.error)
             annotations.append(
                 Annotation(
                     path=path,
-                    start_line=report.error.line,
-                    end_line=report.error.line,
+                    start_line=line,
+                    end_line=line,
                     annotation_level="failure",
-                    title=_clip(report.status.value, MAX_TITLE),
+                    title=_clip(f"{report.status.value}{cell}", MAX_TITLE),
                     message=_clip(report.message, MAX_MESSAGE),
                 )
             )
-        seen: set[int] = set()
+        seen: set[tuple[int | None, int]] = set()
         for case in report.cases:
             error = case.error
-            if error is None or error.line is None or error.line in seen:
+            if error is None or error.line is None or (error.cell, error.line) in seen:
                 continue
-            seen.add(error.line)
+            seen.add((error.cell, error.line))
+            line, cell = annotated_line(error)
             annotations.append(
                 Annotation(
                     path=path,
-                    start_line=error.line,
-                    end_line=error.line,
+                    start_line=line,
+                    end_line=line,
                     annotation_level="failure",
-                    title=_clip(f"{error.type} in case {case.index}", MAX_TITLE),
+                    title=_clip(f"{error.type} in case {case.index}{cell}", MAX_TITLE),
                     message=_clip(case.message, MAX_MESSAGE),
                 )
             )

@@ -95,7 +95,7 @@ def judge_case(
     seconds = got.seconds
     if got.kind == "raised" and got.error is not None:
         error = got.error
-        where = f" at line {error.line}" if error.line else ""
+        where = f" at {error.location}" if error.location else ""
         if error.type == "SystemExit":
             text = f"Your function called exit(){where}; return the outputs instead."
         elif error.type == "MemoryError":

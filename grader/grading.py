@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pydantic import TypeAdapter
 
-from grader import __version__
+from grader import __version__, notebook
 from grader.cache import cache_root, digest, library_versions
 from grader.cases import make_cases, random_seed
 from grader.compare import judge_case
@@ -32,9 +32,11 @@ from grader.models import (
     CaseOutcome,
     CaseReason,
     CaseResult,
+    CellSpan,
     ErrorInfo,
     Isolation,
     Limits,
+    NotebookInfo,
     ProblemInfo,
     Report,
     RunRequest,
@@ -200,14 +202,14 @@ def check(
     # A file that is not Python at all is reported at once, before the reference runs and
     # before any process starts (the same parse find_problem already does here).
     name = display_name or str(path)
-    raw = read_regular(path, MAX_SOURCE_BYTES + 1)
-    early = screen_source(raw, name) or _parse_failure(raw, name)
+    prepared = prepare(path, name)
+    # A notebook's cells were parsed one by one already (they compile one by one, too).
+    parsed = prepared.notebook is not None
+    early = prepared.failure or (None if parsed else _parse_failure(prepared.code, name))
     if early is not None:
-        submission = SubmissionInfo(
-            path=name, sha256=hashlib.sha256(raw).hexdigest(), size=len(raw)
-        )
         nothing_ran = Expected(cases=make_cases(problem.spec, seed), outcomes={})
-        builder = _Builder(problem, nothing_ran, submission, seed, time.monotonic(), isolation)
+        builder = _Builder(problem, nothing_ran, prepared.info, seed, time.monotonic(), isolation)
+        builder.notebook = prepared.notebook
         return builder.failed(early)
     started = time.monotonic()
     reference = SubprocessRunner(trusted=True, compilation_cache=trust_caches)
@@ -244,21 +246,20 @@ def grade(
     limits = limits or problem.spec.limits
     # The file is read once, here: what is hashed is what runs (the worker loads a private
     # copy, so a file changed or swapped for a FIFO while grading changes nothing).
-    raw = read_regular(path, MAX_SOURCE_BYTES + 1)
     name = display_name or str(path)
-    submission = SubmissionInfo(path=name, sha256=hashlib.sha256(raw).hexdigest(), size=len(raw))
-    report = _Builder(problem, expected, submission, seed, started, runner.isolation())
+    prepared = prepare(path, name)
+    report = _Builder(problem, expected, prepared.info, seed, started, runner.isolation())
+    report.notebook = prepared.notebook
 
-    rejected = screen_source(raw, name)
-    if rejected is not None:
-        return report.failed(rejected)
+    if prepared.failure is not None:
+        return report.failed(prepared.failure)
     with tempfile.TemporaryDirectory(prefix="grader-submission-") as private:
         copy = Path(private) / "submission.py"
-        copy.write_bytes(raw)
+        copy.write_bytes(prepared.code)
         request = request_for(problem, copy, name, expected.cases, reference=False)
         # Classmates' files beside the original stay out of the submission's view.
         hide = (*request.private_paths, str(path.resolve().parent))
-        request = request.model_copy(update={"private_paths": hide})
+        request = request.model_copy(update={"private_paths": hide, "cells": prepared.cells})
         run = runner.run(request, limits)
     report.run_limits = run.run_limits
     report.x64_enabled = run.x64_enabled
@@ -309,7 +310,7 @@ def grader_fault_report(
     if expected is None:
         expected = Expected(cases=make_cases(problem.spec, seed), outcomes={})
     try:
-        raw = read_regular(path, MAX_SOURCE_BYTES + 1)
+        raw = read_regular(path, _read_limit(path.name))
     except GraderError:
         raw = b""
     submission = SubmissionInfo(
@@ -334,6 +335,44 @@ def _status_when_nothing_ran(results: Sequence[CaseResult]) -> Status:
     if CaseReason.TIMEOUT in reasons:
         return Status.TIMEOUT
     return Status.CRASHED
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A submission file as read once: its bytes (hashed in the report), the Python code that
+    runs (the file itself, or the code kept from a notebook), and why it cannot run, if so."""
+
+    info: SubmissionInfo
+    code: bytes
+    failure: LoadFailure | None = None
+    cells: tuple[CellSpan, ...] = ()
+    notebook: NotebookInfo | None = None
+
+
+def _read_limit(name: str) -> int:
+    return (notebook.MAX_NOTEBOOK_BYTES if notebook.is_notebook(name) else MAX_SOURCE_BYTES) + 1
+
+
+def prepare(path: Path, name: str) -> Prepared:
+    """Read a submission once (what is hashed is what runs) and screen it; a notebook (a file
+    or display name ending in .ipynb) is turned into the code that runs (grader/notebook.py)."""
+    is_notebook = notebook.is_notebook(path.name) or notebook.is_notebook(name)
+    raw = read_regular(path, _read_limit(".ipynb" if is_notebook else name))
+    info = SubmissionInfo(path=name, sha256=hashlib.sha256(raw).hexdigest(), size=len(raw))
+    if not is_notebook:
+        return Prepared(info, raw, screen_source(raw, name))
+    converted = notebook.convert(raw, name)
+    if isinstance(converted, LoadFailure):
+        return Prepared(info, b"", converted)
+    code = converted.source.encode()
+    failure = None
+    if len(code) > MAX_SOURCE_BYTES:
+        failure = LoadFailure(
+            Status.FILE_TOO_LARGE,
+            f"The code cells of {name} hold more than {MAX_SOURCE_BYTES} bytes of Python, the "
+            f"most a submission may be.",
+        )
+    return Prepared(info, code, failure, converted.cells, converted.info)
 
 
 def _parse_failure(raw: bytes, name: str) -> LoadFailure | None:
@@ -411,6 +450,7 @@ class _Builder:
         self.isolation = isolation
         self.run_limits: RunLimits | None = None  # known once a process ran
         self.x64_enabled: bool | None = None  # the submission's claim, for a hint only
+        self.notebook: NotebookInfo | None = None
         self.problem = problem
         self.expected = expected
         self.submission = submission
@@ -457,6 +497,7 @@ class _Builder:
             seconds=time.monotonic() - self.started,
             versions=versions(),
             created=datetime.now(UTC).isoformat(timespec="seconds"),
+            notebook=self.notebook,
         )
 
     def failed(

@@ -374,8 +374,21 @@ class ErrorInfo(Frozen):
         (), max_length=50, description="Traceback from the student's first frame."
     )
     line: int | None = Field(
-        None, ge=0, le=10**9, description="Line in the submission the error points at."
+        None,
+        ge=0,
+        le=10**9,
+        description="Line in the submission the error points at (in a notebook: in its cell).",
     )
+    cell: int | None = Field(
+        None, ge=1, le=10**6, description="Notebook only: the code cell of that line (1 = first)."
+    )
+
+    @property
+    def location(self) -> str:
+        """`line 3`, or in a notebook `cell 4, line 3`; '' when no line is known."""
+        if not self.line:
+            return ""
+        return f"cell {self.cell}, line {self.line}" if self.cell else f"line {self.line}"
 
 
 Isolation = Literal["full", "basic", "none"]
@@ -408,6 +421,14 @@ class Confinement(Frozen):
     tmp_bytes: int = Field(description="Size of its private /tmp ('full').")
 
 
+class CellSpan(Frozen):
+    """Where one code cell of a notebook lies in the Python file made from it."""
+
+    cell: int = Field(ge=1, description="The code cell's number: 1 is the notebook's first.")
+    first_line: int = Field(ge=1, description="Its first line in the file.")
+    lines: int = Field(ge=0, description="How many lines it has.")
+
+
 class RunRequest(Frozen):
     """What the trusted side sends to a worker: a file, a function, cases."""
 
@@ -424,6 +445,12 @@ class RunRequest(Frozen):
         (), description="Folders the submission must not see (the reference, the specs)."
     )
     cases: tuple[Case, ...] = Field(description="Cases to run, in order.")
+    cells: tuple[CellSpan, ...] = Field(
+        (),
+        max_length=100_000,
+        description="Notebook only: the file's lines cell by cell; each cell is compiled and run "
+        "on its own, as Jupyter does, so that tracebacks name the cell.",
+    )
     confinement: Confinement | None = Field(
         None, description="Limits and isolation to apply before loading the file."
     )
@@ -538,6 +565,7 @@ class Status(StrEnum):
     FILE_TOO_LARGE = "file_too_large"
     ENCODING_ERROR = "encoding_error"
     SYNTAX_ERROR = "syntax_error"
+    INVALID_NOTEBOOK = "invalid_notebook"
     IMPORT_ERROR = "import_error"
     MISSING_FUNCTION = "missing_function"
     BAD_SIGNATURE = "bad_signature"
@@ -609,6 +637,29 @@ class Hint(Frozen):
     )
     text: str = Field(description="The advice.")
     cases: tuple[int, ...] = Field(description="Indices of the cases that support it.")
+
+
+class LeftOut(Frozen):
+    """A statement or line of a notebook that did not run when it was graded."""
+
+    cell: int = Field(ge=1, description="Code cell (1 is the notebook's first code cell).")
+    line: int = Field(ge=1, description="First line of it in that cell.")
+    text: str = Field(max_length=200, description="Its first line, shortened.")
+    why: str = Field(max_length=300, description="Why it did not run.")
+
+
+class NotebookInfo(Frozen):
+    """How a notebook submission was turned into the code that ran (grader/notebook.py)."""
+
+    code_cells: int = Field(ge=0, description="Code cells in the notebook.")
+    ran: str = Field(description="What of the notebook runs when it is graded, in words.")
+    left_out: tuple[LeftOut, ...] = Field(
+        (), max_length=200, description="What did not run, by cell (the first 200)."
+    )
+    left_out_count: int = Field(0, ge=0, description="How many statements and lines in all.")
+    note: str | None = Field(
+        None, description="Something about the file itself, e.g. a schema problem graded anyway."
+    )
 
 
 class SubmissionInfo(Frozen):
@@ -693,6 +744,9 @@ class Report(Frozen):
     )
     versions: Versions = Field(description="Software that produced the report.")
     created: str = Field(description="When the report was made, ISO 8601 UTC.")
+    notebook: NotebookInfo | None = Field(
+        None, description="Set for a notebook (.ipynb): what of it ran and what was left out."
+    )
     practice: PracticeInfo | None = Field(
         None,
         description="Set for a practice run: graded on the public cases of a pack, against "

@@ -93,7 +93,14 @@ def load_problem(
 
 
 def defined_functions(source: str) -> set[str]:
-    """Names of the top-level functions a source defines, without running it."""
+    """Names of the top-level functions a source defines, without running it (a notebook's
+    text: those its code cells define)."""
+    if source.lstrip().startswith("{"):  # a notebook's JSON (which Python would parse too)
+        from grader import notebook  # imports grader.run: only when it is needed
+
+        converted = notebook.convert(source.encode(errors="replace"), "notebook.ipynb")
+        if isinstance(converted, notebook.Converted):
+            source = converted.source
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):

@@ -69,6 +69,8 @@ def verdict(report: Report) -> Group:
             parts.append(
                 _frames(first_error.error.frames, first_error.error.type, first_error.error.message)
             )
+    if report.notebook is not None:
+        parts.extend(_notebook_lines(report))
     if report.stdout.strip():
         parts.append(Text("Your code printed (end of stdout):", style="bold"))
         parts.append(Text(_last_lines(report.stdout), style="dim"))
@@ -86,6 +88,39 @@ def verdict(report: Report) -> Group:
         )
     )
     return Group(*parts)  # type: ignore[arg-type]
+
+
+_LEFT_OUT_SHOWN = 8
+
+
+def _notebook_lines(report: Report) -> list[Text]:
+    """What of a notebook ran, and what was left out, by cell (the first few)."""
+    info = report.notebook
+    assert info is not None
+    lines = []
+    if info.note:
+        lines.append(Text(f"note: {_safe(info.note)}", style="yellow"))
+    count = info.left_out_count
+    left = (
+        f"; left out {count} statement{'s' if count != 1 else ''} and line"
+        f"{'s' if count != 1 else ''} that do not define anything:"
+        if count
+        else "; nothing was left out."
+    )
+    lines.append(
+        Text(
+            f"Notebook, {info.code_cells} code cells: imports, definitions and assignments ran"
+            f"{left}",
+            style="bold",
+        )
+    )
+    for item in info.left_out[:_LEFT_OUT_SHOWN]:
+        lines.append(
+            Text(f"  cell {item.cell}, line {item.line}: {_safe(item.text)}  ({_safe(item.why)})")
+        )
+    if count > _LEFT_OUT_SHOWN:
+        lines.append(Text(f"  and {count - _LEFT_OUT_SHOWN} more (the report's notebook.left_out)"))
+    return lines
 
 
 def _case_table(report: Report) -> Table:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+
+from grader.models import CaseReason, Report, Status
 
 GOLDENS = Path(__file__).parent / "goldens"
 
@@ -60,3 +63,100 @@ def assert_golden(request: pytest.FixtureRequest, name: str, text: str) -> None:
             f"{data.decode('utf-8', errors='replace')}",
             pytrace=False,
         )
+
+
+def notebook_from_source(source: str, *, demo_call: str | None = None) -> dict[str, object]:
+    """A notebook (nbformat 4, as JSON data) holding a .py submission split into cells the way
+    a student writes it in Colab: a `!pip install` cell, the imports with `%matplotlib inline`
+    and a Colab import, markdown between, one cell per class or function, the rest of the file
+    in a cell of its own, and a last demo cell that calls the function and prints."""
+    import ast as ast_module
+
+    tree = ast_module.parse(source)
+    lines = source.splitlines()
+
+    def text(node: ast_module.stmt) -> str:
+        start = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
+        return "\n".join(lines[start - 1 : node.end_lineno])
+
+    is_import = (ast_module.Import, ast_module.ImportFrom)
+    imports = [text(n) for n in tree.body if isinstance(n, is_import)]
+    blocks = [
+        text(n)
+        for n in tree.body
+        if not isinstance(n, is_import)
+        and not (isinstance(n, ast_module.Expr) and isinstance(n.value, ast_module.Constant))
+    ]
+
+    def code(body: str) -> dict[str, object]:
+        return {
+            "cell_type": "code",
+            "execution_count": None,
+            "metadata": {},
+            "outputs": [],
+            "source": body.splitlines(keepends=True),
+        }
+
+    def markdown(body: str) -> dict[str, object]:
+        return {"cell_type": "markdown", "metadata": {}, "source": body}
+
+    cells = [
+        markdown("# Exercise: graphdef vs state"),
+        code("!pip install -q flax"),
+        code(
+            "%matplotlib inline\n"
+            + "\n".join([*imports, "import jax.numpy as jnp"])
+            + "\nimport matplotlib.pyplot as plt\nfrom google.colab import drive\n"
+            + "drive.mount('/content/drive')"
+        ),
+        markdown("## My solution"),
+        *(code(block) for block in blocks),
+        code(
+            "x = jnp.ones(3)\n"
+            + (demo_call or "print(graphdef_vs_state(0, x, 3, 4))")
+            + "\nplt.plot([1, 2, 3])"
+        ),
+    ]
+    for number, cell in enumerate(cells):
+        cell["id"] = f"cell-{number}"
+    return {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {
+            "colab": {"provenance": []},
+            "kernelspec": {"name": "python3", "display_name": "Python 3"},
+        },
+        "cells": cells,
+    }
+
+
+def header(path: Path, key: str) -> list[str]:
+    """The names listed on a corpus file's `# key: a, b` line."""
+    match = re.search(rf"^# {key}: (.+)$", path.read_text(), re.MULTILINE)
+    assert match, f"{path} must have a '# {key}:' line"
+    return [name.strip() for name in match.group(1).split(",")]
+
+
+def assert_graded_as_labelled(path: Path, report: Report) -> None:
+    """A wrong corpus file's report fails the outputs its `# fails:` line names and gives the
+    hint its `# hint:` line names (none: no hint at all)."""
+    assert report.status is Status.GRADED, report.message
+    assert report.score < report.max_score
+    for failure in header(path, "fails"):
+        if failure == "exception":
+            assert any(c.reason is CaseReason.EXCEPTION for c in report.cases)
+        else:
+            flagged = [
+                c
+                for c in report.cases
+                if any(o.name == failure and not o.passed for o in c.outputs)
+            ]
+            assert flagged, f"no case reported {failure} as wrong"
+            assert all(failure in c.message for c in flagged)
+    (hint,) = header(path, "hint")
+    given = [h.id for h in report.hints]
+    if hint == "none":  # no known mistake explains it: better no hint than a wrong one
+        assert given == []
+    else:
+        assert hint in given, f"expected the {hint!r} hint, got {given}"
+        assert len(given) <= 2  # at most a tie of mistakes giving the very same numbers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import SUBMISSIONS
+from helpers import notebook_from_source
 from junitparser import Error, Failure, JUnitXml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,6 +54,8 @@ def course(tmp_path: Path) -> Path:
     shutil.copyfile(SUBMISSIONS / "wrong" / "state_keys.py", repo / "submissions" / "bob.py")
     shutil.copyfile(SUBMISSIONS / "faults" / "syntax_error.py", repo / "submissions" / "dave.py")
     (repo / "submissions" / "mallory.py").write_text(INJECTION)
+    erin = notebook_from_source((SUBMISSIONS / "faults" / "raises.py").read_text())
+    (repo / "submissions" / "erin.ipynb").write_text(json.dumps(erin))
     (repo / "submissions" / "notes.txt").write_text("not python\n")
     (repo / "docs.md").write_text("outside submissions/\n")
     git(repo, "rm", "-q", "submissions/old.py")
@@ -99,13 +103,14 @@ def test_pull_request_is_graded_into_summary_junit_and_annotations(
     summary = summary_path.read_text()
     rows = {
         m.group(1): m.group(2)
-        for m in re.finditer(r"\| ` (submissions/\w+\.py) ` \| (\S*)", summary)
+        for m in re.finditer(r"\| ` (submissions/\w+\.(?:py|ipynb)) ` \| (\S*)", summary)
     }
     assert rows == {
         "submissions/alice.py": "14/14",
         "submissions/bob.py": "0/14",
         "submissions/carol.py": "14/14",
         "submissions/dave.py": "0/14",
+        "submissions/erin.ipynb": "0/14",
         "submissions/mallory.py": "0/14",
         "submissions/old.py": "|",
     }
@@ -121,6 +126,7 @@ def test_pull_request_is_graded_into_summary_junit_and_annotations(
         "submissions/bob.py",
         "submissions/carol.py",
         "submissions/dave.py",
+        "submissions/erin.ipynb",
         "submissions/mallory.py",
     }
     assert all(len(list(suite)) == 14 for suite in suites.values())
@@ -133,6 +139,13 @@ def test_pull_request_is_graded_into_summary_junit_and_annotations(
     errors = [line for line in commands if line.startswith("::error")]
     assert any(line.startswith("::error file=submissions/dave.py,line=6,") for line in errors)
     assert any(line.startswith("::error file=submissions/mallory.py,line=3,") for line in errors)
+    # A notebook's error is in a cell: the file's first line is marked, the title says where.
+    assert any(
+        line.startswith("::error file=submissions/erin.ipynb,line=1,title=IndexError in case 0 at ")
+        and "cell 3%2C line 3::" in line
+        for line in errors
+    ), errors
+    assert "raised IndexError at cell 3, line 3: list index out of range" in summary
     # The injected text is escaped inside our own annotation, never a command of its own.
     assert not any("README.md" in line.split("::")[1] for line in errors)
     assert all("file=submissions/" in line for line in errors)

@@ -110,19 +110,32 @@ def load(
         raw = stream.read()
     source = importlib.util.decode_source(raw)
     name = request.display_name
-    linecache.cache[name] = (len(source), None, source.splitlines(True), name)
-    try:
-        code = compile(source, name, "exec", dont_inherit=True)
-    except SyntaxError as exc:
-        return fail("syntax_error", *describe_syntax_error(exc, name))
-    except (ValueError, RecursionError, MemoryError) as exc:
-        return fail("syntax_error", f"Python cannot compile {name}: {exc}")
+    # A notebook runs cell by cell, as Jupyter runs it, each compiled under its own name
+    # ("solution.ipynb, cell 4") so that tracebacks and line numbers are the cell's.
+    pieces = [(name, source)]
+    if request.cells:
+        lines = source.splitlines(True)
+        pieces = [
+            (cell_name(name, span.cell), "".join(lines[span.first_line - 1 :][: span.lines]))
+            for span in request.cells
+        ]
+    codes = []
+    for piece_name, piece in pieces:
+        linecache.cache[piece_name] = (len(piece), None, piece.splitlines(True), piece_name)
+        try:
+            codes.append(compile(piece, piece_name, "exec", dont_inherit=True))
+        except SyntaxError as exc:
+            cell = cell_of(piece_name, name)
+            return fail("syntax_error", *describe_syntax_error(exc, piece_name, cell))
+        except (ValueError, RecursionError, MemoryError) as exc:
+            return fail("syntax_error", f"Python cannot compile {piece_name}: {exc}")
 
     module = types.ModuleType("submission")
     module.__file__ = name
     sys.modules["submission"] = module
     try:
-        exec(code, module.__dict__)  # noqa: S102  (this is the untrusted process)
+        for code in codes:
+            exec(code, module.__dict__)  # noqa: S102  (this is the untrusted process)
     except ImportError as exc:
         error = error_info(exc, name)
         missing = exc.name or str(exc)
@@ -190,14 +203,20 @@ def load(
     return function, scale_function
 
 
-def describe_syntax_error(exc: SyntaxError, name: str) -> tuple[str, ErrorInfo]:
-    """A syntax error as a student reads it: where, what, and the offending line."""
+def describe_syntax_error(
+    exc: SyntaxError, name: str, cell: int | None = None
+) -> tuple[str, ErrorInfo]:
+    """A syntax error as a student reads it: where, what, and the offending line (`name` is
+    the file, or a notebook's cell: `solution.ipynb, cell 4`)."""
     line = exc.lineno or 0
     where = f"line {line}" + (f", column {exc.offset}" if exc.offset else "")
     text = (exc.text or "").rstrip()
     shown = f"\n    {text.strip()}" if text.strip() else ""
     error = ErrorInfo(
-        type=type(exc).__name__, message=clean(str(exc.msg), MESSAGE_LIMIT), line=line or None
+        type=type(exc).__name__,
+        message=clean(str(exc.msg), MESSAGE_LIMIT),
+        line=line or None,
+        cell=cell,
     )
     return f"Python cannot parse {name}, {where}: {exc.msg}{shown}", error
 
@@ -331,17 +350,19 @@ def error_info(exc: BaseException, display_name: str) -> ErrorInfo:
     name = kind.__name__
     if name in _BUILTIN_EXCEPTIONS and _BUILTIN_EXCEPTIONS[name] is not kind:
         name = f"{kind.__module__}.{name}"
-    first = next((i for i, f in enumerate(summary) if f.filename == display_name), len(summary))
-    chosen = [frame for frame in summary[first:] if frame.filename == display_name]
+
+    def own(filename: str) -> bool:
+        return filename == display_name or filename.startswith(cell_name(display_name, ""))
+
+    first = next((i for i, f in enumerate(summary) if own(f.filename)), len(summary))
+    chosen = [frame for frame in summary[first:] if own(frame.filename)]
     chosen = chosen[-(FRAME_LIMIT - 1) :]
-    if summary[first:] and summary[-1].filename != display_name:
+    if summary[first:] and not own(summary[-1].filename):
         chosen.append(summary[-1])
     frames = [
         Frame(
             file=clean(
-                frame.filename
-                if frame.filename == display_name
-                else short_library_path(frame.filename),
+                frame.filename if own(frame.filename) else short_library_path(frame.filename),
                 1000,
             ),
             line=frame.lineno or 0,
@@ -350,17 +371,30 @@ def error_info(exc: BaseException, display_name: str) -> ErrorInfo:
         )
         for frame in chosen
     ]
-    student_lines = [f.line for f in frames if f.file == display_name]
+    student_frames = [f for f in frames if own(f.file)]
     try:
         message = str(exc)
     except Exception:
         message = "<the exception's message could not be shown>"
+    last = student_frames[-1] if student_frames else None
     return ErrorInfo(
         type=clean(name, 200),
         message=clean(message, MESSAGE_LIMIT),
         frames=tuple(frames),
-        line=student_lines[-1] if student_lines else None,
+        line=last.line if last else None,
+        cell=cell_of(last.file, display_name) if last else None,
     )
+
+
+def cell_name(display_name: str, cell: int | str) -> str:
+    """The name a notebook's cell is compiled under: `solution.ipynb, cell 4`."""
+    return f"{display_name}, cell {cell}"
+
+
+def cell_of(filename: str, display_name: str) -> int | None:
+    prefix = cell_name(display_name, "")
+    number = filename[len(prefix) :] if filename.startswith(prefix) else ""
+    return int(number) if number.isdigit() and 0 < len(number) < 7 else None
 
 
 def short_library_path(path: str) -> str:
@@ -388,7 +422,7 @@ def described(exc: BaseException, display_name: str) -> ErrorInfo:
 
 
 def where_line(message: str, error: ErrorInfo) -> str:
-    return f"{message} (line {error.line})" if error.line else message
+    return f"{message} ({error.location})" if error.location else message
 
 
 def short(text: str, limit: int = 200) -> str:

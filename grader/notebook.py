@@ -1,0 +1,553 @@
+"""Notebook submissions (.ipynb): which lines of a notebook run when it is graded.
+
+Trusted side. The notebook's JSON is read and validated here with nbformat, and its code cells
+are turned into a Python file by parsing only: nothing of the notebook runs in this process.
+The worker then compiles and runs that file cell by cell (as Jupyter does), so that a traceback
+says `solution.ipynb, cell 4`, line 3.
+
+What runs (the rule is also in the README and in every notebook's report, `RAN`): a notebook
+carries demo code (prints, plots, training loops, calls of the function on test values,
+`drive.mount(...)`), which Colab ran with the student watching but which has no place in a
+grading. So of each code cell, in order, only the definitions run:
+
+- imports, except Colab-only ones (`google.colab`) and modules the grader does not have
+  (matplotlib, say): a notebook that imports them still works as long as the function does
+  not need them;
+- `def`, `class` (with their decorators) and `jax.config.update(...)`;
+- assignments, unless they call something the notebook defines (`model = TwoLayer(...)`,
+  `out = graphdef_vs_state(...)`), call `print`/`input`/`open`/..., or use a name left out.
+
+Everything else is left out and listed by cell and line: expressions and calls, `for`,
+`while`, `if`, `with`, `try`, shell lines (`!pip install ...`), line magics (`%matplotlib
+inline`) and cells run by a cell magic other than `%%time`/`%%capture` (whose body is Python
+and runs). A function that worked in the notebook therefore works here; one that reads a global
+computed by demo code fails with a NameError naming it, and the report lists the line that was
+left out.
+
+`check()` at the bottom is the in-notebook check: `grader.notebook.check("graphdef_vs_state")`
+in a Jupyter or Colab cell grades what the kernel has run so far.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import re
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from grader.models import CellSpan, LeftOut, NotebookInfo, Status
+from grader.run import LoadFailure
+from grader.run.worker import describe_syntax_error
+
+if TYPE_CHECKING:
+    from grader.models import Report
+
+SUFFIX = ".ipynb"
+# What a submission file may be: Python source, or a Jupyter/Colab notebook.
+SUBMISSION_SUFFIXES = (".py", SUFFIX)
+# Notebooks keep their cells' outputs (plots are base64 images), so they are larger than the
+# code in them: the file may be this big, the code kept from it is bounded like a .py file.
+MAX_NOTEBOOK_BYTES = 16 * 1024 * 1024
+MAX_LEFT_OUT_LISTED = 200
+
+RAN = (
+    "Graded as a notebook: of its code cells, in order, the imports, function and class "
+    "definitions and assignments ran; demo code (calls, prints, loops, plots), shell commands "
+    "(!), magics (%) and Colab-only imports were left out."
+)
+
+# Cell magics whose body is Python that the kernel runs: the magic line is dropped, the body
+# kept. Any other cell magic (%%bash, %%writefile, %%html, ...) drops its whole cell.
+_PYTHON_CELL_MAGICS = {"time", "capture", "timeit", "prun"}
+# Builtins whose call in an assignment needs a person or a file: left out.
+_INTERACTIVE = {"print", "input", "open", "breakpoint", "help", "exec", "eval", "display"}
+# An assignment from a shell command or magic: `files = !ls`, `t = %timeit -o f()`.
+_MAGIC_ASSIGNMENT = re.compile(r"^\s*[\w.,\s]+=\s*[!%]")
+
+
+def is_notebook(name: str | Path) -> bool:
+    return str(name).lower().endswith(SUFFIX)
+
+
+@dataclass(frozen=True)
+class Converted:
+    """A notebook as the Python file that runs, and what the report says about it."""
+
+    source: str
+    cells: tuple[CellSpan, ...]
+    info: NotebookInfo
+
+
+@dataclass
+class _Selection:
+    """Statements kept and left out while walking the notebook's cells in order."""
+
+    defined: set[str] = field(default_factory=set)  # functions and classes of the notebook
+    graders: set[str] = field(default_factory=set)  # names imports of the grader itself bind
+    left_out_names: set[str] = field(default_factory=set)  # names only demo code assigns
+    left_out: list[LeftOut] = field(default_factory=list)
+
+    def leave_out(self, cell: int, line: int, text: str, why: str) -> None:
+        first = text.strip().splitlines()[0] if text.strip() else text
+        shown = first if len(first) <= 120 else first[:117] + "..."
+        self.left_out.append(LeftOut(cell=cell, line=max(line, 1), text=shown, why=why))
+
+
+def read(raw: bytes, name: str) -> tuple[list[str], str | None] | LoadFailure:
+    """The sources of a notebook's code cells, in order, and a note when nbformat's schema
+    check found something that does not stop grading; or why the file is not a notebook."""
+
+    def invalid(message: str) -> LoadFailure:
+        return LoadFailure(Status.INVALID_NOTEBOOK, message)
+
+    if len(raw) > MAX_NOTEBOOK_BYTES:
+        return LoadFailure(
+            Status.FILE_TOO_LARGE,
+            f"{name} is larger than {MAX_NOTEBOOK_BYTES // (1024 * 1024)} MiB, the most a "
+            f"notebook may be. Clear its outputs (Edit > Clear all outputs) and save it again.",
+        )
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return invalid(
+            f"{name} is not a notebook: byte {exc.start} is not UTF-8 text. Download it again "
+            f"from Jupyter or Colab (File > Download > Download .ipynb)."
+        )
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return invalid(
+            f"{name} is not a notebook: it is not valid JSON ({exc.msg} at line {exc.lineno}, "
+            f"column {exc.colno}). Was it saved by hand or cut short? Download it again from "
+            f"Jupyter or Colab (File > Download > Download .ipynb)."
+        )
+    except RecursionError:
+        return invalid(f"{name} is not a notebook: its JSON is nested too deeply.")
+    if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
+        major = data.get("nbformat") if isinstance(data, dict) else None
+        if isinstance(major, int) and major < 4:
+            return invalid(
+                f"{name} is an nbformat {major} notebook (from IPython 3 or older); the grader "
+                f"reads nbformat 4. Open it in Jupyter and save it: Jupyter converts it."
+            )
+        return invalid(
+            f"{name} is not a notebook: a .ipynb file is a JSON object with a list of 'cells'."
+        )
+    major = data.get("nbformat")
+    if major != 4:
+        return invalid(
+            f"{name} says it is an nbformat {major!r} notebook; the grader reads nbformat 4 (what "
+            f"Jupyter and Colab save). Open it in Jupyter and save it again."
+        )
+    note = _schema_problem(data)
+    sources: list[str] = []
+    for number, cell in enumerate(data["cells"], start=1):
+        if not isinstance(cell, dict) or "cell_type" not in cell:
+            return invalid(f"{name}: cell {number} of the notebook is not a cell object.")
+        if cell["cell_type"] != "code":
+            continue  # markdown and raw cells are text for people
+        source = cell.get("source", "")
+        if isinstance(source, list) and all(isinstance(part, str) for part in source):
+            source = "".join(source)
+        if not isinstance(source, str):
+            return invalid(f"{name}: the source of cell {number} is not text.")
+        sources.append(source)
+    if not sources:
+        return invalid(
+            f"{name} has no code cells, so there is no function to grade. Write your function "
+            f"in a code cell, run it, and save the notebook."
+        )
+    return sources, note
+
+
+def _schema_problem(data: dict[str, Any]) -> str | None:
+    """What nbformat's schema finds wrong, when the cells are still readable. Editors other
+    than Jupyter (and Colab now and then) write notebooks that break the schema in places that
+    do not matter here, such as metadata; such a notebook is graded, and the report says so."""
+    import nbformat  # the schema and its validator load in ~0.2 s: only for notebooks
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nbformat warns about missing cell ids: not our matter
+        try:
+            nbformat.validate(data, version=4, relax_add_props=True)
+        except nbformat.ValidationError as exc:
+            where = "/".join(str(part) for part in getattr(exc, "absolute_path", ()) or ())
+            message = str(getattr(exc, "message", exc)).splitlines()[0][:200]
+            at = f" at {where}" if where else ""
+            return f"The notebook breaks nbformat 4's schema{at} ({message}); graded anyway."
+    return None
+
+
+def convert(raw: bytes, name: str) -> Converted | LoadFailure:
+    """A notebook file as the Python file that runs, or why it cannot be graded."""
+    read_result = read(raw, name)
+    if isinstance(read_result, LoadFailure):
+        return read_result
+    sources, note = read_result
+    return convert_cells(sources, name, note=note)
+
+
+def convert_cells(
+    sources: Sequence[str],
+    name: str,
+    *,
+    note: str | None = None,
+) -> Converted | LoadFailure:
+    """Code cells (their sources, in order) as the Python file that runs; a cell that is not
+    Python once its shell lines and magics are dropped is a syntax error located by cell."""
+    selection = _Selection()
+    chunks: list[str] = []
+    spans: list[CellSpan] = []
+    line = 1
+    for number, source in enumerate(sources, start=1):
+        label = f"{name}, cell {number}"
+        python, dropped_lines = _without_ipython(source)
+        for at, text, why in dropped_lines:
+            selection.leave_out(number, at, text, why)
+        try:
+            tree = ast.parse(python, filename=label)
+        except SyntaxError as exc:
+            return _syntax_failure(exc, label, number)
+        except (ValueError, RecursionError, MemoryError) as exc:
+            return LoadFailure(Status.SYNTAX_ERROR, f"Python cannot parse {label}: {exc}")
+        kept = _kept_source(python, tree, number, selection)
+        count = kept.count("\n")
+        chunks.append(kept)
+        spans.append(CellSpan(cell=number, first_line=line, lines=count))
+        line += count
+    info = NotebookInfo(
+        code_cells=len(sources),
+        ran=RAN,
+        left_out=tuple(selection.left_out[:MAX_LEFT_OUT_LISTED]),
+        left_out_count=len(selection.left_out),
+        note=note,
+    )
+    return Converted(source="".join(chunks), cells=tuple(spans), info=info)
+
+
+def _syntax_failure(exc: SyntaxError, label: str, cell: int) -> LoadFailure:
+    return LoadFailure(Status.SYNTAX_ERROR, *describe_syntax_error(exc, label, cell))
+
+
+def _without_ipython(source: str) -> tuple[str, list[tuple[int, str, str]]]:
+    """The cell as Python, with IPython's own syntax (shell lines, magics) blanked out, line
+    numbers kept; and what was dropped, as (line, text, why)."""
+    lines = source.splitlines()
+    first = next((i for i, text in enumerate(lines) if text.strip()), None)
+    if first is not None and lines[first].lstrip().startswith("%%"):
+        magic = lines[first].strip()[2:].split(maxsplit=1)
+        magic_name = magic[0] if magic else ""
+        if magic_name not in _PYTHON_CELL_MAGICS:
+            why = f"cell magic %%{magic_name}: the cell is not run"
+            return "\n" * len(lines), [(first + 1, lines[first], why)]
+        dropped = [(first + 1, lines[first], f"cell magic %%{magic_name} (its Python body runs)")]
+        lines[first] = ""
+        python = "\n".join(lines)
+    else:
+        dropped, python = [], source
+    if _parses_as_python(python):
+        return python, dropped  # plain Python: a `%` or `!` at a line's start is in a string
+    original = python.splitlines()
+    lines = list(original)
+    candidates: list[list[int]] = []  # each: a magic's line, then its continuation lines
+    for at, text in enumerate(original):
+        stripped = text.lstrip()
+        if candidates and candidates[-1][-1] == at - 1 and original[at - 1].rstrip().endswith("\\"):
+            candidates[-1].append(at)  # a magic's continuation line
+            lines[at] = ""
+            continue
+        if stripped.startswith(("!", "%")) or _MAGIC_ASSIGNMENT.match(text):
+            candidates.append([at])
+            # `pass` keeps an indented block valid.
+            lines[at] = f"{text[: len(text) - len(stripped)]}pass"
+    # A line that looks like a magic may be inside a string: put back each one whose removal
+    # the cell does not need in order to parse.
+    for group in candidates:
+        restored = list(lines)
+        for at in group:
+            restored[at] = original[at]
+        if _parses_as_python("\n".join(restored)):
+            lines = restored
+            continue
+        text = original[group[0]]
+        shell = text.lstrip().startswith("!") or text.split("=")[-1].lstrip().startswith("!")
+        kind = "shell command" if shell else "IPython magic"
+        dropped.append((group[0] + 1, text, f"{kind}: not run when grading"))
+    return "\n".join(lines), dropped
+
+
+def _parses_as_python(text: str) -> bool:
+    try:
+        ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
+
+
+def _kept_source(python: str, tree: ast.Module, cell: int, selection: _Selection) -> str:
+    """The cell's text with only its kept top-level statements, each on its own lines."""
+    lines = python.splitlines()
+    out = [""] * len(lines)
+    for statement in tree.body:
+        why = _why_left_out(statement, selection)
+        start = _first_line(statement)
+        if why is not None:
+            if why:  # "" leaves out silently (a string used as a comment, `pass`)
+                text = lines[start - 1] if start - 1 < len(lines) else ""
+                selection.leave_out(cell, start, text, why)
+            continue
+        for at, text in _segment(lines, statement):
+            out[at] = f"{out[at]}; {text}" if out[at] else text
+    return "".join(f"{text}\n" for text in out)
+
+
+def _first_line(statement: ast.stmt) -> int:
+    decorators: list[ast.expr] = getattr(statement, "decorator_list", None) or []
+    return min([statement.lineno, *(d.lineno for d in decorators)])
+
+
+def _segment(lines: list[str], statement: ast.stmt) -> Iterable[tuple[int, str]]:
+    """The statement's own text, line by line (0-based line index, text). Columns are UTF-8
+    byte offsets in ast; a statement sharing a line with others after `;` is cut out of it."""
+    decorators: list[ast.expr] = getattr(statement, "decorator_list", None) or []
+    start_line, start_col = statement.lineno, statement.col_offset
+    if decorators:
+        first = min(decorators, key=lambda d: (d.lineno, d.col_offset))
+        start_line, start_col = first.lineno, max(first.col_offset - 1, 0)  # the '@'
+    end_line = statement.end_lineno or start_line
+    end_col = statement.end_col_offset
+    for at in range(start_line - 1, end_line):
+        encoded = lines[at].encode()
+        begin = start_col if at == start_line - 1 else 0
+        end = end_col if at == end_line - 1 and end_col is not None else len(encoded)
+        text = encoded[begin:end].decode(errors="replace")
+        if at == start_line - 1:
+            text = text.lstrip()
+        yield at, text
+
+
+def _why_left_out(statement: ast.stmt, selection: _Selection) -> str | None:
+    """None to keep the statement; else why it is left out ("" to leave it out unlisted)."""
+    match statement:
+        case ast.FunctionDef() | ast.AsyncFunctionDef() | ast.ClassDef():
+            selection.defined.add(statement.name)
+            selection.left_out_names.discard(statement.name)
+            return None
+        case ast.Import() | ast.ImportFrom():
+            return _why_import_left_out(statement, selection)
+        case ast.Assign() | ast.AnnAssign() | ast.AugAssign():
+            why = _why_assignment_left_out(statement, selection)
+            targets = _assigned_names(statement)
+            if why is None:
+                selection.left_out_names -= targets
+            else:
+                selection.left_out_names |= targets
+            return why
+        case ast.Expr(value=ast.Constant(value=str())) | ast.Pass():
+            return ""
+        case ast.Expr(value=ast.Call(func=func)) if _dotted(func).endswith("config.update"):
+            return None  # jax.config.update("jax_enable_x64", True): part of the set-up
+        case ast.Expr():
+            return "demo code: a call or expression at the top level"
+        case ast.For() | ast.AsyncFor() | ast.While():
+            return "demo code: a loop at the top level"
+        case ast.If():
+            return "demo code: an if at the top level"
+        case ast.Try() | ast.TryStar():
+            return "demo code: a try at the top level"
+        case ast.With() | ast.AsyncWith():
+            return "demo code: a with block at the top level"
+    return "not a definition: only imports, definitions and assignments run"
+
+
+def _why_import_left_out(
+    statement: ast.Import | ast.ImportFrom, selection: _Selection
+) -> str | None:
+    if isinstance(statement, ast.ImportFrom):
+        modules = [statement.module or ""] if statement.level == 0 else []
+        names = [alias.asname or alias.name for alias in statement.names]
+    else:
+        modules = [alias.name for alias in statement.names]
+        names = [alias.asname or alias.name.split(".")[0] for alias in statement.names]
+    for module in modules:
+        if module == "grader" or module.startswith("grader."):
+            selection.graders.update(names)  # kept: but a call of it runs no check here
+            continue
+        if module == "__future__":
+            continue
+        if module == "google.colab" or module.startswith("google.colab."):
+            selection.left_out_names.update(names)
+            return "Colab-only import: not needed for grading"
+        top = module.split(".")[0]
+        if top in sys.stdlib_module_names:
+            continue
+        try:
+            found = importlib.util.find_spec(top) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            selection.left_out_names.update(names)
+            return f"{top} is not installed where grading runs: your function must not need it"
+    selection.left_out_names.difference_update(names)
+    return None
+
+
+def _why_assignment_left_out(statement: ast.stmt, selection: _Selection) -> str | None:
+    value = getattr(statement, "value", None)
+    if value is None:
+        return None  # `x: int`
+    for node in ast.walk(value):
+        if isinstance(node, ast.Call):
+            callee = _dotted(node.func)
+            root = callee.split(".")[0]
+            if root in selection.defined:
+                return f"demo code: calls {root}, defined in the notebook"
+            if root in selection.graders:
+                return "the grader's own check: not run when grading"
+            if callee in _INTERACTIVE:
+                return f"demo code: calls {callee}"
+    used = {node.id for node in ast.walk(statement) if isinstance(node, ast.Name)}
+    if isinstance(statement, ast.Assign | ast.AnnAssign):
+        # A target's own name is not "used" (x = 1 after x was left out is fine).
+        targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+        used = {node.id for node in ast.walk(value) if isinstance(node, ast.Name)} | {
+            node.id
+            for target in targets
+            if not isinstance(target, ast.Name)
+            for node in ast.walk(target)
+            if isinstance(node, ast.Name)
+        }
+    needs = sorted(used & selection.left_out_names)
+    if needs:
+        return f"uses {needs[0]}, which is left out"
+    return None
+
+
+def _assigned_names(statement: ast.stmt) -> set[str]:
+    if isinstance(statement, ast.Assign):
+        targets = statement.targets
+    elif isinstance(statement, ast.AnnAssign | ast.AugAssign):
+        targets = [statement.target]
+    else:
+        return set()
+    return {
+        node.id
+        for target in targets
+        for node in ast.walk(target)
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)
+    }
+
+
+def _dotted(node: ast.expr) -> str:
+    """`jax.config.update` for that attribute chain; '' for anything else."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return ""
+
+
+# The in-notebook check -----------------------------------------------------------------------
+
+
+def check(
+    problem_id: str | None = None,
+    *,
+    pack: str | Path | None = None,
+    seed: int | None = None,
+    show: bool = True,
+    shell: Any = None,
+) -> Report:
+    """Check the function this notebook's kernel has defined, without leaving the notebook.
+
+    In Jupyter or Colab, after `%pip install grader` (or the course's wheel):
+
+        import grader.notebook
+        grader.notebook.check("graphdef_vs_state")
+
+    The cells the kernel has run, in the order they ran (its `In` history: a cell run twice
+    counts twice, as in the kernel), become a notebook that is graded exactly like a submitted
+    .ipynb: on the course's public practice pack when there is one (`pack=` a folder or its
+    pack.json, else packs/<problem id>/ as `grader check` finds it), else with the reference
+    when this machine has it. A run cell that is not Python (a typo fixed in a later run) is
+    left out. Prints the verdict as `grader check` does; returns the report (student's view).
+    """
+    from grader.feedback import student_view
+    from grader.render import print_report
+
+    if shell is None:
+        from IPython import get_ipython  # present wherever a notebook runs
+
+        shell = get_ipython()
+        if shell is None:
+            raise RuntimeError(
+                "grader.notebook.check() grades the cells a notebook's kernel has run: call it "
+                "in a Jupyter or Colab notebook. For a file, run `grader check FILE` instead."
+            )
+    # The cells as typed (`In` holds them after IPython's rewriting: `!ls` is a call there).
+    raw_history = shell.history_manager.input_hist_raw[1:]
+    history = [cell for cell in raw_history if isinstance(cell, str)]
+    report = _grade_history(history, problem_id, pack, seed)
+    view = student_view(report)
+    if show:
+        from rich.console import Console
+
+        print_report(view, Console(file=sys.stdout, force_jupyter=False, soft_wrap=True))
+    return view
+
+
+_NOT_PYTHON = "# (a run of this cell was not Python, a typo fixed later, say: left out)\n"
+
+
+def _grade_history(
+    history: Sequence[str], problem_id: str | None, pack: str | Path | None, seed: int | None
+) -> Report:
+    from grader import pack as packs
+    from grader.grading import check as check_file
+    from grader.problems import find_problem
+
+    sources = [
+        cell if _parses_as_python(_without_ipython(cell)[0]) else _NOT_PYTHON for cell in history
+    ]
+    notebook = {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {},
+        "cells": [
+            {
+                "cell_type": "code",
+                "id": f"run-{number}",
+                "metadata": {},
+                "execution_count": number,
+                "outputs": [],
+                "source": source,
+            }
+            for number, source in enumerate(sources, start=1)
+        ],
+    }
+    with tempfile.TemporaryDirectory(prefix="grader-notebook-") as folder:
+        path = Path(folder) / "notebook.ipynb"
+        path.write_text(json.dumps(notebook))
+        name = "this notebook"
+        location = Path(pack) if pack is not None else None
+        if location is None:
+            python = convert_cells(sources, name)
+            code = python.source if isinstance(python, Converted) else ""
+            location = packs.find_pack(code, problem_id)
+        if location is not None:
+            practice = packs.practice_problem(packs.load_pack(location), location)
+            if problem_id is not None and practice.problem.spec.id != problem_id:
+                raise ValueError(f"the pack at {location} is for {practice.problem.spec.id!r}")
+            return packs.check_practice(path, practice, display_name=name)
+        problem = find_problem(path.read_text(), problem_id=problem_id)
+        return check_file(path, problem=problem, seed=seed, display_name=name)

@@ -1,0 +1,395 @@
+"""Notebook submissions (.ipynb): what of a notebook runs, errors located by cell, broken
+notebooks, notebooks graded by check, batch, ci and a pack, and the in-notebook check."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import SUBMISSIONS, TOY, ReferenceCache
+from helpers import assert_graded_as_labelled, notebook_from_source
+
+from grader.grading import grade
+from grader.models import Report, Status
+from grader.notebook import Converted, convert, convert_cells
+from grader.problems import Problem, defined_functions
+from grader.run import LoadFailure, SubprocessRunner
+
+GRADER = [sys.executable, "-m", "grader"]
+
+
+@pytest.fixture(scope="module")
+def runner() -> SubprocessRunner:
+    """One runner for the module: its zygote imports jax once, not once per grading."""
+    return SubprocessRunner()
+
+
+def notebook(*cells: str, markdown: str | None = "# Notes") -> bytes:
+    items: list[dict[str, object]] = []
+    if markdown is not None:
+        items.append({"cell_type": "markdown", "id": "md", "metadata": {}, "source": markdown})
+    for number, source in enumerate(cells):
+        items.append(
+            {
+                "cell_type": "code",
+                "id": f"c{number}",
+                "metadata": {},
+                "execution_count": None,
+                "outputs": [],
+                "source": source,
+            }
+        )
+    return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": items}).encode()
+
+
+def converted(*cells: str) -> Converted:
+    result = convert(notebook(*cells), "hw.ipynb")
+    assert isinstance(result, Converted), result
+    return result
+
+
+def cell_code(result: Converted, cell: int) -> list[str]:
+    span = result.cells[cell - 1]
+    lines = result.source.splitlines()
+    return lines[span.first_line - 1 : span.first_line - 1 + span.lines]
+
+
+# What runs --------------------------------------------------------------------------------
+
+
+def test_definitions_run_and_demo_code_is_left_out_and_listed() -> None:
+    result = converted(
+        "!pip install -q flax\n%matplotlib inline\nimport jax.numpy as jnp\n"
+        "from google.colab import drive\ndrive.mount('/content/drive')",
+        "HIDDEN = 4\nx = jnp.ones(3)\n\n@staticmethod\ndef helper(v):\n    return v + HIDDEN",
+        "class Model:\n    pass\n\nmodel = Model()\nparams = model.params\ny = jnp.zeros(2)",
+        "print(helper(x))\nfor i in range(3):\n    helper(i)\nresult = helper(x)",
+    )
+    assert cell_code(result, 1) == ["", "", "import jax.numpy as jnp", "", ""]
+    assert cell_code(result, 2) == [
+        "HIDDEN = 4",
+        "x = jnp.ones(3)",
+        "",
+        "@staticmethod",
+        "def helper(v):",
+        "    return v + HIDDEN",
+    ]
+    assert cell_code(result, 3) == ["class Model:", "    pass", "", "", "", "y = jnp.zeros(2)"]
+    assert cell_code(result, 4) == ["", "", "", ""]
+    why = {(item.cell, item.line): item.why for item in result.info.left_out}
+    assert why == {
+        (1, 1): "shell command: not run when grading",
+        (1, 2): "IPython magic: not run when grading",
+        (1, 4): "Colab-only import: not needed for grading",
+        (1, 5): "demo code: a call or expression at the top level",
+        (3, 4): "demo code: calls Model, defined in the notebook",
+        (3, 5): "uses model, which is left out",
+        (4, 1): "demo code: a call or expression at the top level",
+        (4, 2): "demo code: a loop at the top level",
+        (4, 4): "demo code: calls helper, defined in the notebook",
+    }
+    assert result.info.code_cells == 4 and result.info.left_out_count == 9
+    texts = {item.text for item in result.info.left_out}
+    assert "drive.mount('/content/drive')" in texts and "for i in range(3):" in texts
+
+
+def test_a_module_the_grader_lacks_is_left_out_and_so_is_what_uses_it() -> None:
+    assert importlib.util.find_spec("seaborn") is None  # the example needs a missing module
+    result = converted("import seaborn as sns\nimport numpy as np\npalette = sns.color_palette()")
+    assert cell_code(result, 1) == ["", "import numpy as np", ""]
+    assert [item.why for item in result.info.left_out] == [
+        "seaborn is not installed where grading runs: your function must not need it",
+        "uses sns, which is left out",
+    ]
+
+
+def test_jax_config_and_statements_after_a_semicolon() -> None:
+    result = converted(
+        'import jax; print("hi"); import numpy as np\njax.config.update("jax_enable_x64", True)'
+    )
+    assert cell_code(result, 1) == [
+        "import jax; import numpy as np",
+        'jax.config.update("jax_enable_x64", True)',
+    ]
+
+
+def test_cell_magics_a_python_body_runs_other_cells_do_not() -> None:
+    result = converted(
+        "%%time\ndef f(x):\n    return x",
+        "%%bash\necho hi\nls",
+        "%%writefile helper.py\ndef g():\n    pass",
+    )
+    assert cell_code(result, 1) == ["", "def f(x):", "    return x"]
+    assert cell_code(result, 2) == ["", "", ""]
+    assert cell_code(result, 3) == ["", "", ""]
+    assert [item.why for item in result.info.left_out] == [
+        "cell magic %%time (its Python body runs)",
+        "cell magic %%bash: the cell is not run",
+        "cell magic %%writefile: the cell is not run",
+    ]
+
+
+def test_magics_inside_blocks_and_strings() -> None:
+    result = converted(
+        'def f():\n    !echo inside\n    return """\n%not a magic\n"""\nfiles = !ls\n'
+        "!pip install \\\n   flax"
+    )
+    assert cell_code(result, 1) == [
+        "def f():",
+        "    pass",  # keeps the block valid
+        '    return """',
+        "%not a magic",
+        '"""',
+        "",
+        "",  # the continuation line, blank at the end of the cell, is not kept at all
+    ]
+    assert [(item.line, item.why) for item in result.info.left_out] == [
+        (2, "shell command: not run when grading"),
+        (6, "shell command: not run when grading"),
+        (7, "shell command: not run when grading"),
+    ]
+    # A cell that is plain Python is left as it is, whatever its lines start with.
+    plain = converted('text = """\n!bang\n%percent\n"""')
+    assert cell_code(plain, 1) == ['text = """', "!bang", "%percent", '"""']
+
+
+def test_the_function_is_found_in_a_notebook(problem: Problem) -> None:
+    text = notebook_from_source((SUBMISSIONS / "correct" / "reference_style.py").read_text())
+    assert "graphdef_vs_state" in defined_functions(json.dumps(text))
+
+
+# Broken notebooks -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        (b'{"cells": [', "it is not valid JSON (Expecting value at line 1, column 12)"),
+        (b"\xff\xfe{}", "byte 0 is not UTF-8 text"),
+        (b"[1, 2]", "a .ipynb file is a JSON object with a list of 'cells'"),
+        (
+            json.dumps({"nbformat": 3, "worksheets": []}).encode(),
+            "is an nbformat 3 notebook (from IPython 3 or older)",
+        ),
+        (notebook(), "has no code cells, so there is no function to grade"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    ],
+    ids=["cut-short", "not-utf8", "not-an-object", "nbformat-3", "no-code-cells", "deep"],
+)
+def test_a_broken_notebook_has_its_own_status(raw: bytes, says: str) -> None:
+    result = convert(raw, "hw.ipynb")
+    assert isinstance(result, LoadFailure)
+    assert result.status is Status.INVALID_NOTEBOOK
+    assert says in result.message and result.message.startswith("hw.ipynb")
+
+
+def test_a_schema_problem_is_graded_anyway_and_said() -> None:
+    data = json.loads(notebook("def f(x):\n    return x"))
+    del data["cells"][1]["outputs"]  # a code cell must have outputs, says the schema
+    result = convert(json.dumps(data).encode(), "hw.ipynb")
+    assert isinstance(result, Converted)
+    assert result.info.note is not None
+    assert "breaks nbformat 4's schema" in result.info.note and "graded anyway" in result.info.note
+
+
+def test_a_syntax_error_is_located_by_cell() -> None:
+    result = convert(notebook("import numpy as np", "def f(x):\n    return x +\n"), "hw.ipynb")
+    assert isinstance(result, LoadFailure) and result.status is Status.SYNTAX_ERROR
+    assert result.message.startswith("Python cannot parse hw.ipynb, cell 2, line 2")
+    assert result.error is not None and (result.error.cell, result.error.line) == (2, 2)
+    # Cells are numbered among code cells (markdown cells are not counted), from 1.
+    assert convert_cells(["x = 1", "def ("], "nb") == convert_cells(["x = 1", "def ("], "nb")
+
+
+# Graded for real --------------------------------------------------------------------------
+
+
+def write_notebook(folder: Path, source_path: Path, **options: str) -> Path:
+    path = folder / f"{source_path.stem}.ipynb"
+    path.write_text(json.dumps(notebook_from_source(source_path.read_text(), **options)))
+    return path
+
+
+def test_cli_check_locates_an_exception_by_cell(tmp_path: Path) -> None:
+    path = write_notebook(tmp_path, SUBMISSIONS / "faults" / "raises.py")
+    result = subprocess.run(
+        [*GRADER, "check", str(path), "--seed", "5", "--json", str(tmp_path / "r.json")],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert result.returncode == 1, result.stderr
+    out = result.stdout
+    # Cell 3 is the helper (cell 1 is !pip, cell 2 the imports): its line 3 raised.
+    assert f'File "{path}, cell 3", line 3, in helper' in out
+    assert "IndexError: list index out of range" in out
+    assert "cell 1, line 1: !pip install -q flax  (shell command: not run when grading)" in out
+    report = Report.model_validate_json((tmp_path / "r.json").read_text())
+    assert report.status is Status.GRADED and report.score == 0
+    errors = [case.error for case in report.cases if case.error is not None]
+    assert errors and all((e.cell, e.line) == (3, 3) for e in errors)
+    assert report.notebook is not None and report.notebook.code_cells == 5
+    assert report.submission.sha256 == __import__("hashlib").sha256(path.read_bytes()).hexdigest()
+
+
+def test_cli_check_reports_a_broken_notebook_before_any_process(tmp_path: Path) -> None:
+    path = tmp_path / "hw.ipynb"
+    path.write_bytes(b'{"nbformat": 4, "cells": [')
+    result = subprocess.run(
+        [*GRADER, "check", str(path), "--problem", "graphdef_vs_state"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert result.returncode == 1, result.stderr
+    assert "status: invalid_notebook" in result.stdout
+    assert "is not a notebook: it is not valid JSON" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "path",
+    sorted((SUBMISSIONS / "correct").glob("*.py")) + sorted((SUBMISSIONS / "wrong").glob("*.py")),
+    ids=lambda p: f"{p.parent.name}/{p.stem}",
+)
+def test_corpora_as_notebooks_grade_as_their_py(
+    path: Path,
+    problem: Problem,
+    references: ReferenceCache,
+    runner: SubprocessRunner,
+    tmp_path: Path,
+) -> None:
+    """Each corpus file, split into cells with demo code, shell lines, magics and a Colab
+    import around it, gets the verdict its .py gets (test_corpus.py grades those)."""
+    expected = references.get(problem, 11)
+    notebook_path = write_notebook(tmp_path, path)
+    report = grade(notebook_path, problem=problem, seed=11, expected=expected, runner=runner)
+    assert report.notebook is not None and report.notebook.left_out_count == 7
+    if path.parent.name == "correct":
+        assert report.status is Status.GRADED, report.message
+        assert report.full_marks, [c.message for c in report.cases if not c.passed]
+    else:
+        assert_graded_as_labelled(path, report)
+
+
+TOY_ARGS = ["--problems-dir", str(TOY / "problems"), "--reference-dir", str(TOY / "reference")]
+TOY_DEMO = "print(vector_stats(x, 2.0))"
+
+
+def test_batch_grades_notebooks_beside_py_files(tmp_path: Path) -> None:
+    folder, out = tmp_path / "class", tmp_path / "out"
+    folder.mkdir()
+    correct, wrong = TOY / "submissions" / "correct.py", TOY / "submissions" / "wrong_peak.py"
+    (folder / "anna.py").write_bytes(correct.read_bytes())
+    write_notebook(folder, correct, demo_call=TOY_DEMO).rename(folder / "bob.ipynb")
+    write_notebook(folder, wrong, demo_call=TOY_DEMO).rename(folder / "carl.ipynb")
+    (folder / "dana.py").write_bytes(correct.read_bytes())
+    write_notebook(folder, correct, demo_call=TOY_DEMO).rename(folder / "Dana.ipynb")
+    (folder / "eve.ipynb").write_text('{"nbformat": 4, "cells": [')
+    result = subprocess.run(
+        [*GRADER, "batch", str(folder), "--out", str(out), "--seed", "3", *TOY_ARGS],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {
+        line.split(",")[0]: line.split(",")
+        for line in (out / "grades.csv").read_text().splitlines()[1:]
+    }
+    assert set(rows) == {"anna", "bob", "carl", "dana", "Dana", "eve"}
+    assert rows["anna"][1:4] == rows["bob"][1:4] == ["8", "8", "graded"]
+    assert rows["carl"][3] == "graded" and float(rows["carl"][1]) < 7
+    assert rows["eve"][1:4] == ["0", "8", "invalid_notebook"]
+    for student in ("dana", "Dana"):
+        assert rows[student][3] == "skipped"
+        assert "a .py and a notebook for one student" in ",".join(rows[student][7:])
+    bob = Report.model_validate_json((out / "bob.json").read_text())
+    assert bob.notebook is not None and bob.notebook.left_out_count == 7
+    assert bob.submission.path.endswith("bob.ipynb")
+
+
+def test_practice_check_of_a_notebook_with_a_pack(tmp_path: Path, toy: Problem) -> None:
+    from grader.pack import PRACTICE_SEEDS, make_pack, write_pack
+
+    pack = tmp_path / "packs" / "vector_stats"
+    write_pack(make_pack(toy, seed=PRACTICE_SEEDS.start + 5), pack)
+    path = write_notebook(tmp_path, TOY / "submissions" / "wrong_peak.py", demo_call=TOY_DEMO)
+    result = subprocess.run(
+        [*GRADER, "check", str(path), "--pack", str(pack)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.startswith("PRACTICE RUN")
+    assert "Notebook, 4 code cells: imports, definitions and assignments ran" in result.stdout
+
+
+def test_in_notebook_check_grades_what_the_kernel_ran(
+    tmp_path: Path,
+    toy: Problem,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A student's session in IPython's own shell: cells run (one with a typo, run again
+    fixed; a shell line; a demo call), then grader.notebook.check() in a last cell."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from grader.pack import PRACTICE_SEEDS, make_pack, write_pack
+
+    pack = tmp_path / "packs" / "vector_stats"
+    write_pack(make_pack(toy, seed=PRACTICE_SEEDS.start + 5), pack)
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    shell = InteractiveShell.instance()
+    try:
+        wrong = (
+            "def vector_stats(x, k):\n    return [len(x), float(np.sum(x) * k), float(np.max(x))]"
+        )
+        cells = [
+            "import numpy as np",
+            wrong[:-1],  # a typo: run, fails, run again fixed
+            wrong,
+            "!echo installing",
+            "x = np.array([1.0, -3.0])\nprint(vector_stats(x, 2.0))",
+        ]
+        for cell in cells:
+            shell.run_cell(cell, store_history=True)
+        first = shell.run_cell(
+            f"import grader.notebook\nreport = grader.notebook.check(pack={str(pack)!r})",
+            store_history=True,
+        )
+        assert first.success, first.error_in_exec
+        report = shell.user_ns["report"]
+        out = capsys.readouterr().out
+        # The wrong peak (np.max(x), not of |x|) fails where x has a negative largest |value|.
+        assert isinstance(report, Report) and report.practice is not None
+        assert not report.full_marks and report.status is Status.GRADED
+        assert "PRACTICE RUN" in out and "points" in out
+        assert report.notebook is not None
+        reasons = {(item.cell, item.why) for item in report.notebook.left_out}
+        assert (4, "shell command: not run when grading") in reasons
+        assert (5, "demo code: a call or expression at the top level") in reasons
+        assert (6, "the grader's own check: not run when grading") in reasons
+
+        # Fixed in a new cell and checked again: full marks, from the kernel's history.
+        shell.run_cell(
+            "def vector_stats(x, k):\n"
+            "    return [float(len(x)), float(np.sum(x) * k), float(np.max(np.abs(x)))]",
+            store_history=True,
+        )
+        again = shell.run_cell(
+            f"grader.notebook.check(pack={str(pack)!r}, show=False)", store_history=True
+        )
+        assert again.success and again.result.full_marks
+    finally:
+        InteractiveShell.clear_instance()
