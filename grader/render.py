@@ -101,12 +101,7 @@ def _notebook_lines(report: Report) -> list[Text]:
     if info.note:
         lines.append(Text(f"note: {_safe(info.note)}", style="yellow"))
     count = info.left_out_count
-    left = (
-        f"; left out {count} statement{'s' if count != 1 else ''} and line"
-        f"{'s' if count != 1 else ''} that do not define anything:"
-        if count
-        else "; nothing was left out."
-    )
+    left = f"; left out, not run when grading ({count}):" if count else "; nothing was left out."
     lines.append(
         Text(
             f"Notebook, {info.code_cells} code cells: imports, definitions and assignments ran"

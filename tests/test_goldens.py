@@ -40,6 +40,8 @@ from grader.models import (
     CaseResult,
     ErrorInfo,
     Frame,
+    LeftOut,
+    NotebookInfo,
     OutputCheck,
     ProblemInfo,
     Report,
@@ -47,6 +49,7 @@ from grader.models import (
     SubmissionInfo,
     Versions,
 )
+from grader.notebook import RAN
 from grader.problems import Problem
 from grader.render import batch_page, batch_progress, gradescope_json, verdict
 
@@ -65,6 +68,7 @@ def _report(
     *,
     error: ErrorInfo | None = None,
     stdout: str = "",
+    notebook: NotebookInfo | None = None,
 ) -> Report:
     spec = toy.spec
     return Report(
@@ -74,7 +78,10 @@ def _report(
         max_score=spec.points_per_case * len(cases),
         cases=tuple(cases),
         problem=ProblemInfo(id=spec.id, version=spec.version, title=spec.title),
-        submission=SubmissionInfo(path=f"{student}.py", sha256="ab" * 32, size=123),
+        submission=SubmissionInfo(
+            path=f"{student}{'.ipynb' if notebook else '.py'}", sha256="ab" * 32, size=123
+        ),
+        notebook=notebook,
         seed=SEED,
         isolation="full",
         error=error,
@@ -134,6 +141,35 @@ def reports(toy: Problem) -> dict[str, Report]:
         _case(toy, 3, CaseReason.PASSED, "Correct."),
     ]
     load_error = ErrorInfo(type="ImportError", message=HOSTILE_MESSAGE, frames=HOSTILE_FRAMES)
+    in_cell = ErrorInfo(
+        type="IndexError",
+        message="list index out of range",
+        frames=(Frame(file="nora.ipynb, cell 3", line=2, function="f", source="return w[9]"),),
+        line=2,
+        cell=3,
+    )
+    notebook = NotebookInfo(
+        code_cells=5,
+        ran=RAN,
+        left_out=(
+            LeftOut(cell=1, line=1, text=f"!pip install {OSC8}", why="shell command: not run"),
+            LeftOut(cell=5, line=2, text=f"print({FORMULA_CMD})", why=f"demo code {MARKUP_LINK}"),
+        ),
+        left_out_count=2,
+        note=f"The notebook breaks nbformat 4's schema at {ESCAPES}; graded anyway.",
+    )
+    cell_cases = [
+        _case(toy, 0, CaseReason.PASSED, "Correct."),
+        _case(toy, 1, CaseReason.PASSED, "Correct."),
+        _case(
+            toy,
+            2,
+            CaseReason.EXCEPTION,
+            "Your function raised IndexError at cell 3, line 2: list index out of range",
+            error=in_cell,
+        ),
+        _case(toy, 3, CaseReason.PASSED, "Correct."),
+    ]
     return {
         FORMULA_CMD: _report(
             toy,
@@ -176,6 +212,9 @@ def reports(toy: Problem) -> dict[str, Report]:
             "All 4 cases passed.",
             _all(toy, CaseReason.PASSED, ""),
         ),
+        "nora": _report(
+            toy, "nora", Status.GRADED, "3 of 4 cases passed.", cell_cases, notebook=notebook
+        ),
     }
 
 
@@ -191,7 +230,10 @@ def batch(reports: dict[str, Report]) -> BatchResult:
 @pytest.fixture
 def graded(reports: dict[str, Report]) -> list[Graded]:
     return [
-        Graded(Change(path=f"submissions/{student}.py", status="added"), student_view(report))
+        Graded(
+            Change(path=f"submissions/{report.submission.path}", status="added"),
+            student_view(report),
+        )
         for student, report in reports.items()
     ]
 
@@ -242,7 +284,7 @@ def test_batch_progress_lines(request: pytest.FixtureRequest, reports: dict[str,
     _no_student_escape(text)
     lines = text.splitlines()
     assert len(lines) == len(reports)  # one line per student: no id made a line of its own
-    assert lines[3].startswith("[4/7] [x]alice: 8/8 graded") and "] alice: 0/8" in lines[4]
+    assert lines[3].startswith("[4/8] [x]alice: 8/8 graded") and "] alice: 0/8" in lines[4]
     assert_golden(request, "progress.txt", text)
 
 
