@@ -55,7 +55,12 @@ SUBMISSION_SUFFIXES = (".py", SUFFIX)
 # Notebooks keep their cells' outputs (plots are base64 images), so they are larger than the
 # code in them: the file may be this big, the code kept from it is bounded like a .py file.
 MAX_NOTEBOOK_BYTES = 16 * 1024 * 1024
+MAX_CODE_BYTES = 1024 * 1024  # the code of its cells: as much as a .py file may hold
+MAX_CODE_CELLS = 5000
 MAX_LEFT_OUT_LISTED = 200
+# Lines that look like IPython syntax, put back one group at a time to see whether they were
+# in a string: past this many, all are taken for IPython syntax (each try parses the cell).
+MAX_MAGIC_TRIES = 100
 
 RAN = (
     "Graded as a notebook: of its code cells, in order, the imports, function and class "
@@ -69,7 +74,8 @@ _PYTHON_CELL_MAGICS = {"time", "capture", "timeit", "prun"}
 # Builtins whose call in an assignment needs a person or a file: left out.
 _INTERACTIVE = {"print", "input", "open", "breakpoint", "help", "exec", "eval", "display"}
 # An assignment from a shell command or magic: `files = !ls`, `t = %timeit -o f()`.
-_MAGIC_ASSIGNMENT = re.compile(r"^\s*[\w.,\s]+=\s*[!%]")
+# (One character class, so that a long line fails in linear time.)
+_MAGIC_ASSIGNMENT = re.compile(r"[\w.,\s]+=\s*[!%]")
 
 
 def is_notebook(name: str | Path) -> bool:
@@ -92,12 +98,22 @@ class _Selection:
     defined: set[str] = field(default_factory=set)  # functions and classes of the notebook
     graders: set[str] = field(default_factory=set)  # names imports of the grader itself bind
     left_out_names: set[str] = field(default_factory=set)  # names only demo code assigns
-    left_out: list[LeftOut] = field(default_factory=list)
+    left_out: list[LeftOut] = field(default_factory=list)  # the first MAX_LEFT_OUT_LISTED
+    count: int = 0  # all that was left out
 
     def leave_out(self, cell: int, line: int, text: str, why: str) -> None:
         first = text.strip().splitlines()[0] if text.strip() else text
-        shown = first if len(first) <= 120 else first[:117] + "..."
-        self.left_out.append(LeftOut(cell=cell, line=max(line, 1), text=shown, why=why))
+        if len(self.left_out) < MAX_LEFT_OUT_LISTED:
+            item = LeftOut(
+                cell=cell, line=max(line, 1), text=_clip(first, 120), why=_clip(why, 300)
+            )
+            self.left_out.append(item)
+        self.count += 1
+
+
+def _clip(text: str, limit: int) -> str:
+    """Text cut to a limit (names in it are the student's, of any length)."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def read(raw: bytes, name: str) -> tuple[list[str], str | None] | LoadFailure:
@@ -159,6 +175,17 @@ def read(raw: bytes, name: str) -> tuple[list[str], str | None] | LoadFailure:
         if not isinstance(source, str):
             return invalid(f"{name}: the source of cell {number} is not text.")
         sources.append(source)
+    if len(sources) > MAX_CODE_CELLS:
+        return invalid(
+            f"{name} has {len(sources)} code cells, more than the {MAX_CODE_CELLS} a notebook "
+            f"submission may have."
+        )
+    if sum(len(source.encode(errors="replace")) for source in sources) > MAX_CODE_BYTES:
+        return LoadFailure(
+            Status.FILE_TOO_LARGE,
+            f"The code cells of {name} hold more than {MAX_CODE_BYTES} bytes, the most a "
+            f"submission may be.",
+        )
     if not sources:
         return invalid(
             f"{name} has no code cells, so there is no function to grade. Write your function "
@@ -181,7 +208,8 @@ def _schema_problem(data: dict[str, Any]) -> str | None:
             where = "/".join(str(part) for part in getattr(exc, "absolute_path", ()) or ())
             message = str(getattr(exc, "message", exc)).splitlines()[0][:200]
             at = f" at {where}" if where else ""
-            return f"The notebook breaks nbformat 4's schema{at} ({message}); graded anyway."
+            note = f"The notebook breaks nbformat 4's schema{_clip(at, 200)} ({message})"
+            return f"{note}; graded anyway."
     return None
 
 
@@ -225,8 +253,8 @@ def convert_cells(
     info = NotebookInfo(
         code_cells=len(sources),
         ran=RAN,
-        left_out=tuple(selection.left_out[:MAX_LEFT_OUT_LISTED]),
-        left_out_count=len(selection.left_out),
+        left_out=tuple(selection.left_out),
+        left_out_count=selection.count,
         note=note,
     )
     return Converted(source="".join(chunks), cells=tuple(spans), info=info)
@@ -269,11 +297,11 @@ def _without_ipython(source: str) -> tuple[str, list[tuple[int, str, str]]]:
             lines[at] = f"{text[: len(text) - len(stripped)]}pass"
     # A line that looks like a magic may be inside a string: put back each one whose removal
     # the cell does not need in order to parse.
-    for group in candidates:
+    for number, group in enumerate(candidates):
         restored = list(lines)
         for at in group:
             restored[at] = original[at]
-        if _parses_as_python("\n".join(restored)):
+        if number < MAX_MAGIC_TRIES and _parses_as_python("\n".join(restored)):
             lines = restored
             continue
         text = original[group[0]]

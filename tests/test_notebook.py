@@ -393,3 +393,22 @@ def test_in_notebook_check_grades_what_the_kernel_ran(
         assert again.success and again.result.full_marks
     finally:
         InteractiveShell.clear_instance()
+
+
+def test_hostile_notebooks_are_bounded_in_the_grader() -> None:
+    """The notebook is read in the trusted process: what a student controls there (names,
+    counts, sizes, line shapes) has bounds, and every path ends in a result, not an error."""
+    import time
+
+    long_name = "a" * 100_000
+    result = converted(f"import {long_name}\n{long_name}2 = {long_name}.f()")
+    assert [len(item.why) <= 300 for item in result.info.left_out] == [True, True]
+    started = time.monotonic()
+    many = "def f():\n    return 1\n" + "!echo\n" * 20_000 + "  # " + "a " * 250_000
+    result = converted(many)  # 20,000 shell lines and a long line of blanks
+    assert time.monotonic() - started < 10
+    assert result.info.left_out_count == 20_000 and len(result.info.left_out) == 200
+    too_many = convert(notebook(*(["x = 1"] * 5001)), "hw.ipynb")
+    assert isinstance(too_many, LoadFailure) and "5001 code cells" in too_many.message
+    big = convert(notebook("x = 1\n" * 200_000), "hw.ipynb")
+    assert isinstance(big, LoadFailure) and big.status is Status.FILE_TOO_LARGE
