@@ -36,6 +36,7 @@ from grader.ci_artifact import MAX_FILES, collect, describe, load_artifact, vali
 from grader.ci_checks import CheckRun, failure_check_run, graded_check_run, post_check_run
 from grader.errors import ArtifactError, GraderError, UnknownProblem, UsageError
 from grader.feedback import student_view
+from grader.gradescope import build_autograder
 from grader.grading import MAX_SOURCE_BYTES, grader_fault_report, versions
 from grader.grading import check as check_submission
 from grader.models import ProblemSpec, Report
@@ -630,6 +631,49 @@ def pack_command(
         f"Wrote {path}: {len(pack.cases)} practice cases of {pack.problem.id} "
         f"v{pack.problem.version}, digest {pack.digest[:12]}. Publish the folder; students put "
         f"it in packs/{pack.problem.id}/ and run `grader check FILE`."
+    )
+
+
+@cli.command(name="gradescope-autograder")
+@click.argument("problem_id", required=False)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The zip to write (upload it as the assignment's autograder).",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(0, MAX_SEED),
+    default=None,
+    help="Grading seed every submission is graded on (default: random, drawn now).",
+)
+@_problems_dir
+@_reference_dir
+def gradescope_autograder(
+    problem_id: str | None,
+    out: Path,
+    seed: int | None,
+    problems_dir: Path | None,
+    reference_dir: Path | None,
+) -> None:
+    """Build Gradescope's autograder zip for PROBLEM_ID (default: the only problem).
+
+    It holds setup.sh, run_autograder, the spec, the reference (Gradescope keeps the zip from
+    students) and a wheel of this grader; Gradescope's image gets jax and flax from PyPI.
+    """
+    try:
+        problem = find_problem(
+            None, problem_id=problem_id, problems_dir=problems_dir, reference_dir=reference_dir
+        )
+        chosen = random_seed() if seed is None else seed
+        built = build_autograder(problem, out, seed=chosen)
+    except GraderError as exc:
+        _fail(str(exc))
+    click.echo(
+        f"Wrote {safe_text.terminal(str(out))}: {', '.join(built.members)}. Every submission "
+        f"is graded on seed {chosen} (the same cases for all). Upload it as the autograder of "
+        f"a Gradescope programming assignment (Ubuntu base image)."
     )
 
 

@@ -313,7 +313,8 @@ def gradescope_results(report: Report) -> dict[str, Any]:
 
     Every text is declared plain text ("output_format": "text", so Gradescope neither renders
     Markdown nor HTML nor ANSI from it) and has its control characters shown escaped. Hidden
-    cases are reported without their inputs (the caller passes the student view).
+    cases are reported without their inputs (the caller passes the student view). The hints
+    come first in the submission's output, as in the terminal.
     """
     text = safe_text.visible_controls
     tests = []
@@ -331,9 +332,15 @@ def gradescope_results(report: Report) -> dict[str, Any]:
                 "visibility": "visible",
             }
         )
+    # The grading seed stays out: with it, `grader check --seed S --staff` rebuilds every
+    # hidden case. The hints are the feedback that teaches; they name no hidden value.
+    summary = [f"{report.message} (status: {report.status.value})"]
+    if report.hints:
+        summary.append("Hints:")
+        summary.extend(f"  * {' '.join(hint.text.split())}" for hint in report.hints)
     return {
         "score": report.score,
-        "output": text(f"{report.message} (status: {report.status.value}, seed {report.seed})"),
+        "output": text("\n".join(summary)),
         "output_format": "text",
         "test_output_format": "text",
         "test_name_format": "text",
