@@ -7,6 +7,7 @@ interrupted with Ctrl-C (its finished reports kept).
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import sys
@@ -63,7 +64,13 @@ from grader.problems import (
     load_spec,
     spec_path_for,
 )
-from grader.render import batch_progress, gradescope_json, print_report, statement
+from grader.render import (
+    batch_progress,
+    gradescope_json,
+    output_console,
+    print_report,
+    statement,
+)
 from grader.run import SandboxPolicy, SubprocessRunner, full_isolation_problem
 from grader.storage import read_regular, write_atomic
 
@@ -173,7 +180,8 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+# Not exists=True: a missing file gets a "did you mean" (see _no_such_file).
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--seed",
     type=click.IntRange(0, MAX_SEED),
@@ -223,7 +231,9 @@ def check(
 ) -> None:
     """Grade one submission FILE and print the verdict (a practice run with a pack)."""
     to_stdout = json_path is not None and str(json_path) == "-"
-    console = Console(stderr=to_stdout)
+    console = output_console(stderr=to_stdout)
+    if not file.exists() and not file.is_symlink():
+        _fail(_no_such_file(file))
     try:
         source = read_regular(file, MAX_SOURCE_BYTES + 1).decode("utf-8", errors="replace")
         practice = None
@@ -409,7 +419,8 @@ _seed_and_problem_per_file = compose(
         "--seed",
         type=click.IntRange(0, MAX_SEED),
         default=None,
-        help="Grading seed (default: random, shown in the summary).",
+        help="Grading seed (default: random). Students never see it (with it and the "
+        "reference, every hidden case can be rebuilt): pass it to repeat a grading.",
     ),
     click.option("--problem", "problem_id", help="Problem id (default: found from each file)."),
 )
@@ -509,7 +520,7 @@ def show(problem_id: str, problems_dir: Path | None) -> None:
             shown = load_pack(location).problem
     except GraderError as exc:
         _fail(str(exc))
-    Console().print(statement(shown))
+    output_console().print(statement(shown))
 
 
 @cli.command()
@@ -909,6 +920,22 @@ def pr_post(payload_path: Path, head_sha: str, reason: str, details_url: str | N
     except GraderError as exc:
         _fail(str(exc))
     click.echo(f"posted check run {run_id} ({check_run.conclusion}: {check_run.output.title})")
+
+
+def _no_such_file(path: Path) -> str:
+    """That a file does not exist, and the closest names in its folder (a typo is likely)."""
+    folder = path.parent
+    try:
+        names = [entry.name for entry in folder.iterdir() if entry.is_file()]
+    except OSError:
+        return f"{path} does not exist (nor does its folder {folder})."
+    close = difflib.get_close_matches(path.name, names, n=3, cutoff=0.6)
+    if not close:
+        python = sorted(name for name in names if name.endswith((".py", ".ipynb")))[:5]
+        there = f" Python files there: {', '.join(python)}." if python else ""
+        return f"{path} does not exist.{there}"
+    options = " or ".join(str(folder / name) for name in close)
+    return f"{path} does not exist. Did you mean {options}?"
 
 
 def _fail(message: str) -> NoReturn:

@@ -44,7 +44,7 @@ from grader.feedback import student_view
 from grader.grading import grade, run_reference
 from grader.models import Report
 from grader.problems import REPO_ROOT, Problem, defined_functions, load_problem
-from grader.render import gradescope_json, print_report
+from grader.render import gradescope_json, output_console, print_report
 from grader.run import SubprocessRunner
 from grader.storage import write_atomic
 
@@ -249,7 +249,7 @@ def run_autograder(root: Path, console: Console | None = None) -> int:
     Returns 0 when results.json holds a grading (whatever the score), 1 when the course's
     set-up failed (the results then say so, and staff see why in the stdout).
     """
-    console = console or Console(soft_wrap=True)
+    console = console or output_console(soft_wrap=True)
     results = root / "results" / "results.json"
     source = root / "source"
     try:

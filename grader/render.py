@@ -9,6 +9,7 @@ rich `Text` objects, never in markup, unless they went through `safe_text.markup
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -22,7 +23,15 @@ from rich.text import Text
 
 from grader import safe_text
 from grader.audit import Figure
-from grader.models import CaseReason, Frame, Parameter, ProblemSpec, Report, Status
+from grader.models import (
+    CaseReason,
+    CaseResult,
+    Frame,
+    Parameter,
+    ProblemSpec,
+    Report,
+    Status,
+)
 
 _safe = safe_text.terminal
 _MARK = {True: Text("✔", style="green"), False: Text("✘", style="red")}
@@ -72,14 +81,18 @@ def verdict(report: Report) -> Group:
     if report.stdout.strip():
         parts.append(Text("Your code printed (end of stdout):", style="bold"))
         parts.append(Text(_last_lines(report.stdout), style="dim"))
+    # Not the seed in a student's view: with it and the reference, `grader check --seed S
+    # --staff` rebuilds every hidden case.
     origin = (
-        f"pack {report.practice.pack_digest[:12]}"
+        f"pack {report.practice.pack_digest[:12]} · "
         if report.practice is not None
-        else f"seed {report.seed}"
+        else f"seed {report.seed} · "
+        if report.view == "staff"
+        else ""
     )
     parts.append(
         Text(
-            f"{origin} · {_safe(report.submission.path)} · sha256 "
+            f"{origin}{_safe(report.submission.path)} · sha256 "
             f"{report.submission.sha256[:12]} · isolation: {report.isolation} · "
             f"{report.seconds:.1f} s",
             style="dim",
@@ -95,15 +108,40 @@ def _case_table(report: Report) -> Table:
     table.add_column("inputs", overflow="fold")
     table.add_column("", justify="center")
     table.add_column("result", overflow="fold")
+    first_with: dict[tuple[object, ...], int] = {}
     for case in report.cases:
+        if case.passed:
+            result = Text("correct", style="green")
+        else:
+            key = _same_failure(case)
+            earlier = first_with.setdefault(key, case.index) if key is not None else case.index
+            if earlier != case.index:
+                # One mistake raising in every case would print the same lines in each row.
+                result = Text(f"same as case {earlier}", style="dim")
+            else:
+                result = Text(_safe(case.message))
         table.add_row(
             str(case.index),
             Text(_safe(case.name)),
             Text(_safe(case.inputs if not case.passed else _brief(case.inputs))),
             _MARK[case.passed],
-            Text(_safe(case.message)) if not case.passed else Text("correct", style="green"),
+            result,
         )
     return table
+
+
+_ANY_NUMBER = re.compile(r"<hidden>|-?\d+(?:\.\d*)?(?:[eE][+-]?\d+)?")
+
+
+def _same_failure(case: CaseResult) -> tuple[object, ...] | None:
+    """What makes two failures the same mistake: the reason, the exception's type and line,
+    and the message with its numbers left out (each case quotes its own inputs). Wrong outputs
+    are never merged: each visible one shows its own values."""
+    if case.reason is CaseReason.WRONG_OUTPUT:
+        return None
+    error = case.error
+    kind = (error.type, error.line) if error is not None else (None, None)
+    return (case.reason, *kind, _ANY_NUMBER.sub("#", case.message))
 
 
 _LONG_LIST = re.compile(r"\[([^\[\]]{60,})\]")
@@ -198,9 +236,21 @@ def statement(spec: _Stated) -> Panel:
     return Panel(body, title=title, expand=False)
 
 
-def print_report(report: Report, console: Console | None = None) -> None:
+PIPED_WIDTH = 200
+
+
+def output_console(*, stderr: bool = False, soft_wrap: bool = False) -> Console:
+    """A console at the terminal's width; piped (a file, a CI log), at $COLUMNS if set, else
+    PIPED_WIDTH columns rather than Rich's 80, which folded every row of the case table."""
+    probe = Console(stderr=stderr, soft_wrap=soft_wrap)
+    if probe.is_terminal or os.environ.get("COLUMNS", "").strip().isdigit():
+        return probe
+    return Console(stderr=stderr, soft_wrap=soft_wrap, width=PIPED_WIDTH)
+
+
+def print_report(report: Report, to: Console | None = None) -> None:
     """Print a student's verdict."""
-    (console or Console()).print(verdict(report))
+    (to or output_console()).print(verdict(report))
 
 
 def _percent(rate: float | None) -> str:
