@@ -280,8 +280,7 @@ def batch_page(summary: dict[str, Any]) -> str:
                 "middle": 10 + i * (bar_width + 6) + bar_width / 2,
                 "y": chart_height - height + 20,
                 "height": height,
-                "low": f"{b['low']:g}",
-                "high": f"{b['high']:g}",
+                "label": b["label"],
                 "count": b["count"],
             }
         )
@@ -296,12 +295,20 @@ def batch_page(summary: dict[str, Any]) -> str:
         {**c, "width": f"{(c['rate'] or 0) * 100:.1f}", "percent": _percent(c["rate"])}
         for c in summary["case_pass_rates"]
     ]
+    students = summary["students"]
+    hints = [
+        {**h, "percent": _percent(h["students"] / students if students else None)}
+        for h in summary["hints"]
+    ]
     reports = [
         {
             "id": student,
+            "page": safe_text.relative_link(student, ".html"),
             "link": safe_text.relative_link(student, ".json"),
             "score": f"{r['score']:g}",
             "status": r["status"],
+            "failed": _case_list(r["failed_cases"], len(cases)),
+            "hints": ", ".join(r["hints"]),
         }
         for student, r in summary["reports"].items()
     ]
@@ -309,18 +316,89 @@ def batch_page(summary: dict[str, Any]) -> str:
         "batch.html",
         problem=summary["problem"],
         seed=summary["seed"],
-        students=summary["students"],
+        students=students,
         full_marks=summary["full_marks"],
-        mean=_stat(scores["mean"]),
+        mean="n/a" if scores["mean"] is None else f"{scores['mean']:.2f}",
         median=_stat(scores["median"]),
         max_score=_stat(summary["max_score"]),
         chart=chart,
         by_status=list(summary["by_status"].items()),
         cases=cases,
+        hints=hints,
         failures=summary["common_failures"],
         reports=reports,
         skipped=summary["skipped"],
     )
+
+
+def _case_list(indices: Sequence[int], total: int) -> str:
+    if not indices:
+        return ""
+    if len(indices) == total:
+        return f"all {total}"
+    return ", ".join(str(i) for i in indices)
+
+
+def student_page(student: str, report: Report) -> str:
+    """A TA's page of one student's report (the staff view: hidden cases' inputs and values
+    included), linked from the batch page; every value escaped by `safe_text.render_html`."""
+    cases = []
+    for case in report.cases:
+        outputs = [
+            {
+                "name": check.name,
+                "passed": check.passed,
+                "got": f"{check.got:.9g}",
+                "expected": f"{check.expected:.9g}",
+                "error": f"{check.error:.3g}",
+                "tolerance": f"{check.tolerance:.3g}",
+            }
+            for check in case.outputs
+        ]
+        cases.append(
+            {
+                "index": case.index,
+                "name": case.name,
+                "visible": case.visible,
+                "inputs": case.inputs,
+                "passed": case.passed,
+                "message": case.message,
+                "outputs": outputs,
+                "error": _error_text(case.error.frames, case.error.type, case.error.message)
+                if case.error is not None and case.error.frames
+                else "",
+            }
+        )
+    error = report.error
+    return safe_text.render_html(
+        "student.html",
+        student=student,
+        json_link=safe_text.relative_link(student, ".json"),
+        staff_link="./staff/" + safe_text.relative_link(student, ".json")[2:],
+        report=report,
+        score=f"{report.score:g}",
+        max_score=f"{report.max_score:g}",
+        hints=[" ".join(hint.text.split()) for hint in report.hints],
+        failed=_case_list([c.index for c in report.cases if not c.passed], len(report.cases)),
+        cases=cases,
+        load_error=_error_text(error.frames, error.type, error.message) if error else "",
+        stdout=_last_lines_raw(report.stdout),
+        stderr=_last_lines_raw(report.stderr),
+    )
+
+
+def _error_text(frames: tuple[Frame, ...], kind: str, message: str) -> str:
+    lines = [
+        f'File "{frame.file}", line {frame.line}, in {frame.function}\n    {frame.source}'
+        for frame in frames[-8:]
+    ]
+    return "\n".join([*lines, f"{kind}: {message}"])
+
+
+def _last_lines_raw(text: str, count: int = 30) -> str:
+    """The end of an output, unescaped: the page's template escapes it."""
+    lines = text.rstrip().splitlines()
+    return "\n".join(lines[-count:])
 
 
 @contextmanager

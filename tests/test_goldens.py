@@ -40,6 +40,7 @@ from grader.models import (
     CaseResult,
     ErrorInfo,
     Frame,
+    Hint,
     OutputCheck,
     ProblemInfo,
     Report,
@@ -48,7 +49,13 @@ from grader.models import (
     Versions,
 )
 from grader.problems import Problem
-from grader.render import batch_page, batch_progress, gradescope_json, verdict
+from grader.render import (
+    batch_page,
+    batch_progress,
+    gradescope_json,
+    student_page,
+    verdict,
+)
 
 SEED = 11
 ESCAPES = FAKE_GREEN + CURSOR_UP + OSC8 + OSC52 + TITLE
@@ -134,7 +141,7 @@ def reports(toy: Problem) -> dict[str, Report]:
         _case(toy, 3, CaseReason.PASSED, "Correct."),
     ]
     load_error = ErrorInfo(type="ImportError", message=HOSTILE_MESSAGE, frames=HOSTILE_FRAMES)
-    return {
+    found = {
         FORMULA_CMD: _report(
             toy,
             FORMULA_CMD,
@@ -177,6 +184,12 @@ def reports(toy: Problem) -> dict[str, Report]:
             _all(toy, CaseReason.PASSED, ""),
         ),
     }
+
+    # Two students got the same hint: the page and summary count the class's mistakes.
+    peak = Hint(id="peak_sign", kind="mistake", text="peak ignores negative values.", cases=(1,))
+    for student in (FORMULA_LINK, "alice"):
+        found[student] = found[student].model_copy(update={"hints": (peak,)})
+    return found
 
 
 @pytest.fixture
@@ -276,12 +289,29 @@ def test_summary_json(request: pytest.FixtureRequest, batch: BatchResult, toy: P
 def test_index_html(request: pytest.FixtureRequest, batch: BatchResult, toy: Problem) -> None:
     text = batch_page(summarize(batch, toy))
     hrefs = re.findall('href="([^"]*)"', text)
-    assert len(hrefs) == len(batch.reports)
+    assert len(hrefs) == 2 * len(batch.reports)  # the student's page and JSON report
     assert all(href.startswith("./") for href in hrefs)
+    assert 'href="./javascript%3Aalert%28document.domain%29.html"' in text
     assert 'href="./javascript%3Aalert%28document.domain%29.json"' in text
     assert "<script" not in text.lower() and "javascript:" not in text.replace(">javascript:", "")
     _no_student_escape(text)
     assert_golden(request, "index.html", text)
+
+
+def test_student_page(request: pytest.FixtureRequest, reports: dict[str, Report]) -> None:
+    """A TA's page of one student: the staff view, every student text inert."""
+    pages = []
+    for student in (FORMULA_LINK, JAVASCRIPT):
+        text = student_page(student, reports[student])
+        hrefs = re.findall('href="([^"]*)"', text)
+        assert all(href.startswith("./") for href in hrefs), hrefs
+        assert "<script" not in text.lower() and "javascript:" not in text.replace(
+            ">javascript:", ""
+        ).replace("<title>javascript:", "")
+        _no_student_escape(text)
+        pages.append(text)
+    assert 'Failed cases: <span id="failed">1, 2</span>' in pages[0]
+    assert_golden(request, "student.html", "".join(pages))
 
 
 def test_step_summary(request: pytest.FixtureRequest, graded: list[Graded]) -> None:
