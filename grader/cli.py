@@ -27,6 +27,7 @@ from grader.ci import (
     Graded,
     below_threshold,
     changed_submissions,
+    def_line,
     grade_changes,
     guarded,
     junit_xml,
@@ -473,6 +474,13 @@ def ci_command(
         assert runner is not None  # made before any file is graded
         return _check_one(copy, problem, seed, runner, display_name, trust_caches)
 
+    def function_of(content: bytes) -> str:
+        source = content.decode("utf-8", errors="replace")
+        found = find_problem(
+            source, problem_id=problem_id, problems_dir=problems_dir, reference_dir=reference_dir
+        )
+        return found.spec.function
+
     try:
         changes = changed_submissions(repo, base, head)
         deleted = [change for change in changes if change.status == "deleted"]
@@ -480,7 +488,7 @@ def ci_command(
             runner, trust_caches = _staff_runner(
                 require_sandbox=require_sandbox, allow_basic=allow_basic
             )
-        graded = grade_changes(repo, head, changes, grade_file)
+        graded = grade_changes(repo, head, changes, grade_file, function_of)
     except GraderError as exc:
         _fail(str(exc))
     summary = markdown_summary(graded, deleted, None, min_score)
@@ -852,7 +860,8 @@ def pr_grade(
                     reference_dir=reference_dir,
                 )
                 full = _check_one(copy, problem, seed, runner, submission.change.path, trust_caches)
-                graded.append(Graded(submission.change, student_view(full)))
+                line = def_line(submission.content, problem.spec.function)
+                graded.append(Graded(submission.change, student_view(full), line))
     except GraderError as exc:
         # The message stays in this run's log, for staff: a failing reference's may quote its
         # traceback, which must not reach the pull request.

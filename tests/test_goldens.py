@@ -204,7 +204,11 @@ def batch(reports: dict[str, Report]) -> BatchResult:
 @pytest.fixture
 def graded(reports: dict[str, Report]) -> list[Graded]:
     return [
-        Graded(Change(path=f"submissions/{student}.py", status="added"), student_view(report))
+        Graded(
+            Change(path=f"submissions/{student}.py", status="added"),
+            student_view(report),
+            def_line=2,  # where `def vector_stats` would be
+        )
         for student, report in reports.items()
     ]
 
