@@ -276,7 +276,7 @@ def _hidden_case_text(case: CaseResult) -> CaseResult:
 
 def student_view(report: Report) -> Report:
     """The report without what hidden cases would give away: inputs, expected and got values,
-    and the numbers of their inputs quoted by an exception message.
+    the numbers of their inputs quoted by an exception message, and the grading seed.
 
     A hidden case keeps whether it passed, why, which output was wrong, and the student's own
     exception; so a student cannot farm expected values from reports.
@@ -294,4 +294,7 @@ def student_view(report: Report) -> Report:
         cases.append(
             case.model_copy(update={"inputs": HIDDEN_INPUTS, "outputs": (), "message": message})
         )
-    return report.model_copy(update={"cases": tuple(cases), "view": "student"})
+    # A practice run's seed is the pack's, public anyway; a grading's would give away every
+    # hidden case (cases come from the spec and the seed).
+    seed = report.seed if report.practice is not None else None
+    return report.model_copy(update={"cases": tuple(cases), "view": "student", "seed": seed})

@@ -87,7 +87,7 @@ def verdict(report: Report) -> Group:
         f"pack {report.practice.pack_digest[:12]} · "
         if report.practice is not None
         else f"seed {report.seed} · "
-        if report.view == "staff"
+        if report.view == "staff" and report.seed is not None
         else ""
     )
     parts.append(

@@ -61,7 +61,11 @@ def test_batch_writes_every_output(tmp_path: Path) -> None:
     }
     assert reports["alice"].full_marks and reports["erin"].full_marks
     assert 0 < reports["bob"].score < reports["bob"].max_score
-    assert {r.seed for r in reports.values()} == {5}  # one case set for everyone
+    staff = {
+        s: Report.model_validate_json((out / "staff" / f"{s}.json").read_text()) for s in students
+    }
+    assert {r.seed for r in staff.values()} == {5}  # one case set for everyone
+    assert {r.seed for r in reports.values()} == {None}  # students' views never hold it
     assert {r.submission.path for r in reports.values()} == {f"{s}.py" for s in students}
 
     with (out / "grades.csv").open() as stream:
@@ -192,7 +196,8 @@ def test_batch_killed_midway_resumes_without_regrading(tmp_path: Path) -> None:
     assert [row["student"] for row in rows] == [f"s{n:02d}" for n in range(8)]
     assert all(row["score"] == row["max_score"] for row in rows)
     seeds = {
-        Report.model_validate_json((out / f"s{n:02d}.json").read_text()).seed for n in range(8)
+        Report.model_validate_json((out / "staff" / f"s{n:02d}.json").read_text()).seed
+        for n in range(8)
     }
     assert len(seeds) == 1  # the rerun kept the first run's seed
 
