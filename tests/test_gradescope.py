@@ -185,3 +185,16 @@ def test_run_autograder_without_a_file_to_grade_says_what_to_submit(
     _assert_gradescope_shape(results)
     assert results["score"] == 0.0
     assert says in str(results["output"])
+
+
+def test_a_broken_autograder_still_writes_results_and_tells_staff(
+    autograder_zip: Path, tmp_path: Path
+) -> None:
+    root = _gradescope_layout(tmp_path, autograder_zip, {"solution.py": CORRECT})
+    (root / "source" / "problems" / "vector_stats.toml").write_text("id = 'vector_stats'\n")
+    done, results = _run_autograder(root)
+    assert done.returncode == 1
+    _assert_gradescope_shape(results)
+    assert results["score"] == 0.0
+    assert "fault in the course's set-up, not in your code" in str(results["output"])
+    assert "is invalid" in done.stdout  # what staff read in the autograder's stdout
