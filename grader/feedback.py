@@ -276,7 +276,8 @@ def _hidden_case_text(case: CaseResult) -> CaseResult:
 
 def student_view(report: Report) -> Report:
     """The report without what hidden cases would give away: inputs, expected and got values,
-    the numbers of their inputs quoted by an exception message, and the grading seed.
+    the numbers of their inputs quoted by an exception message or printed, and the grading
+    seed.
 
     A hidden case keeps whether it passed, why, which output was wrong, and the student's own
     exception; so a student cannot farm expected values from reports.
@@ -297,4 +298,13 @@ def student_view(report: Report) -> Report:
     # A practice run's seed is the pack's, public anyway; a grading's would give away every
     # hidden case (cases come from the spec and the seed).
     seed = report.seed if report.practice is not None else None
-    return report.model_copy(update={"cases": tuple(cases), "view": "student", "seed": seed})
+    # What the code printed can quote hidden inputs too (a debugging print of the seed).
+    hidden = ", ".join(case.inputs for case in report.cases if not case.visible)
+    update = {
+        "cases": tuple(cases),
+        "view": "student",
+        "seed": seed,
+        "stdout": hide_input_numbers(report.stdout, hidden),
+        "stderr": hide_input_numbers(report.stderr, hidden),
+    }
+    return report.model_copy(update=update)

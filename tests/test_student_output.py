@@ -152,3 +152,28 @@ def test_gradescope_results_hide_hidden_inputs_too(
     results = json.loads(gradescope_json(student_view(report)))
     hidden = [t for t, c in zip(results["tests"], report.cases, strict=True) if not c.visible]
     assert all("Invalid value: <hidden>" in test["output"] for test in hidden)
+
+
+def test_printed_hidden_inputs_are_hidden_in_the_student_view(
+    toy: Problem, references: ReferenceCache
+) -> None:
+    from grader.cases import make_cases
+    from grader.run import FakeRunner
+
+    problem = _with_hidden_cases(toy)
+    cases = make_cases(problem.spec, SEED)
+    names = tuple(p.name for p in problem.spec.parameters)
+    hidden = next(c for c in cases if c.name != "k is 0")
+    first = hidden.summary(names).split("[")[1].split(",")[0].rstrip("]")
+    printed = f"debugging: x[0] = {first}\n"
+    report = grade(
+        TOY / "submissions" / "correct.py",
+        problem=problem,
+        seed=SEED,
+        expected=references.get(toy, SEED),
+        runner=FakeRunner(quotes_its_input, stdout=printed),
+    )
+    assert first in report.stdout
+    student = student_view(report)
+    assert first not in student.stdout and "x[0] = <hidden>" in student.stdout
+    assert first not in _text(student)
