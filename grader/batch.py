@@ -22,6 +22,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
 import statistics
 import threading
@@ -36,7 +37,7 @@ from pydantic import ValidationError
 from grader.cases import make_cases, random_seed
 from grader.errors import GraderError, UsageError
 from grader.feedback import student_view
-from grader.grading import MAX_SOURCE_BYTES, grade, grader_fault_report, run_reference
+from grader.grading import grade, grader_fault_report, read_limit, run_reference
 from grader.models import Report, Status
 from grader.notebook import SUBMISSION_SUFFIXES as SUFFIXES
 from grader.problems import Problem
@@ -170,7 +171,7 @@ def reusable(report_path: Path, entry: Entry, problem: Problem, seed: int) -> Re
     except (OSError, ValidationError):
         return None
     try:
-        digest = hashlib.sha256(read_regular(entry.path, MAX_SOURCE_BYTES + 1)).hexdigest()
+        digest = hashlib.sha256(read_regular(entry.path, read_limit(entry.path.name))).hexdigest()
     except GraderError:
         return None
     same = (
@@ -292,13 +293,15 @@ def run_batch(
 
 
 def write_outputs(out: Path, result: BatchResult, problem: Problem) -> None:
-    """grades.csv, summary.json and index.html, from the reports."""
+    """grades.csv, summary.json, index.html and a page per student, from the reports."""
     summary = summarize(result, problem)
     write_atomic(out / "grades.csv", gradebook_csv(result))
     write_atomic(out / "summary.json", summary_json(summary))
-    from grader.render import batch_page
+    from grader.render import batch_page, student_page
 
     write_atomic(out / "index.html", batch_page(summary))
+    for student, report in result.reports.items():
+        write_atomic(out / f"{student}.html", student_page(student, report))
 
 
 def summary_json(summary: dict[str, object]) -> str:
@@ -348,23 +351,27 @@ def gradebook_csv(result: BatchResult) -> str:
 
 
 def summarize(result: BatchResult, problem: Problem) -> dict[str, object]:
-    """Counts by status, score distribution, per-case pass rates, common failures."""
+    """Counts by status, score distribution, per-case pass rates over all students, how many
+    students each hint fired for (the class's mistakes), common failures, each student's
+    failed cases."""
     reports = [result.reports[s] for s in sorted(result.reports)]
     scores = [report.score for report in reports]
     max_score = reports[0].max_score if reports else 0.0
     statuses = Counter(report.status.value for report in reports)
-    bins = histogram(scores, max_score)
+    bins = histogram(scores, max_score, step=problem.spec.points_per_case)
     case_rates = []
     for index, case in enumerate(make_cases(problem.spec, result.seed)):
         graded = [r.cases[index] for r in reports if r.status is Status.GRADED]
-        passed = sum(c.passed for c in graded)
+        # Over every student: one whose file did not load failed every case too.
+        passed = sum(index < len(r.cases) and r.cases[index].passed for r in reports)
         case_rates.append(
             {
                 "index": index,
                 "name": case.name,
                 "passed": passed,
+                "students": len(reports),
                 "graded": len(graded),
-                "rate": round(passed / len(graded), 4) if graded else None,
+                "rate": round(passed / len(reports), 4) if reports else None,
             }
         )
     failures: Counter[str] = Counter()
@@ -382,34 +389,86 @@ def summarize(result: BatchResult, problem: Problem) -> dict[str, object]:
         "full_marks": sum(report.full_marks for report in reports),
         "by_status": dict(sorted(statuses.items())),
         "scores": {
-            "mean": round(statistics.fmean(scores), 4) if scores else None,
+            "mean": round(statistics.fmean(scores), 2) if scores else None,
             "median": statistics.median(scores) if scores else None,
             "min": min(scores) if scores else None,
             "max": max(scores) if scores else None,
             "histogram": bins,
         },
         "case_pass_rates": case_rates,
+        "hints": hint_counts(reports),
         "common_failures": [
             {"reason": reason, "students": count} for reason, count in failures.most_common(10)
         ],
         "skipped": [{"name": s.name, "reason": s.reason} for s in result.skipped],
         "reports": {
-            s: {"score": r.score, "status": r.status.value, "file": f"{s}.json"}
+            s: {
+                "score": r.score,
+                "status": r.status.value,
+                "file": f"{s}.json",
+                "page": f"{s}.html",
+                "failed_cases": [case.index for case in r.cases if not case.passed],
+                "hints": [hint.id for hint in r.hints],
+            }
             for s, r in zip(sorted(result.reports), reports, strict=True)
         },
     }
 
 
-def histogram(scores: Iterable[float], max_score: float, bins: int = 10) -> list[dict[str, object]]:
-    """Scores counted into equal-width bins from 0 to max_score (the last one closed)."""
+def hint_counts(reports: Iterable[Report]) -> list[dict[str, object]]:
+    """Each hint given, with how many students got it, most frequent first: the class's
+    mistakes. A pattern hint's wording varies with the cases; the first one is kept."""
+    counts: Counter[str] = Counter()
+    first: dict[str, tuple[str, str]] = {}
+    for report in reports:
+        for hint in {h.id: h for h in report.hints}.values():
+            counts[hint.id] += 1
+            first.setdefault(hint.id, (hint.kind, " ".join(hint.text.split())))
+    return [
+        {"id": hint_id, "kind": first[hint_id][0], "text": first[hint_id][1], "students": count}
+        for hint_id, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    ]
+
+
+def histogram(
+    scores: Iterable[float], max_score: float, bins: int = 10, step: float | None = None
+) -> list[dict[str, object]]:
+    """Scores counted into bins from 0 to max_score, each with a label.
+
+    When every score and the maximum are whole numbers, the bins are whole numbers of `step`
+    (the points per case; 1 if that is not whole) wide: one bin per possible score when there
+    are at most `bins` of them, `low` and `high` then being the lowest and highest score a bin
+    holds. Otherwise `bins` equal-width bins, `high` excluded but in the last.
+    """
     values = list(scores)
     if max_score <= 0:
         return []
-    width = max_score / bins
-    counts = [0] * bins
+    if float(max_score).is_integer() and all(float(v).is_integer() for v in values):
+        unit = int(step) if step is not None and step >= 1 and float(step).is_integer() else 1
+        top = int(max_score)
+        if top % unit:
+            unit = 1
+        per_bin = math.ceil((top // unit + 1) / bins)
+        width = per_bin * unit
+        counts = [0] * (top // width + 1)
+        for score in values:
+            counts[min(int(score) // width, len(counts) - 1)] += 1
+        found = []
+        for i, count in enumerate(counts):
+            low, high = i * width, min(i * width + (per_bin - 1) * unit, top)
+            label = f"{low}" if low == high else f"{low}-{high}"
+            found.append({"low": low, "high": high, "label": label, "count": count})
+        return found
+    step_width = max_score / bins
+    tallies = [0] * bins
     for score in values:
-        counts[min(int(score / width), bins - 1)] += 1
+        tallies[min(int(score / step_width), bins - 1)] += 1
     return [
-        {"low": round(i * width, 4), "high": round((i + 1) * width, 4), "count": count}
-        for i, count in enumerate(counts)
+        {
+            "low": round(i * step_width, 4),
+            "high": round((i + 1) * step_width, 4),
+            "label": f"{i * step_width:g}",
+            "count": count,
+        }
+        for i, count in enumerate(tallies)
     ]

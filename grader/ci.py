@@ -14,6 +14,7 @@ a workflow command, and anything printed to stdout that could contain it is wrap
 
 from __future__ import annotations
 
+import ast
 import secrets
 import shutil
 import signal
@@ -28,7 +29,7 @@ from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 from grader import safe_text
 from grader.errors import UsageError
 from grader.feedback import student_view
-from grader.grading import MAX_SOURCE_BYTES
+from grader.grading import read_limit
 from grader.models import CaseReason, ErrorInfo, Report, Status
 from grader.notebook import SUBMISSION_SUFFIXES
 from grader.problems import Problem
@@ -138,6 +139,25 @@ class Graded:
 
     change: Change
     report: Report
+    # Where the graded function is defined in the file (see `def_line`): wrong outputs are
+    # annotated there. Found by the trusted side, never taken from the worker.
+    def_line: int | None = None
+
+
+def def_line(source: bytes, function: str) -> int | None:
+    """The line of the top-level `def function` in a source (the last one, which is the one
+    Python keeps), parsed with `ast` and never run; None if there is none or it does not
+    parse."""
+    try:
+        tree = ast.parse(source.decode("utf-8", errors="replace"))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    lines = [
+        node.lineno
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == function
+    ]
+    return lines[-1] if lines else None
 
 
 def grade_changes(
@@ -145,19 +165,43 @@ def grade_changes(
     head: str,
     changes: list[Change],
     grade_file: Callable[[Path, str, bytes], Report],
+    function_of: Callable[[bytes], str | None] = lambda _: None,
 ) -> list[Graded]:
-    """Grade each non-deleted change as its content at head."""
+    """Grade each non-deleted change as its content at head; `function_of` names the function
+    a content is graded on (for `Graded.def_line`)."""
     graded = []
     with tempfile.TemporaryDirectory(prefix="grader-ci-") as scratch:
         for change in changes:
             if change.status == "deleted":
                 continue
-            content = git_blob(repo, f"{head}:{change.path}", MAX_SOURCE_BYTES + 1)
+            content = git_blob(repo, f"{head}:{change.path}", read_limit(change.path))
             copy = Path(scratch) / change.path
             copy.parent.mkdir(parents=True, exist_ok=True)
             copy.write_bytes(content)
-            graded.append(Graded(change, student_view(grade_file(copy, change.path, content))))
+            report = student_view(grade_file(copy, change.path, content))
+            function = function_of(content)
+            line = def_line(content, function) if function else None
+            graded.append(Graded(change, report, line))
     return graded
+
+
+_WRONG = (CaseReason.WRONG_OUTPUT, CaseReason.INVALID_OUTPUT)
+
+
+def wrong_output_note(item: Graded) -> tuple[int, str, str] | None:
+    """(line, title, message) of one annotation at the function's def line for the cases whose
+    outputs were wrong or invalid (student view: hidden cases name the output, not values)."""
+    wrong = [case for case in item.report.cases if case.reason in _WRONG]
+    if item.def_line is None or not wrong:
+        return None
+    total = len(item.report.cases)
+    indices = ", ".join(str(case.index) for case in wrong)
+    first = next((case for case in wrong if case.visible), wrong[0])
+    lines = [f"Case {first.index} ({first.name}): {first.message}"]
+    hints = [" ".join(hint.text.split()) for hint in item.report.hints]
+    lines += [f"Hint: {hint}" for hint in hints[:2]]
+    title = f"wrong output in {len(wrong)} of {total} cases ({indices})"
+    return item.def_line, title, "\n".join(lines)
 
 
 def below_threshold(report: Report, min_score_percent: float) -> bool:
@@ -218,7 +262,10 @@ def markdown_summary(
                 lines.append(
                     f"| {case.index} | {cell(case.name)} | {cell(case.inputs)} | {result} |"
                 )
-    lines += ["", f"Seed {graded[0].report.seed}; per-case results are in the JUnit artifact."]
+    # No seed: the summary is the students' view, and with the seed and the reference
+    # `grader check --seed S --staff` rebuilds every hidden case. Staff who need to repeat a
+    # grading pass --seed themselves (docs/ci.md).
+    lines += ["", "Per-case results are in the JUnit artifact when the job writes one (--junit)."]
     return "\n".join(lines) + "\n"
 
 
@@ -278,7 +325,8 @@ def annotated_line(error: ErrorInfo) -> tuple[int, str]:
 
 
 def workflow_annotations(graded: list[Graded]) -> list[str]:
-    """`::error` commands for a file that does not load and for exceptions in the code."""
+    """`::error` commands for a file that does not load, for exceptions in the code, and
+    for wrong outputs at the function's def line."""
     commands = []
     for item in graded:
         report = item.report
@@ -299,6 +347,13 @@ def workflow_annotations(graded: list[Graded]) -> list[str]:
             title = escape_property(f"{error.type} in case {case.index}{cell}")
             commands.append(
                 f"::error file={path},line={line},title={title}::{escape_data(case.message)}"
+            )
+        note = wrong_output_note(item)
+        if note is not None:
+            line, title, message = note
+            commands.append(
+                f"::error file={path},line={line},title={escape_property(title)}::"
+                f"{escape_data(message)}"
             )
     return commands
 

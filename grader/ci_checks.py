@@ -20,7 +20,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from grader.ci import Graded, annotated_line, below_threshold, markdown_summary
+from grader.ci import (
+    Graded,
+    annotated_line,
+    below_threshold,
+    markdown_summary,
+    wrong_output_note,
+)
 from grader.ci_artifact import Artifact
 from grader.errors import PostError
 
@@ -91,7 +97,8 @@ def _clip(text: str, limit: int) -> str:
 
 
 def check_annotations(graded: list[Graded]) -> list[Annotation]:
-    """Annotations where a file fails to load and at the student's line of each exception.
+    """Annotations where a file fails to load, at the student's line of each exception, and at
+    the function's def line for wrong outputs.
 
     The same places `workflow_annotations` marks for `grader ci`. Check-run annotation messages
     are shown as plain text, so student text needs no escaping here, only a bound.
@@ -127,6 +134,19 @@ def check_annotations(graded: list[Graded]) -> list[Annotation]:
                     annotation_level="failure",
                     title=_clip(f"{error.type} in case {case.index}{cell}", MAX_TITLE),
                     message=_clip(case.message, MAX_MESSAGE),
+                )
+            )
+        note = wrong_output_note(item)
+        if note is not None:
+            line, title, message = note
+            annotations.append(
+                Annotation(
+                    path=path,
+                    start_line=line,
+                    end_line=line,
+                    annotation_level="failure",
+                    title=_clip(title, MAX_TITLE),
+                    message=_clip(message, MAX_MESSAGE),
                 )
             )
     return annotations[:MAX_ANNOTATIONS]

@@ -7,6 +7,7 @@ interrupted with Ctrl-C (its finished reports kept).
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import sys
@@ -26,6 +27,7 @@ from grader.ci import (
     Graded,
     below_threshold,
     changed_submissions,
+    def_line,
     grade_changes,
     guarded,
     junit_xml,
@@ -36,8 +38,9 @@ from grader.ci_artifact import MAX_FILES, collect, describe, load_artifact, vali
 from grader.ci_checks import CheckRun, failure_check_run, graded_check_run, post_check_run
 from grader.errors import ArtifactError, GraderError, UnknownProblem, UsageError
 from grader.feedback import student_view
-from grader.grading import MAX_SOURCE_BYTES, grader_fault_report, versions
+from grader.gradescope import build_autograder
 from grader.grading import check as check_submission
+from grader.grading import grader_fault_report, read_limit, versions
 from grader.models import ProblemSpec, Report
 from grader.pack import (
     DEFAULT_EXTRA,
@@ -62,7 +65,13 @@ from grader.problems import (
     load_spec,
     spec_path_for,
 )
-from grader.render import batch_progress, gradescope_json, print_report, statement
+from grader.render import (
+    batch_progress,
+    gradescope_json,
+    output_console,
+    print_report,
+    statement,
+)
 from grader.run import SandboxPolicy, SubprocessRunner, full_isolation_problem
 from grader.storage import read_regular, write_atomic
 
@@ -172,7 +181,8 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+# Not exists=True: a missing file gets a "did you mean" (see _no_such_file).
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--seed",
     type=click.IntRange(0, MAX_SEED),
@@ -222,9 +232,11 @@ def check(
 ) -> None:
     """Grade one submission FILE and print the verdict (a practice run with a pack)."""
     to_stdout = json_path is not None and str(json_path) == "-"
-    console = Console(stderr=to_stdout)
+    console = output_console(stderr=to_stdout)
+    if not file.exists() and not file.is_symlink():
+        _fail(_no_such_file(file))
     try:
-        source = read_regular(file, MAX_SOURCE_BYTES + 1).decode("utf-8", errors="replace")
+        source = read_regular(file, read_limit(file.name)).decode("utf-8", errors="replace")
         practice = None
         if pack_location is not None:
             practice = _practice(pack_location, problem_id)
@@ -258,7 +270,8 @@ def check(
             full = check_submission(file, problem=problem, seed=seed, runner=runner)
     except GraderError as exc:
         _fail(str(exc))
-    report = full if staff else student_view(full)
+    # The seed stays: this machine has the reference, hence every hidden case already.
+    report = full if staff else student_view(full, keep_seed=True)
     print_report(report, console)
     if json_path is not None:
         _write_json(report, json_path)
@@ -408,7 +421,8 @@ _seed_and_problem_per_file = compose(
         "--seed",
         type=click.IntRange(0, MAX_SEED),
         default=None,
-        help="Grading seed (default: random, shown in the summary).",
+        help="Grading seed (default: random). Students never see it (with it and the "
+        "reference, every hidden case can be rebuilt): pass it to repeat a grading.",
     ),
     click.option("--problem", "problem_id", help="Problem id (default: found from each file)."),
 )
@@ -461,6 +475,13 @@ def ci_command(
         assert runner is not None  # made before any file is graded
         return _check_one(copy, problem, seed, runner, display_name, trust_caches)
 
+    def function_of(content: bytes) -> str:
+        source = content.decode("utf-8", errors="replace")
+        found = find_problem(
+            source, problem_id=problem_id, problems_dir=problems_dir, reference_dir=reference_dir
+        )
+        return found.spec.function
+
     try:
         changes = changed_submissions(repo, base, head)
         deleted = [change for change in changes if change.status == "deleted"]
@@ -468,7 +489,7 @@ def ci_command(
             runner, trust_caches = _staff_runner(
                 require_sandbox=require_sandbox, allow_basic=allow_basic
             )
-        graded = grade_changes(repo, head, changes, grade_file)
+        graded = grade_changes(repo, head, changes, grade_file, function_of)
     except GraderError as exc:
         _fail(str(exc))
     summary = markdown_summary(graded, deleted, None, min_score)
@@ -508,7 +529,7 @@ def show(problem_id: str, problems_dir: Path | None) -> None:
             shown = load_pack(location).problem
     except GraderError as exc:
         _fail(str(exc))
-    Console().print(statement(shown))
+    output_console().print(statement(shown))
 
 
 @cli.command()
@@ -630,6 +651,49 @@ def pack_command(
         f"Wrote {path}: {len(pack.cases)} practice cases of {pack.problem.id} "
         f"v{pack.problem.version}, digest {pack.digest[:12]}. Publish the folder; students put "
         f"it in packs/{pack.problem.id}/ and run `grader check FILE`."
+    )
+
+
+@cli.command(name="gradescope-autograder")
+@click.argument("problem_id", required=False)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The zip to write (upload it as the assignment's autograder).",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(0, MAX_SEED),
+    default=None,
+    help="Grading seed every submission is graded on (default: random, drawn now).",
+)
+@_problems_dir
+@_reference_dir
+def gradescope_autograder(
+    problem_id: str | None,
+    out: Path,
+    seed: int | None,
+    problems_dir: Path | None,
+    reference_dir: Path | None,
+) -> None:
+    """Build Gradescope's autograder zip for PROBLEM_ID (default: the only problem).
+
+    It holds setup.sh, run_autograder, the spec, the reference (Gradescope keeps the zip from
+    students) and a wheel of this grader; Gradescope's image gets jax and flax from PyPI.
+    """
+    try:
+        problem = find_problem(
+            None, problem_id=problem_id, problems_dir=problems_dir, reference_dir=reference_dir
+        )
+        chosen = random_seed() if seed is None else seed
+        built = build_autograder(problem, out, seed=chosen)
+    except GraderError as exc:
+        _fail(str(exc))
+    click.echo(
+        f"Wrote {safe_text.terminal(str(out))}: {', '.join(built.members)}. Every submission "
+        f"is graded on seed {chosen} (the same cases for all). Upload it as the autograder of "
+        f"a Gradescope programming assignment (Ubuntu base image)."
     )
 
 
@@ -797,7 +861,8 @@ def pr_grade(
                     reference_dir=reference_dir,
                 )
                 full = _check_one(copy, problem, seed, runner, submission.change.path, trust_caches)
-                graded.append(Graded(submission.change, student_view(full)))
+                line = def_line(submission.content, problem.spec.function)
+                graded.append(Graded(submission.change, student_view(full), line))
     except GraderError as exc:
         # The message stays in this run's log, for staff: a failing reference's may quote its
         # traceback, which must not reach the pull request.
@@ -865,6 +930,22 @@ def pr_post(payload_path: Path, head_sha: str, reason: str, details_url: str | N
     except GraderError as exc:
         _fail(str(exc))
     click.echo(f"posted check run {run_id} ({check_run.conclusion}: {check_run.output.title})")
+
+
+def _no_such_file(path: Path) -> str:
+    """That a file does not exist, and the closest names in its folder (a typo is likely)."""
+    folder = path.parent
+    try:
+        names = [entry.name for entry in folder.iterdir() if entry.is_file()]
+    except OSError:
+        return f"{path} does not exist (nor does its folder {folder})."
+    close = difflib.get_close_matches(path.name, names, n=3, cutoff=0.6)
+    if not close:
+        python = sorted(name for name in names if name.endswith((".py", ".ipynb")))[:5]
+        there = f" Python files there: {', '.join(python)}." if python else ""
+        return f"{path} does not exist.{there}"
+    options = " or ".join(str(folder / name) for name in close)
+    return f"{path} does not exist. Did you mean {options}?"
 
 
 def _fail(message: str) -> NoReturn:

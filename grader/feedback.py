@@ -219,8 +219,65 @@ def _fits(kind: str, pattern: str, error: ErrorInfo | None) -> bool:
     )
 
 
-def student_view(report: Report) -> Report:
-    """The report without what hidden cases would give away: inputs, expected and got values.
+# A number in a text, not part of a name (`float32`) or of another number.
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d*)?(?:[eE][+-]?\d+)?(?![\w.]*\w)")
+_DTYPE = re.compile(r"\((?:b?float|u?int|complex)\d+\)")
+_LIST = re.compile(r"\[([^\[\]]*)\]")
+HIDDEN_NUMBER = "<hidden>"
+
+
+def _input_numbers(inputs: str) -> list[float]:
+    """Every number a case's inputs summary holds, and the length of each of its arrays."""
+    text = _DTYPE.sub("", inputs)
+    numbers = [float(token) for token in _NUMBER.findall(text)]
+    numbers += [float(len(items.split(","))) for items in _LIST.findall(text) if items.strip()]
+    return numbers
+
+
+def hide_input_numbers(text: str, inputs: str) -> str:
+    """text with every number equal to one of the inputs (or an array's length) replaced by
+    `<hidden>`: an exception message can quote a hidden case's input (`Invalid rng value:
+    164673804.0`). 0, 1 and -1 are left alone: they say nothing about a case."""
+    known = _input_numbers(inputs)
+    if not known:
+        return text
+
+    def shown(match: re.Match[str]) -> str:
+        try:
+            value = float(match.group())
+        except ValueError:
+            return match.group()
+        if value.is_integer() and abs(value) <= 1:
+            return match.group()
+        for number in known:
+            if abs(value - number) <= 1e-6 * max(abs(number), 1e-300):
+                return HIDDEN_NUMBER
+        return match.group()
+
+    return _NUMBER.sub(shown, text)
+
+
+def _hidden_case_text(case: CaseResult) -> CaseResult:
+    """A hidden case's message and exception without the numbers of its inputs."""
+    error = case.error
+    if error is not None and error.message and error.message in case.message:
+        # Only the exception's own words: "at line 19" is the grader's, not an input.
+        hidden = hide_input_numbers(error.message, case.inputs)
+        message = case.message.replace(error.message, hidden)
+        error = error.model_copy(update={"message": hidden})
+    else:
+        message = hide_input_numbers(case.message, case.inputs)
+        if error is not None:
+            error = error.model_copy(
+                update={"message": hide_input_numbers(error.message, case.inputs)}
+            )
+    return case.model_copy(update={"message": message, "error": error})
+
+
+def student_view(report: Report, *, keep_seed: bool = False) -> Report:
+    """The report without what hidden cases would give away: inputs, expected and got values,
+    the numbers of their inputs quoted by an exception message or printed, and the grading
+    seed.
 
     A hidden case keeps whether it passed, why, which output was wrong, and the student's own
     exception; so a student cannot farm expected values from reports.
@@ -230,6 +287,7 @@ def student_view(report: Report) -> Report:
         if case.visible:
             cases.append(case)
             continue
+        case = _hidden_case_text(case)
         message = case.message
         if case.reason is CaseReason.WRONG_OUTPUT:
             names = ", ".join(check.name for check in case.outputs if not check.passed)
@@ -237,4 +295,18 @@ def student_view(report: Report) -> Report:
         cases.append(
             case.model_copy(update={"inputs": HIDDEN_INPUTS, "outputs": (), "message": message})
         )
-    return report.model_copy(update={"cases": tuple(cases), "view": "student"})
+    # A practice run's seed is the pack's, public anyway; a grading's would give away every
+    # hidden case (cases come from the spec and the seed) to a student without the reference.
+    # `keep_seed`: for `grader check` run where the reference is, which holds every case anyway,
+    # so that "repeat with --seed S" works.
+    seed = report.seed if report.practice is not None or keep_seed else None
+    # What the code printed can quote hidden inputs too (a debugging print of the seed).
+    hidden = ", ".join(case.inputs for case in report.cases if not case.visible)
+    update = {
+        "cases": tuple(cases),
+        "view": "student",
+        "seed": seed,
+        "stdout": hide_input_numbers(report.stdout, hidden),
+        "stderr": hide_input_numbers(report.stderr, hidden),
+    }
+    return report.model_copy(update=update)

@@ -310,7 +310,7 @@ def grader_fault_report(
     if expected is None:
         expected = Expected(cases=make_cases(problem.spec, seed), outcomes={})
     try:
-        raw = read_regular(path, _read_limit(path.name))
+        raw = read_regular(path, read_limit(path.name))
     except GraderError:
         raw = b""
     submission = SubmissionInfo(
@@ -349,7 +349,8 @@ class Prepared:
     notebook: NotebookInfo | None = None
 
 
-def _read_limit(name: str) -> int:
+def read_limit(name: str) -> int:
+    """How many bytes to read of a submission of this name (one more than it may have)."""
     return (notebook.MAX_NOTEBOOK_BYTES if notebook.is_notebook(name) else MAX_SOURCE_BYTES) + 1
 
 
@@ -357,7 +358,7 @@ def prepare(path: Path, name: str) -> Prepared:
     """Read a submission once (what is hashed is what runs) and screen it; a notebook (a file
     or display name ending in .ipynb) is turned into the code that runs (grader/notebook.py)."""
     is_notebook = notebook.is_notebook(path.name) or notebook.is_notebook(name)
-    raw = read_regular(path, _read_limit(".ipynb" if is_notebook else name))
+    raw = read_regular(path, read_limit(".ipynb" if is_notebook else name))
     info = SubmissionInfo(path=name, sha256=hashlib.sha256(raw).hexdigest(), size=len(raw))
     if not is_notebook:
         return Prepared(info, raw, screen_source(raw, name))

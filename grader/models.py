@@ -711,7 +711,11 @@ class Report(Frozen):
     cases: tuple[CaseResult, ...] = Field(description="Per-case verdicts, in case order.")
     problem: ProblemInfo = Field(description="The problem graded against.")
     submission: SubmissionInfo = Field(description="The graded file.")
-    seed: int = Field(ge=0, description="Grading seed: the same seed gives the same cases.")
+    seed: int | None = Field(
+        ge=0,
+        description="Grading seed: the same seed gives the same cases. None in a student's "
+        "view of a grading: with the seed and the spec, every hidden case can be rebuilt.",
+    )
     isolation: Isolation = Field(
         description="How the submission was isolated: 'full' (namespaces, unprivileged uid, "
         "hidden folders, limits) or 'basic' (resource limits and its own session only)."

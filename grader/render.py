@@ -9,6 +9,7 @@ rich `Text` objects, never in markup, unless they went through `safe_text.markup
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -22,7 +23,15 @@ from rich.text import Text
 
 from grader import safe_text
 from grader.audit import Figure
-from grader.models import CaseReason, Frame, Parameter, ProblemSpec, Report, Status
+from grader.models import (
+    CaseReason,
+    CaseResult,
+    Frame,
+    Parameter,
+    ProblemSpec,
+    Report,
+    Status,
+)
 
 _safe = safe_text.terminal
 _MARK = {True: Text("✔", style="green"), False: Text("✘", style="red")}
@@ -74,14 +83,18 @@ def verdict(report: Report) -> Group:
     if report.stdout.strip():
         parts.append(Text("Your code printed (end of stdout):", style="bold"))
         parts.append(Text(_last_lines(report.stdout), style="dim"))
+    # A student's view has the seed only where the reference is (see `student_view`): with
+    # it and the reference, `grader check --seed S --staff` rebuilds every hidden case.
     origin = (
-        f"pack {report.practice.pack_digest[:12]}"
+        f"pack {report.practice.pack_digest[:12]} · "
         if report.practice is not None
-        else f"seed {report.seed}"
+        else f"seed {report.seed} · "
+        if report.seed is not None
+        else ""
     )
     parts.append(
         Text(
-            f"{origin} · {_safe(report.submission.path)} · sha256 "
+            f"{origin}{_safe(report.submission.path)} · sha256 "
             f"{report.submission.sha256[:12]} · isolation: {report.isolation} · "
             f"{report.seconds:.1f} s",
             style="dim",
@@ -125,15 +138,40 @@ def _case_table(report: Report) -> Table:
     table.add_column("inputs", overflow="fold")
     table.add_column("", justify="center")
     table.add_column("result", overflow="fold")
+    first_with: dict[tuple[object, ...], int] = {}
     for case in report.cases:
+        if case.passed:
+            result = Text("correct", style="green")
+        else:
+            key = _same_failure(case)
+            earlier = first_with.setdefault(key, case.index) if key is not None else case.index
+            if earlier != case.index:
+                # One mistake raising in every case would print the same lines in each row.
+                result = Text(f"same as case {earlier}", style="dim")
+            else:
+                result = Text(_safe(case.message))
         table.add_row(
             str(case.index),
             Text(_safe(case.name)),
             Text(_safe(case.inputs if not case.passed else _brief(case.inputs))),
             _MARK[case.passed],
-            Text(_safe(case.message)) if not case.passed else Text("correct", style="green"),
+            result,
         )
     return table
+
+
+_ANY_NUMBER = re.compile(r"<hidden>|-?\d+(?:\.\d*)?(?:[eE][+-]?\d+)?")
+
+
+def _same_failure(case: CaseResult) -> tuple[object, ...] | None:
+    """What makes two failures the same mistake: the reason, the exception's type and line,
+    and the message with its numbers left out (each case quotes its own inputs). Wrong outputs
+    are never merged: each visible one shows its own values."""
+    if case.reason is CaseReason.WRONG_OUTPUT:
+        return None
+    error = case.error
+    kind = (error.type, error.line) if error is not None else (None, None)
+    return (case.reason, *kind, _ANY_NUMBER.sub("#", case.message))
 
 
 _LONG_LIST = re.compile(r"\[([^\[\]]{60,})\]")
@@ -228,9 +266,21 @@ def statement(spec: _Stated) -> Panel:
     return Panel(body, title=title, expand=False)
 
 
-def print_report(report: Report, console: Console | None = None) -> None:
+PIPED_WIDTH = 200
+
+
+def output_console(*, stderr: bool = False, soft_wrap: bool = False) -> Console:
+    """A console at the terminal's width; piped (a file, a CI log), at $COLUMNS if set, else
+    PIPED_WIDTH columns rather than Rich's 80, which folded every row of the case table."""
+    probe = Console(stderr=stderr, soft_wrap=soft_wrap)
+    if probe.is_terminal or os.environ.get("COLUMNS", "").strip().isdigit():
+        return probe
+    return Console(stderr=stderr, soft_wrap=soft_wrap, width=PIPED_WIDTH)
+
+
+def print_report(report: Report, to: Console | None = None) -> None:
     """Print a student's verdict."""
-    (console or Console()).print(verdict(report))
+    (to or output_console()).print(verdict(report))
 
 
 def _percent(rate: float | None) -> str:
@@ -260,8 +310,7 @@ def batch_page(summary: dict[str, Any]) -> str:
                 "middle": 10 + i * (bar_width + 6) + bar_width / 2,
                 "y": chart_height - height + 20,
                 "height": height,
-                "low": f"{b['low']:g}",
-                "high": f"{b['high']:g}",
+                "label": b["label"],
                 "count": b["count"],
             }
         )
@@ -276,12 +325,20 @@ def batch_page(summary: dict[str, Any]) -> str:
         {**c, "width": f"{(c['rate'] or 0) * 100:.1f}", "percent": _percent(c["rate"])}
         for c in summary["case_pass_rates"]
     ]
+    students = summary["students"]
+    hints = [
+        {**h, "percent": _percent(h["students"] / students if students else None)}
+        for h in summary["hints"]
+    ]
     reports = [
         {
             "id": student,
+            "page": safe_text.relative_link(student, ".html"),
             "link": safe_text.relative_link(student, ".json"),
             "score": f"{r['score']:g}",
             "status": r["status"],
+            "failed": _case_list(r["failed_cases"], len(cases)),
+            "hints": ", ".join(r["hints"]),
         }
         for student, r in summary["reports"].items()
     ]
@@ -289,18 +346,89 @@ def batch_page(summary: dict[str, Any]) -> str:
         "batch.html",
         problem=summary["problem"],
         seed=summary["seed"],
-        students=summary["students"],
+        students=students,
         full_marks=summary["full_marks"],
-        mean=_stat(scores["mean"]),
+        mean="n/a" if scores["mean"] is None else f"{scores['mean']:.2f}",
         median=_stat(scores["median"]),
         max_score=_stat(summary["max_score"]),
         chart=chart,
         by_status=list(summary["by_status"].items()),
         cases=cases,
+        hints=hints,
         failures=summary["common_failures"],
         reports=reports,
         skipped=summary["skipped"],
     )
+
+
+def _case_list(indices: Sequence[int], total: int) -> str:
+    if not indices:
+        return ""
+    if len(indices) == total:
+        return f"all {total}"
+    return ", ".join(str(i) for i in indices)
+
+
+def student_page(student: str, report: Report) -> str:
+    """A TA's page of one student's report (the staff view: hidden cases' inputs and values
+    included), linked from the batch page; every value escaped by `safe_text.render_html`."""
+    cases = []
+    for case in report.cases:
+        outputs = [
+            {
+                "name": check.name,
+                "passed": check.passed,
+                "got": f"{check.got:.9g}",
+                "expected": f"{check.expected:.9g}",
+                "error": f"{check.error:.3g}",
+                "tolerance": f"{check.tolerance:.3g}",
+            }
+            for check in case.outputs
+        ]
+        cases.append(
+            {
+                "index": case.index,
+                "name": case.name,
+                "visible": case.visible,
+                "inputs": case.inputs,
+                "passed": case.passed,
+                "message": case.message,
+                "outputs": outputs,
+                "error": _error_text(case.error.frames, case.error.type, case.error.message)
+                if case.error is not None and case.error.frames
+                else "",
+            }
+        )
+    error = report.error
+    return safe_text.render_html(
+        "student.html",
+        student=student,
+        json_link=safe_text.relative_link(student, ".json"),
+        staff_link="./staff/" + safe_text.relative_link(student, ".json")[2:],
+        report=report,
+        score=f"{report.score:g}",
+        max_score=f"{report.max_score:g}",
+        hints=[" ".join(hint.text.split()) for hint in report.hints],
+        failed=_case_list([c.index for c in report.cases if not c.passed], len(report.cases)),
+        cases=cases,
+        load_error=_error_text(error.frames, error.type, error.message) if error else "",
+        stdout=_last_lines_raw(report.stdout),
+        stderr=_last_lines_raw(report.stderr),
+    )
+
+
+def _error_text(frames: tuple[Frame, ...], kind: str, message: str) -> str:
+    lines = [
+        f'File "{frame.file}", line {frame.line}, in {frame.function}\n    {frame.source}'
+        for frame in frames[-8:]
+    ]
+    return "\n".join([*lines, f"{kind}: {message}"])
+
+
+def _last_lines_raw(text: str, count: int = 30) -> str:
+    """The end of an output, unescaped: the page's template escapes it."""
+    lines = text.rstrip().splitlines()
+    return "\n".join(lines[-count:])
 
 
 @contextmanager
@@ -343,7 +471,8 @@ def gradescope_results(report: Report) -> dict[str, Any]:
 
     Every text is declared plain text ("output_format": "text", so Gradescope neither renders
     Markdown nor HTML nor ANSI from it) and has its control characters shown escaped. Hidden
-    cases are reported without their inputs (the caller passes the student view).
+    cases are reported without their inputs (the caller passes the student view). The hints
+    come first in the submission's output, as in the terminal.
     """
     text = safe_text.visible_controls
     tests = []
@@ -361,9 +490,15 @@ def gradescope_results(report: Report) -> dict[str, Any]:
                 "visibility": "visible",
             }
         )
+    # The grading seed stays out: with it, `grader check --seed S --staff` rebuilds every
+    # hidden case. The hints are the feedback that teaches; they name no hidden value.
+    summary = [f"{report.message} (status: {report.status.value})"]
+    if report.hints:
+        summary.append("Hints:")
+        summary.extend(f"  * {' '.join(hint.text.split())}" for hint in report.hints)
     return {
         "score": report.score,
-        "output": text(f"{report.message} (status: {report.status.value}, seed {report.seed})"),
+        "output": text("\n".join(summary)),
         "output_format": "text",
         "test_output_format": "text",
         "test_name_format": "text",

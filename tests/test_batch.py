@@ -61,7 +61,11 @@ def test_batch_writes_every_output(tmp_path: Path) -> None:
     }
     assert reports["alice"].full_marks and reports["erin"].full_marks
     assert 0 < reports["bob"].score < reports["bob"].max_score
-    assert {r.seed for r in reports.values()} == {5}  # one case set for everyone
+    staff = {
+        s: Report.model_validate_json((out / "staff" / f"{s}.json").read_text()) for s in students
+    }
+    assert {r.seed for r in staff.values()} == {5}  # one case set for everyone
+    assert {r.seed for r in reports.values()} == {None}  # students' views never hold it
     assert {r.submission.path for r in reports.values()} == {f"{s}.py" for s in students}
 
     with (out / "grades.csv").open() as stream:
@@ -88,6 +92,23 @@ def test_batch_writes_every_output(tmp_path: Path) -> None:
     assert sum(b["count"] for b in summary["scores"]["histogram"]) == 5
     assert len(summary["case_pass_rates"]) == 14
     assert all(rate["graded"] == 3 for rate in summary["case_pass_rates"])
+    # Pass rates are over every student: carol's syntax error and frank's timeout passed none.
+    assert all(rate["students"] == 5 for rate in summary["case_pass_rates"])
+    assert all(rate["passed"] <= 3 for rate in summary["case_pass_rates"])
+    assert summary["reports"]["carol"]["failed_cases"] == list(range(14))
+    assert summary["reports"]["alice"]["failed_cases"] == []
+    assert round(summary["scores"]["mean"], 2) == summary["scores"]["mean"]
+    # Every hint given is counted once per student who got it.
+    given = [hint for report in reports.values() for hint in {h.id for h in report.hints}]
+    assert {h["id"]: h["students"] for h in summary["hints"]} == {
+        hint: given.count(hint) for hint in given
+    }
+    # A readable page per student, linked from the index; the staff view (hidden inputs).
+    page = (out / "bob.html").read_text()
+    staff = Report.model_validate_json((out / "staff" / "bob.json").read_text())
+    hidden = next(case for case in staff.cases if not case.visible)
+    assert hidden.inputs.split(",")[0] in page
+    assert 'href="./bob.html"' in (out / "index.html").read_text()
     skipped = {s["name"]: s["reason"] for s in summary["skipped"]}
     assert set(skipped) == {"notes.txt", "old", "escape.py", "Dave.py", "dave.PY"}
     assert "outside the folder" in skipped["escape.py"]
@@ -175,7 +196,8 @@ def test_batch_killed_midway_resumes_without_regrading(tmp_path: Path) -> None:
     assert [row["student"] for row in rows] == [f"s{n:02d}" for n in range(8)]
     assert all(row["score"] == row["max_score"] for row in rows)
     seeds = {
-        Report.model_validate_json((out / f"s{n:02d}.json").read_text()).seed for n in range(8)
+        Report.model_validate_json((out / "staff" / f"s{n:02d}.json").read_text()).seed
+        for n in range(8)
     }
     assert len(seeds) == 1  # the rerun kept the first run's seed
 
@@ -235,8 +257,9 @@ def test_batch_page_renders_the_summary_in_a_browser(tmp_path: Path) -> None:
     assert float(shown("mean")) == pytest.approx(summary["scores"]["mean"], abs=1e-3)
     assert shown("seed") == "3"
     for rate in summary["case_pass_rates"]:
-        assert f"{rate['passed']}/{rate['graded']}" in dom
+        assert f"{rate['passed']}/{rate['students']}" in dom
     for student in summary["reports"]:
+        assert f'href="./{quote(student)}.html"' in dom
         assert f'href="./{quote(student)}.json"' in dom
     assert dom.count('class="bin"') == len(summary["scores"]["histogram"])
 

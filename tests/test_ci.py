@@ -11,9 +11,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SUBMISSIONS
+from conftest import SUBMISSIONS, TOY, ReferenceCache
 from helpers import notebook_from_source
 from junitparser import Error, Failure, JUnitXml
+
+from grader.ci import Change, Graded, def_line
+from grader.ci_checks import check_annotations
+from grader.feedback import student_view
+from grader.grading import grade
+from grader.problems import Problem
+from grader.run import FakeRunner
 
 REPO = Path(__file__).resolve().parent.parent
 INJECTION = """# Hostile: tries to inject workflow commands through its exception message.
@@ -146,6 +153,13 @@ def test_pull_request_is_graded_into_summary_junit_and_annotations(
         for line in errors
     ), errors
     assert "raised IndexError at cell 3, line 3: list index out of range" in summary
+    # bob's outputs are wrong: annotated at the def line the grader found by parsing his file.
+    source = (SUBMISSIONS / "wrong" / "state_keys.py").read_text().splitlines()
+    line = next(n for n, text in enumerate(source, 1) if text.startswith("def graphdef_vs_state"))
+    bob = [e for e in errors if e.startswith(f"::error file=submissions/bob.py,line={line},")]
+    assert len(bob) == 1 and "title=wrong output in 14 of 14 cases" in bob[0]
+    assert "state.keys()" in bob[0]  # the hint travels with it
+    assert "Seed 7" not in summary and "seed 7" not in summary  # students never see the seed
     # The injected text is escaped inside our own annotation, never a command of its own.
     assert not any("README.md" in line.split("::")[1] for line in errors)
     assert all("file=submissions/" in line for line in errors)
@@ -215,3 +229,43 @@ def test_workflow_passes_actionlint() -> None:
     assert "permissions:\n  contents: read" in text
     uses = re.findall(r"uses: (\S+)", text)
     assert uses and all(re.fullmatch(r"[\w-]+/[\w-]+@[0-9a-f]{40}", u) for u in uses)
+
+
+def test_def_line_is_found_by_parsing_never_running() -> None:
+    source = (
+        b"import os\nos.system('echo pwned')\n\n"
+        b"def graphdef_vs_state(seed, x, features, hidden):\n    return 1\n\n"
+        b"class Model:\n    def graphdef_vs_state(self):\n        pass\n\n"
+        b"def graphdef_vs_state(seed, x, features, hidden):  # the one Python keeps\n"
+        b"    return 2\n"
+    )
+    assert def_line(source, "graphdef_vs_state") == 11
+    assert def_line(source, "missing") is None
+    assert def_line(b"def f(:\n", "f") is None
+
+
+def test_check_run_annotates_wrong_outputs_at_the_def_line(
+    toy: Problem, references: ReferenceCache
+) -> None:
+    def ignores_negatives(x: object, k: int) -> list[float]:
+        values = [float(v) for v in x]  # type: ignore[attr-defined]
+        return [len(values), sum(values) * k, max(values)]
+
+    report = grade(
+        TOY / "submissions" / "wrong_peak.py",
+        problem=toy,
+        seed=3,
+        expected=references.get(toy, 3),
+        runner=FakeRunner(ignores_negatives),
+    )
+    wrong = [case.index for case in report.cases if not case.passed]
+    assert wrong
+    item = Graded(Change(path="submissions/eve.py", status="added"), student_view(report), 2)
+    notes = [a for a in check_annotations([item]) if a.title.startswith("wrong output")]
+    assert len(notes) == 1
+    assert (notes[0].start_line, notes[0].end_line) == (2, 2)
+    assert notes[0].title.startswith(f"wrong output in {len(wrong)} of {len(report.cases)}")
+    assert "peak" in notes[0].message
+    # Without a def line (the file does not define the function) nothing is made up.
+    bare = Graded(item.change, item.report)
+    assert not [a for a in check_annotations([bare]) if a.title.startswith("wrong output")]

@@ -217,6 +217,12 @@ def test_trusted_side_grades_the_collected_artifact(collected: Collected, tmp_pa
     assert "` submissions/old.py `" in summary and "deleted (not graded)" in summary
     assert "peak" in summary and "off by" in summary  # bob sees which output is wrong
     assert "notes.txt" not in summary and "grader.py" not in summary
+    # bob's wrong outputs are annotated at his `def vector_stats`, found by parsing his file.
+    [wrong] = [a for a in payload["output"]["annotations"] if a["path"] == "submissions/bob.py"]
+    source = (TOY / "submissions" / "wrong_peak.py").read_text().splitlines()
+    line = next(n for n, text in enumerate(source, 1) if text.startswith("def vector_stats"))
+    assert wrong["start_line"] == wrong["end_line"] == line
+    assert wrong["title"].startswith("wrong output in 1 of 4 cases")  # 6/8
     assert "<testsuite" in junit.read_text()
     CheckRun.model_validate(payload)  # within GitHub's limits
 

@@ -45,7 +45,10 @@ def test_full_marks_exit_zero_and_json_report(module: bool, tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     assert "8/8 points" in result.stdout
     report = Report.model_validate_json(out.read_text())
-    assert report.seed == 5 and report.status is Status.GRADED
+    assert report.status is Status.GRADED
+    # A student's view, with the seed: `grader check` runs where the reference is.
+    assert report.seed == 5 and report.view == "student"
+    assert "seed 5 · " in result.stdout
     assert report.submission.sha256 and report.versions.python
 
 

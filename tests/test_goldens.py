@@ -40,6 +40,7 @@ from grader.models import (
     CaseResult,
     ErrorInfo,
     Frame,
+    Hint,
     LeftOut,
     NotebookInfo,
     OutputCheck,
@@ -51,7 +52,13 @@ from grader.models import (
 )
 from grader.notebook import RAN
 from grader.problems import Problem
-from grader.render import batch_page, batch_progress, gradescope_json, verdict
+from grader.render import (
+    batch_page,
+    batch_progress,
+    gradescope_json,
+    student_page,
+    verdict,
+)
 
 SEED = 11
 ESCAPES = FAKE_GREEN + CURSOR_UP + OSC8 + OSC52 + TITLE
@@ -170,7 +177,7 @@ def reports(toy: Problem) -> dict[str, Report]:
         ),
         _case(toy, 3, CaseReason.PASSED, "Correct."),
     ]
-    return {
+    found = {
         FORMULA_CMD: _report(
             toy,
             FORMULA_CMD,
@@ -217,6 +224,12 @@ def reports(toy: Problem) -> dict[str, Report]:
         ),
     }
 
+    # Two students got the same hint: the page and summary count the class's mistakes.
+    peak = Hint(id="peak_sign", kind="mistake", text="peak ignores negative values.", cases=(1,))
+    for student in (FORMULA_LINK, "alice"):
+        found[student] = found[student].model_copy(update={"hints": (peak,)})
+    return found
+
 
 @pytest.fixture
 def batch(reports: dict[str, Report]) -> BatchResult:
@@ -233,6 +246,7 @@ def graded(reports: dict[str, Report]) -> list[Graded]:
         Graded(
             Change(path=f"submissions/{report.submission.path}", status="added"),
             student_view(report),
+            def_line=None if report.notebook else 2,  # where `def vector_stats` would be
         )
         for student, report in reports.items()
     ]
@@ -318,12 +332,29 @@ def test_summary_json(request: pytest.FixtureRequest, batch: BatchResult, toy: P
 def test_index_html(request: pytest.FixtureRequest, batch: BatchResult, toy: Problem) -> None:
     text = batch_page(summarize(batch, toy))
     hrefs = re.findall('href="([^"]*)"', text)
-    assert len(hrefs) == len(batch.reports)
+    assert len(hrefs) == 2 * len(batch.reports)  # the student's page and JSON report
     assert all(href.startswith("./") for href in hrefs)
+    assert 'href="./javascript%3Aalert%28document.domain%29.html"' in text
     assert 'href="./javascript%3Aalert%28document.domain%29.json"' in text
     assert "<script" not in text.lower() and "javascript:" not in text.replace(">javascript:", "")
     _no_student_escape(text)
     assert_golden(request, "index.html", text)
+
+
+def test_student_page(request: pytest.FixtureRequest, reports: dict[str, Report]) -> None:
+    """A TA's page of one student: the staff view, every student text inert."""
+    pages = []
+    for student in (FORMULA_LINK, JAVASCRIPT):
+        text = student_page(student, reports[student])
+        hrefs = re.findall('href="([^"]*)"', text)
+        assert all(href.startswith("./") for href in hrefs), hrefs
+        assert "<script" not in text.lower() and "javascript:" not in text.replace(
+            ">javascript:", ""
+        ).replace("<title>javascript:", "")
+        _no_student_escape(text)
+        pages.append(text)
+    assert 'Failed cases: <span id="failed">1, 2</span>' in pages[0]
+    assert_golden(request, "student.html", "".join(pages))
 
 
 def test_step_summary(request: pytest.FixtureRequest, graded: list[Graded]) -> None:

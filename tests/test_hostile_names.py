@@ -249,11 +249,11 @@ def test_javascript_id_link_is_relative_and_runs_no_script(
         assert page["scripts"] == 0
         links = {text: (href, resolved) for text, href, resolved in page["links"]}
         href, resolved = links[JAVASCRIPT]
-        assert href == "./javascript%3Aalert%28document.domain%29.json"
-        assert resolved == (out / f"{JAVASCRIPT}.json").as_uri().replace(":alert", "%3Aalert")
+        assert href == "./javascript%3Aalert%28document.domain%29.html"
+        assert resolved == (out / f"{JAVASCRIPT}.html").as_uri().replace(":alert", "%3Aalert")
         assert all(h.startswith("./") and r.startswith("file://") for h, r in links.values())
 
-        # Click it, as staff would: the student's report opens, and no script runs.
+        # Click it, as staff would: the student's page opens, and no script runs.
         clicked = len(browser.events)
         browser.call(
             "Runtime.evaluate",
@@ -265,8 +265,19 @@ def test_javascript_id_link_is_relative_and_runs_no_script(
         assert event is not None, "clicking the link did nothing"
         assert event["method"] == "Page.frameNavigated", f"a script ran: {event}"
         url = event["params"]["frame"]["url"]
-        assert url.startswith("file://") and unquote(url).endswith(f"/{JAVASCRIPT}.json")
+        assert url.startswith("file://") and unquote(url).endswith(f"/{JAVASCRIPT}.html")
         assert browser.wait_for("Page.javascriptDialogOpening", after=clicked, seconds=2) is None
+        found = browser.call(
+            "Runtime.evaluate",
+            expression="JSON.stringify({scripts: document.scripts.length, id: "
+            "document.getElementById('student').textContent, links: "
+            "[...document.querySelectorAll('a')].map(a => a.getAttribute('href'))})",
+            returnByValue=True,
+        )
+        student = json.loads(found["result"]["value"])
+        assert student["scripts"] == 0
+        assert student["id"] == JAVASCRIPT  # shown as text
+        assert all(link.startswith("./") for link in student["links"])
     finally:
         browser.close()
 

@@ -153,9 +153,12 @@ def _summary_with_ids(ids: list[str]) -> dict[str, object]:
         "by_status": {"graded": len(ids)},
         "scores": {"mean": 0.0, "median": 0.0, "min": 0.0, "max": 0.0, "histogram": []},
         "case_pass_rates": [],
+        "hints": [{"id": ids[0], "kind": "mistake", "text": ids[-1], "students": len(ids)}],
         "common_failures": [],
         "skipped": [],
-        "reports": {i: {"score": 0.0, "status": "graded", "file": f"{i}.json"} for i in ids},
+        "reports": {
+            i: {"score": 0.0, "status": "graded", "failed_cases": [0], "hints": [i]} for i in ids
+        },
     }
 
 

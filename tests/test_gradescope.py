@@ -1,0 +1,200 @@
+"""Gradescope: the autograder zip is built by the real command, and its real run_autograder is
+run against a folder laid out as Gradescope lays out /autograder.
+
+The zip's wheel is not installed into a fresh venv here: that would download jax and flax
+(minutes). run_autograder runs with this venv's grader instead (GRADER_VENV points at it); what
+setup.sh does is checked from its text, and the wheel from its contents.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import TOY
+from helpers import FAKE_GREEN
+
+# The toy problem with an exception hint, so that a hint can reach results.json.
+HINT = "k arrives as a float: call int(k) before using it as an index."
+SPEC_EXTRA = f'''
+[[exception_hints]]
+id = "float_index"
+type = "TypeError"
+match = "indices must be integers"
+hint = "{HINT}"
+'''
+RAISES = (
+    "def vector_stats(x, k):\n"
+    "    return [len(x), [1.0, 2.0][float(k)], 0.0]\n"  # TypeError: list indices must be ...
+)
+CORRECT = (TOY / "submissions" / "correct.py").read_text()
+VENV = Path(sys.executable).parent.parent
+
+
+def _problem_folders(tmp_path: Path) -> tuple[Path, Path]:
+    problems = tmp_path / "course" / "problems"
+    problems.mkdir(parents=True)
+    spec = (TOY / "problems" / "vector_stats.toml").read_text()
+    (problems / "vector_stats.toml").write_text(spec + SPEC_EXTRA)
+    return problems, TOY / "reference"
+
+
+@pytest.fixture(scope="module")
+def autograder_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("zip")
+    problems, reference = _problem_folders(tmp)
+    out = tmp / "autograder.zip"
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "grader", "gradescope-autograder", "vector_stats",
+            "--out", str(out), "--seed", "11",
+            "--problems-dir", str(problems), "--reference-dir", str(reference),
+        ],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "seed 11" in done.stdout
+    return out
+
+
+def _gradescope_layout(tmp_path: Path, archive: Path, files: dict[str, str]) -> Path:
+    """/autograder as Gradescope builds it: source/ (the unzipped zip), submission/, results/,
+    submission_metadata.json."""
+    root = tmp_path / "autograder"
+    with zipfile.ZipFile(archive) as opened:
+        opened.extractall(root / "source")
+        for info in opened.infolist():  # zipfile does not restore modes
+            (root / "source" / info.filename).chmod((info.external_attr >> 16) & 0o777)
+    (root / "submission").mkdir()
+    for name, text in files.items():
+        path = root / "submission" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    (root / "results").mkdir()
+    metadata = {"id": 1, "created_at": "2026-11-26T10:00:00Z", "users": [{"name": "A. Student"}]}
+    (root / "submission_metadata.json").write_text(json.dumps(metadata))
+    return root
+
+
+def _run_autograder(root: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, object]]:
+    env = {
+        **os.environ,
+        "GRADER_AUTOGRADER_ROOT": str(root),
+        "GRADER_VENV": str(VENV),
+        "PATH": f"{VENV / 'bin'}{os.pathsep}{os.environ['PATH']}",
+    }
+    done = subprocess.run(
+        [str(root / "source" / "run_autograder")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd="/",
+        check=False,
+        timeout=120,
+    )
+    results = json.loads((root / "results" / "results.json").read_text())
+    return done, results
+
+
+def _assert_gradescope_shape(results: dict[str, object]) -> None:
+    """The fields and types of Gradescope's autograder specification."""
+    assert isinstance(results["score"], float)
+    assert results["visibility"] == "visible"
+    assert results["stdout_visibility"] == "hidden"
+    assert isinstance(results["output"], str)
+    tests = results["tests"]
+    assert isinstance(tests, list)
+    for test in tests:
+        assert set(test) >= {"name", "score", "max_score", "output", "visibility", "status"}
+        assert test["status"] in {"passed", "failed"}
+        assert 0 <= test["score"] <= test["max_score"]
+
+
+def test_the_zip_holds_what_gradescope_needs(autograder_zip: Path) -> None:
+    with zipfile.ZipFile(autograder_zip) as opened:
+        names = opened.namelist()
+        modes = {i.filename: (i.external_attr >> 16) & 0o777 for i in opened.infolist()}
+        setup = opened.read("setup.sh").decode()
+        config = json.loads(opened.read("autograder.json"))
+        wheel = next(name for name in names if name.startswith("dist/grader-"))
+        with opened.open(wheel) as handle, zipfile.ZipFile(handle) as inner:
+            packaged = set(inner.namelist())
+    # Gradescope looks for both scripts at the root of the archive.
+    assert {"setup.sh", "run_autograder"} <= set(names)
+    assert modes["setup.sh"] & 0o111 and modes["run_autograder"] & 0o111
+    assert {"problems/vector_stats.toml", "reference/vector_stats.py"} <= set(names)
+    assert config == {"problem": "vector_stats", "seed": 11}
+    assert wheel.endswith("-py3-none-any.whl")
+    assert {"grader/gradescope.py", "grader/templates/batch.html"} <= packaged
+    # setup.sh installs that wheel (PyPI only for dependencies) into a venv of Python 3.11+.
+    assert '"$SOURCE"/dist/*.whl' in setup
+    assert "sys.version_info < (3, 11)" in setup
+    assert "python3.11-venv" in setup
+    assert "github" not in setup.lower()
+    checked = subprocess.run(["bash", "-n", "-c", setup], capture_output=True, check=False)
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_run_autograder_writes_results_with_hints(autograder_zip: Path, tmp_path: Path) -> None:
+    root = _gradescope_layout(tmp_path, autograder_zip, {"solution.py": RAISES})
+    done, results = _run_autograder(root)
+    assert done.returncode == 0, done.stderr
+    _assert_gradescope_shape(results)
+    assert results["score"] == 0.0
+    tests = results["tests"]
+    assert isinstance(tests, list)
+    assert len(tests) == 4  # one per case of the toy
+    assert all(test["status"] == "failed" for test in tests)
+    assert HINT in str(results["output"])
+    # The seed is for staff (run_autograder's stdout, which Gradescope shows staff only).
+    assert "seed" not in json.dumps(results)
+    assert "seed 11" in done.stdout
+
+
+def test_run_autograder_full_marks_beside_other_files(autograder_zip: Path, tmp_path: Path) -> None:
+    files = {"notes/README.txt": FAKE_GREEN, "solution.py": CORRECT}
+    root = _gradescope_layout(tmp_path, autograder_zip, files)
+    done, results = _run_autograder(root)
+    assert done.returncode == 0, done.stderr
+    _assert_gradescope_shape(results)
+    tests = results["tests"]
+    assert isinstance(tests, list)
+    assert results["score"] == sum(test["max_score"] for test in tests) > 0
+    assert "\x1b" not in (root / "results" / "results.json").read_text()
+
+
+@pytest.mark.parametrize(
+    ("files", "says"),
+    [
+        ({"notes.txt": "hello"}, "No .py or .ipynb file was submitted"),
+        ({"a.py": "x = 1\n", "b.py": "y = 2\n"}, "none of them defines vector_stats()"),
+    ],
+    ids=["nothing", "ambiguous"],
+)
+def test_run_autograder_without_a_file_to_grade_says_what_to_submit(
+    autograder_zip: Path, tmp_path: Path, files: dict[str, str], says: str
+) -> None:
+    root = _gradescope_layout(tmp_path, autograder_zip, files)
+    done, results = _run_autograder(root)
+    assert done.returncode == 0, done.stderr
+    _assert_gradescope_shape(results)
+    assert results["score"] == 0.0
+    assert says in str(results["output"])
+
+
+def test_a_broken_autograder_still_writes_results_and_tells_staff(
+    autograder_zip: Path, tmp_path: Path
+) -> None:
+    root = _gradescope_layout(tmp_path, autograder_zip, {"solution.py": CORRECT})
+    (root / "source" / "problems" / "vector_stats.toml").write_text("id = 'vector_stats'\n")
+    done, results = _run_autograder(root)
+    assert done.returncode == 1
+    _assert_gradescope_shape(results)
+    assert results["score"] == 0.0
+    assert "fault in the course's set-up, not in your code" in str(results["output"])
+    assert "is invalid" in done.stdout  # what staff read in the autograder's stdout
