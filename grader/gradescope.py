@@ -43,6 +43,7 @@ from grader.errors import GraderError, UsageError
 from grader.feedback import student_view
 from grader.grading import grade, run_reference
 from grader.models import Report
+from grader.notebook import SUBMISSION_SUFFIXES
 from grader.problems import REPO_ROOT, Problem, defined_functions, load_problem
 from grader.render import gradescope_json, output_console, print_report
 from grader.run import SubprocessRunner
@@ -51,7 +52,6 @@ from grader.storage import write_atomic
 ROOT_ENV = "GRADER_AUTOGRADER_ROOT"
 DEFAULT_ROOT = Path("/autograder")
 CONFIG = "autograder.json"
-SUFFIXES = (".py", ".ipynb")
 
 SETUP_SH = """\
 #!/usr/bin/env bash
@@ -203,7 +203,7 @@ def find_submission(folder: Path, function: str) -> Path | str:
     found = sorted(
         path
         for path in folder.rglob("*")
-        if path.suffix in SUFFIXES
+        if path.suffix.lower() in SUBMISSION_SUFFIXES
         and path.is_file()
         and not path.is_symlink()
         and not any(part.startswith(".") for part in path.relative_to(folder).parts)
@@ -218,8 +218,7 @@ def find_submission(folder: Path, function: str) -> Path | str:
     defining = [
         path
         for path in found
-        if path.suffix == ".py"
-        and function in defined_functions(path.read_text(encoding="utf-8", errors="replace"))
+        if function in defined_functions(path.read_text(encoding="utf-8", errors="replace"))
     ]
     if len(defining) == 1:
         return defining[0]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TOY
-from helpers import FAKE_GREEN
+from helpers import FAKE_GREEN, notebook_from_source
 
 # The toy problem with an exception hint, so that a hint can reach results.json.
 HINT = "k arrives as a float: call int(k) before using it as an index."
@@ -157,7 +157,9 @@ def test_run_autograder_writes_results_with_hints(autograder_zip: Path, tmp_path
 
 
 def test_run_autograder_full_marks_beside_other_files(autograder_zip: Path, tmp_path: Path) -> None:
-    files = {"notes/README.txt": FAKE_GREEN, "solution.py": CORRECT}
+    # A notebook (as downloaded from Colab), beside a text file and a .py with no function.
+    notebook = json.dumps(notebook_from_source(CORRECT, demo_call="print(vector_stats(x, 2.0))"))
+    files = {"notes/README.txt": FAKE_GREEN, "solution.ipynb": notebook, "util.py": "X = 1\n"}
     root = _gradescope_layout(tmp_path, autograder_zip, files)
     done, results = _run_autograder(root)
     assert done.returncode == 0, done.stderr
