@@ -26,7 +26,7 @@ from pathlib import Path
 
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
-from grader import safe_text
+from grader import notebook, safe_text
 from grader.errors import UsageError
 from grader.feedback import student_view
 from grader.grading import read_limit
@@ -142,6 +142,8 @@ class Graded:
     # Where the graded function is defined in the file (see `def_line`): wrong outputs are
     # annotated there. Found by the trusted side, never taken from the worker.
     def_line: int | None = None
+    # In a notebook, the code cell def_line is a line of (the .ipynb file has no such line).
+    def_cell: int | None = None
 
 
 def def_line(source: bytes, function: str) -> int | None:
@@ -158,6 +160,21 @@ def def_line(source: bytes, function: str) -> int | None:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == function
     ]
     return lines[-1] if lines else None
+
+
+def def_location(source: bytes, function: str, name: str) -> tuple[int | None, int | None]:
+    """`def_line` of a file named `name`, and for a notebook the cell that line is in (the
+    line is then the cell's): (line, cell)."""
+    if not notebook.is_notebook(name):
+        return def_line(source, function), None
+    converted = notebook.convert(source, name)
+    if not isinstance(converted, notebook.Converted):
+        return None, None
+    line = def_line(converted.source.encode(), function)
+    for span in converted.cells:
+        if line is not None and span.first_line <= line < span.first_line + span.lines:
+            return line - span.first_line + 1, span.cell
+    return None, None
 
 
 def grade_changes(
@@ -180,8 +197,8 @@ def grade_changes(
             copy.write_bytes(content)
             report = student_view(grade_file(copy, change.path, content))
             function = function_of(content)
-            line = def_line(content, function) if function else None
-            graded.append(Graded(change, report, line))
+            line, cell = def_location(content, function, change.path) if function else (None, None)
+            graded.append(Graded(change, report, line, cell))
     return graded
 
 
@@ -201,6 +218,9 @@ def wrong_output_note(item: Graded) -> tuple[int, str, str] | None:
     hints = [" ".join(hint.text.split()) for hint in item.report.hints]
     lines += [f"Hint: {hint}" for hint in hints[:2]]
     title = f"wrong output in {len(wrong)} of {total} cases ({indices})"
+    if item.def_cell is not None:  # a notebook: its first line, saying where the def is
+        title += f" (def at cell {item.def_cell}, line {item.def_line})"
+        return 1, title, "\n".join(lines)
     return item.def_line, title, "\n".join(lines)
 
 

@@ -27,7 +27,7 @@ from grader.ci import (
     Graded,
     below_threshold,
     changed_submissions,
-    def_line,
+    def_location,
     grade_changes,
     guarded,
     junit_xml,
@@ -861,8 +861,9 @@ def pr_grade(
                     reference_dir=reference_dir,
                 )
                 full = _check_one(copy, problem, seed, runner, submission.change.path, trust_caches)
-                line = def_line(submission.content, problem.spec.function)
-                graded.append(Graded(submission.change, student_view(full), line))
+                function, path = problem.spec.function, submission.change.path
+                line, cell = def_location(submission.content, function, path)
+                graded.append(Graded(submission.change, student_view(full), line, cell))
     except GraderError as exc:
         # The message stays in this run's log, for staff: a failing reference's may quote its
         # traceback, which must not reach the pull request.

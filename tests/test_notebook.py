@@ -412,3 +412,12 @@ def test_hostile_notebooks_are_bounded_in_the_grader() -> None:
     assert isinstance(too_many, LoadFailure) and "5001 code cells" in too_many.message
     big = convert(notebook("x = 1\n" * 200_000), "hw.ipynb")
     assert isinstance(big, LoadFailure) and big.status is Status.FILE_TOO_LARGE
+
+
+def test_wrong_outputs_are_annotated_at_the_def_in_its_cell() -> None:
+    from grader.ci import def_location
+
+    raw = notebook("import numpy as np", "X = 1\n\ndef f(x):\n    return x", "print(f(2))")
+    assert def_location(raw, "f", "submissions/a.ipynb") == (3, 2)
+    assert def_location(raw, "g", "submissions/a.ipynb") == (None, None)
+    assert def_location(b"x = 1\ndef f():\n    pass\n", "f", "submissions/a.py") == (2, None)
