@@ -106,39 +106,8 @@ def check_annotations(graded: list[Graded]) -> list[Annotation]:
     annotations = []
     for item in graded:
         report = item.report
-        path = item.change.path
-        if report.error is not None and report.error.line:
-            line, cell = annotated_line(report.error)
-            annotations.append(
-                Annotation(
-                    path=path,
-                    start_line=line,
-                    end_line=line,
-                    annotation_level="failure",
-                    title=_clip(f"{report.status.value}{cell}", MAX_TITLE),
-                    message=_clip(report.message, MAX_MESSAGE),
-                )
-            )
-        seen: set[tuple[int | None, int]] = set()
-        for case in report.cases:
-            error = case.error
-            if error is None or error.line is None or (error.cell, error.line) in seen:
-                continue
-            seen.add((error.cell, error.line))
-            line, cell = annotated_line(error)
-            annotations.append(
-                Annotation(
-                    path=path,
-                    start_line=line,
-                    end_line=line,
-                    annotation_level="failure",
-                    title=_clip(f"{error.type} in case {case.index}{cell}", MAX_TITLE),
-                    message=_clip(case.message, MAX_MESSAGE),
-                )
-            )
-        note = wrong_output_note(item)
-        if note is not None:
-            line, title, message = note
+
+        def add(line: int, title: str, message: str, path: str = item.change.path) -> None:
             annotations.append(
                 Annotation(
                     path=path,
@@ -149,6 +118,21 @@ def check_annotations(graded: list[Graded]) -> list[Annotation]:
                     message=_clip(message, MAX_MESSAGE),
                 )
             )
+
+        if report.error is not None and report.error.line:
+            line, cell = annotated_line(report.error)
+            add(line, f"{report.status.value}{cell}", report.message)
+        seen: set[tuple[int | None, int]] = set()
+        for case in report.cases:
+            error = case.error
+            if error is None or error.line is None or (error.cell, error.line) in seen:
+                continue
+            seen.add((error.cell, error.line))
+            line, cell = annotated_line(error)
+            add(line, f"{error.type} in case {case.index}{cell}", case.message)
+        note = wrong_output_note(item)
+        if note is not None:
+            add(*note)
     return annotations[:MAX_ANNOTATIONS]
 
 
