@@ -20,8 +20,8 @@ from serving import GRADER, STAFF_TOKEN, TOY, Server, make_roster, multipart
 from grader.batch import BatchResult, gradebook_csv
 
 CORRECT = (TOY / "submissions" / "correct.py").read_bytes()
-# Wrong on every case: the count is off by one.
 UNKNOWN_TOKEN = "not-a-real-token-but-secret-1234"  # noqa: S105 (a test value)
+# Wrong on every case: the count is off by one.
 WRONG = b"def vector_stats(x, k):\n    return [len(x) + 1, float(sum(x)) * k, 0.0]\n"
 
 
