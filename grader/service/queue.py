@@ -92,9 +92,10 @@ def make_broker(url: str) -> RedisBroker:
         # locked) makes the message come back later instead of being acknowledged and lost.
         middleware=[Retries(max_retries=10_000, min_backoff=1_000, max_backoff=30_000)],
         heartbeat_timeout=int(heartbeat * 1000),
-        # Dead workers are looked for on 1 command in 20 (Dramatiq's default, 1 in 1,000,
-        # could leave a killed worker's job waiting for many minutes on a quiet queue).
-        maintenance_chance=MAINTENANCE_SCALE // 20,
+        # Dead workers are looked for at every fetch (Dramatiq's default, 1 in 1,000 commands,
+        # can leave a killed worker's job waiting many minutes on a quiet queue); the look is
+        # a range query on a set of one entry per worker process.
+        maintenance_chance=MAINTENANCE_SCALE,
     )
     try:
         broker.client.ping()
