@@ -88,6 +88,7 @@ class Server:
         workers: int = 2,
         extra: tuple[str, ...] = (),
         problems_dir: Path = TOY / "problems",
+        reference_dir: Path = TOY / "reference",
     ) -> None:
         self.folder = folder
         self.tokens = tokens
@@ -108,7 +109,7 @@ class Server:
             "--problems-dir",
             str(problems_dir),
             "--reference-dir",
-            str(TOY / "reference"),
+            str(reference_dir),
             *extra,
         ]
         self.process: subprocess.Popen[bytes] | None = None
