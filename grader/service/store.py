@@ -94,6 +94,8 @@ _COLUMNS = (
     "seq, id, student, problem, file_name, suffix, sha256, seed, state, submitted, started, "
     "finished, attempts, score, max_score, status, report"
 )
+# For listings: every column but the report (up to hundreds of KiB each), read as NULL.
+_BRIEF = _COLUMNS.replace("report", "NULL AS report")
 
 
 class Store:
@@ -198,9 +200,9 @@ class Store:
         return bytes(row["content"])
 
     def of_student(self, student: str) -> list[Submission]:
-        """A student's submissions, newest first."""
+        """A student's submissions, newest first (without their reports)."""
         rows = self._db().execute(
-            f"SELECT {_COLUMNS} FROM submissions WHERE student = ? ORDER BY seq DESC", (student,)
+            f"SELECT {_BRIEF} FROM submissions WHERE student = ? ORDER BY seq DESC", (student,)
         )
         return [Submission(**dict(row)) for row in rows]
 
@@ -216,7 +218,8 @@ class Store:
         return latest
 
     def all(self) -> list[Submission]:
-        rows = self._db().execute(f"SELECT {_COLUMNS} FROM submissions ORDER BY seq")
+        """Every submission, oldest first (without their reports)."""
+        rows = self._db().execute(f"SELECT {_BRIEF} FROM submissions ORDER BY seq")
         return [Submission(**dict(row)) for row in rows]
 
     def position(self, submission: Submission) -> int | None:
@@ -303,7 +306,7 @@ class Store:
 
     def unsent(self) -> list[Submission]:
         rows = self._db().execute(
-            f"SELECT {_COLUMNS} FROM submissions WHERE sent = 0 AND state != 'done' ORDER BY seq"
+            f"SELECT {_BRIEF} FROM submissions WHERE sent = 0 AND state != 'done' ORDER BY seq"
         )
         return [Submission(**dict(row)) for row in rows]
 
