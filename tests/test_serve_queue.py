@@ -50,7 +50,7 @@ def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
 
 
 @pytest.mark.slow
-def test_a_killed_worker_loses_nothing(tmp_path: Path, redis: Redis) -> None:
+def test_a_killed_worker_and_server_lose_nothing(tmp_path: Path, redis: Redis) -> None:
     tokens = make_roster(tmp_path)
     server = Server(tmp_path, tokens, extra=("--queue", redis.url))
     server.start()
@@ -70,7 +70,10 @@ def test_a_killed_worker_loses_nothing(tmp_path: Path, redis: Redis) -> None:
             time.sleep(0.1)
         assert running, server.log_text()
         stop(first)  # SIGKILL, mid-grading: its job is not acknowledged
+        server.kill()  # the server too: results wait in Redis until it is back
         second = start_worker(tmp_path, redis.url, "worker-2", threads=2)
+        time.sleep(1)
+        server.start()
         for submission_id in accepted:
             report = server.wait_done("alice", submission_id)["report"]
             assert report["score"] == report["max_score"]
