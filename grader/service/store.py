@@ -276,10 +276,12 @@ class Store:
             ).rowcount
 
     def requeue(self, submission_id: str) -> None:
+        """Put back a grading the service stopped itself (a graceful shutdown): that try is
+        not counted against the file, unlike one cut short by a kill."""
         with self._transaction() as db:
             db.execute(
-                "UPDATE submissions SET state = 'queued', started = NULL "
-                "WHERE id = ? AND state = 'running'",
+                "UPDATE submissions SET state = 'queued', started = NULL, "
+                "attempts = attempts - 1 WHERE id = ? AND state = 'running'",
                 (submission_id,),
             )
 
