@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import signal
 import socket
 import sqlite3
 import stat
@@ -263,3 +264,25 @@ def test_nothing_lost_when_the_server_is_killed(tmp_path: Path) -> None:
     assert all(state == "done" and duplicates == 0 for _, state, duplicates in rows)
     finished = _graded_lines(server)
     assert sorted(finished) == sorted(accepted)  # each finished once, over both runs
+
+
+@pytest.mark.slow
+def test_sigterm_puts_the_running_grading_back(tmp_path: Path) -> None:
+    tokens = make_roster(tmp_path)
+    server = Server(tmp_path, tokens, workers=1).start()
+    slow = b"import time\ntime.sleep(30)\n" + CORRECT
+    submission_id = server.submit("alice", "slow.py", slow).json()["id"]
+    database = tmp_path / "data" / "service.sqlite3"
+    deadline = time.monotonic() + 30
+    state = "queued"
+    while state != "running" and time.monotonic() < deadline:
+        with sqlite3.connect(database) as db:
+            state = db.execute("SELECT state FROM submissions").fetchone()[0]
+        time.sleep(0.1)
+    assert state == "running"
+    stopped = time.monotonic()
+    server.kill(signal.SIGTERM)
+    assert time.monotonic() - stopped < 20  # the sandboxed run is stopped, not waited for
+    with sqlite3.connect(database) as db:
+        row = db.execute("SELECT id, state, attempts FROM submissions").fetchone()
+    assert row == (submission_id, "queued", 0)
