@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import signal
 import socket
@@ -54,6 +55,24 @@ def test_student_uploads_and_reads_the_verdict(server: Server) -> None:
 
     mine = server.request("GET", "/api/submissions", token=server.tokens["alice"]).json()
     assert [s["id"] for s in mine["submissions"]][:2] == [wrong["id"], accepted["id"]]
+
+
+def test_a_notebook_is_stored_with_its_suffix_and_graded(server: Server) -> None:
+    cell = {
+        "cell_type": "code",
+        "metadata": {},
+        "source": CORRECT.decode(),
+        "outputs": [],
+        "execution_count": None,
+    }
+    notebook = {"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    answer = server.submit("alice", "solution.ipynb", json.dumps(notebook).encode())
+    assert answer.status == 202, answer.body
+    assert answer.json()["file"] == "solution.ipynb"
+    pytest.importorskip("grader.notebook", reason="notebook grading (issue 16) is not merged")
+    report = server.wait_done("alice", answer.json()["id"])["report"]
+    assert report["status"] == "graded" and report["score"] == report["max_score"]
+    assert report["submission"]["path"] == "solution.ipynb"
 
 
 def test_identity_comes_from_the_token(server: Server) -> None:
