@@ -338,6 +338,12 @@ def batch(
             # isolation as this command does); nothing of the students' runs here.
             remote = QueueGrader(queue_url)
             runner, trust_caches = SubprocessRunner(), True
+            console.print(
+                Text(
+                    f"Grading through the queue {safe_text.terminal(queue_url)}: the files are "
+                    f"graded by `grader worker --queue ...` processes (none running: this waits)."
+                )
+            )
         else:
             runner, trust_caches = _staff_runner(
                 require_sandbox=require_sandbox, allow_basic=allow_basic, protect=protect
