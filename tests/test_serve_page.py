@@ -107,6 +107,7 @@ def test_student_and_staff_use_the_page(tmp_path: Path, browser: webdriver.Chrom
         assert find(browser, "state").text in {"queued", "running", "done"}
         verdict = wait_for_verdict(browser)
         assert "8/8 points" in verdict and "vector_stats" in verdict
+        assert find(browser, "score").text == "8/8 points"
         assert "Your code printed" in verdict and HOSTILE_PRINT in verdict
         # Inert: shown as text, never run or parsed as markup.
         assert browser.find_element(By.ID, "file").text == HOSTILE_NAME

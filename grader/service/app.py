@@ -523,12 +523,18 @@ def build_app(service: Service) -> Starlette:
         caller, token = signed
         submission = _owned(service, caller, request.path_params["id"])
         report = _student_report(submission)
+        summary = _summary(service, submission)
+        standing = "none"
+        if report is not None:
+            summary["score_text"] = f"{report.score:g}/{report.max_score:g}"
+            standing = "full" if report.full_marks else "partial" if report.score > 0 else "none"
         return page(
             "serve_submission.html",
+            standing=standing,
             title=f"Submission {submission.id[:8]}",
             caller=caller.name,
             csrf=service.csrf(token),
-            submission=_summary(service, submission),
+            submission=summary,
             verdict=None if report is None else verdict_text(report),
             refresh=None if report is not None else REFRESH_SECONDS,
         )
