@@ -27,17 +27,24 @@ import os
 import statistics
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from pydantic import ValidationError
 
 from grader.cases import make_cases, random_seed
 from grader.errors import GraderError, UsageError
 from grader.feedback import student_view
-from grader.grading import grade, grader_fault_report, read_limit, run_reference
+from grader.grading import (
+    grade,
+    grader_fault_report,
+    is_grader_fault,
+    read_limit,
+    run_reference,
+)
 from grader.models import Report, Status
 from grader.notebook import SUBMISSION_SUFFIXES as SUFFIXES
 from grader.problems import Problem
@@ -194,13 +201,15 @@ def run_batch(
     runner: Runner,
     on_progress: Callable[[str, Report | None, bool], None] | None = None,
     trust_caches: bool = True,
+    remote: RemoteGrader | None = None,
 ) -> BatchResult:
     """Grade every submission in folder into out; reuse what an earlier run already did.
 
     Whatever happens while grading one file becomes that student's report: a batch always
     writes its gradebook, summary and page. `trust_caches=False` (basic isolation, where a
     submission runs as the grader's own user and could have written them) recomputes the
-    reference's outcomes without the on-disk caches.
+    reference's outcomes without the on-disk caches. With `remote` (`grader batch --queue`),
+    the queue's workers grade the files, with the batch's seed; the outputs are the same.
     """
     entries, skipped = discover(folder)
     out.mkdir(parents=True, exist_ok=True)
@@ -227,7 +236,19 @@ def run_batch(
                 on_progress(entry.student, previous, True)
         else:
             todo.append(entry)
-    if todo:
+    if todo and remote is not None:
+        by_student = {entry.student: entry for entry in todo}
+        files = [(entry.student, entry.path) for entry in todo]
+        for student, report in remote.grade_all(files, problem=problem, seed=seed):
+            entry = by_student[student]
+            fault = is_grader_fault(report)
+            _save(out, entry, report, keep_staff_copy=not fault)
+            result.reports[student] = report
+            if fault:
+                result.grader_faults.add(student)
+            if on_progress:
+                on_progress(student, report, False)
+    elif todo:
         # Without trusted caches, the reference also compiles without JAX's cache.
         reference = SubprocessRunner(trusted=True, compilation_cache=trust_caches)
         expected = run_reference(
@@ -290,6 +311,27 @@ def run_batch(
         pool.shutdown(wait=True)
     write_outputs(out, result, problem)
     return result
+
+
+class RemoteGrader(Protocol):
+    """Grades files elsewhere (`grader.service.queue.QueueGrader`, the Redis queue)."""
+
+    def grade_all(
+        self, files: Sequence[tuple[str, Path]], *, problem: Problem, seed: int
+    ) -> Iterator[tuple[str, Report]]:
+        """(student, staff report) for each (student, path), as they finish."""
+        ...
+
+
+def _save(out: Path, entry: Entry, report: Report, *, keep_staff_copy: bool) -> None:
+    """A finished report, as the local path writes it: the staff copy (what a rerun reuses;
+    none for a grader fault, so that a rerun grades the file again), then the student's."""
+    staff_copy = out / "staff" / f"{entry.student}.json"
+    if keep_staff_copy:
+        write_atomic(staff_copy, _report_json(report))
+    else:
+        staff_copy.unlink(missing_ok=True)
+    write_atomic(out / f"{entry.student}.json", _report_json(student_view(report)))
 
 
 def write_outputs(out: Path, result: BatchResult, problem: Problem) -> None:

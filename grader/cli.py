@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import os
+import secrets
 import sys
 import tempfile
 from collections.abc import Callable
@@ -308,6 +310,13 @@ def check(
     help="Problem id (default: the only one, or found from the first submission).",
 )
 @click.option("--force", is_flag=True, help="Regrade everything, even unchanged submissions.")
+@click.option(
+    "--queue",
+    "queue_url",
+    default=None,
+    metavar="redis://HOST:6379/0",
+    help="Grade on the `grader worker`s of this Redis queue instead of here (same outputs).",
+)
 @_problems_dir
 @_reference_dir
 @_require_sandbox
@@ -323,6 +332,7 @@ def batch(
     reference_dir: Path | None,
     require_sandbox: bool,
     allow_basic: bool,
+    queue_url: str | None,
 ) -> None:
     """Grade every submission in FOLDER (student id = file name without .py)."""
     console = Console(stderr=True, soft_wrap=True)
@@ -333,9 +343,24 @@ def batch(
             first, problem_id=problem_id, problems_dir=problems_dir, reference_dir=reference_dir
         )
         protect = (out.resolve(), folder.resolve())
-        runner, trust_caches = _staff_runner(
-            require_sandbox=require_sandbox, allow_basic=allow_basic, protect=protect
-        )
+        remote = None
+        if queue_url is not None:
+            from grader.service.queue import QueueGrader
+
+            # The workers grade, each in its own sandbox (`grader worker` refuses basic
+            # isolation as this command does); nothing of the students' runs here.
+            remote = QueueGrader(queue_url)
+            runner, trust_caches = SubprocessRunner(), True
+            console.print(
+                Text(
+                    f"Grading through the queue {safe_text.terminal(queue_url)}: the files are "
+                    f"graded by `grader worker --queue ...` processes (none running: this waits)."
+                )
+            )
+        else:
+            runner, trust_caches = _staff_runner(
+                require_sandbox=require_sandbox, allow_basic=allow_basic, protect=protect
+            )
         with batch_progress(console, len(entries)) as progress:
             result = run_batch(
                 folder,
@@ -347,6 +372,7 @@ def batch(
                 runner=runner,
                 on_progress=progress,
                 trust_caches=trust_caches,
+                remote=remote,
             )
     except GraderError as exc:
         _fail(str(exc))
@@ -947,6 +973,213 @@ def _no_such_file(path: Path) -> str:
         return f"{path} does not exist.{there}"
     options = " or ".join(str(folder / name) for name in close)
     return f"{path} does not exist. Did you mean {options}?"
+
+
+def _parse_rate(rate: str | None) -> int | None:
+    """`--rate`: N or N/hour."""
+    if rate is None:
+        return None
+    number = rate.strip().lower().removesuffix("/hour").removesuffix("/h").strip()
+    if not number.isdigit() or int(number) < 1:
+        raise UsageError(f"--rate must read N/hour with N at least 1 (e.g. 10/hour), not {rate!r}")
+    return int(number)
+
+
+@cli.command()
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder where submissions, reports and the queue are kept (created if missing).",
+)
+@click.option(
+    "--roster",
+    "roster_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CSV 'student,token' (make one with `grader roster make`). The staff token comes "
+    "from $GRADER_STAFF_TOKEN.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Submissions graded at once on this machine (default: one per core).",
+)
+@click.option(
+    "--rate",
+    default=None,
+    metavar="N/hour",
+    help="Submissions a student may make per problem per hour (overrides each spec's "
+    "[service] submissions_per_hour; default: the spec's, else no limit).",
+)
+@click.option(
+    "--queue",
+    "queue_url",
+    default=None,
+    metavar="redis://HOST:6379/0",
+    help="Grade through this Redis queue, on `grader worker` machines, instead of locally.",
+)
+@_problems_dir
+@_reference_dir
+@_require_sandbox
+@_allow_basic
+def serve(
+    data: Path,
+    roster_path: Path,
+    host: str,
+    port: int,
+    workers: int | None,
+    rate: str | None,
+    queue_url: str | None,
+    problems_dir: Path | None,
+    reference_dir: Path | None,
+    require_sandbox: bool,
+    allow_basic: bool,
+) -> None:
+    """Serve the grading service: students upload files and see their verdicts."""
+    from grader.service.app import Dispatcher, Service, run
+    from grader.service.roster import STAFF_TOKEN_ENV, load_roster
+    from grader.service.store import Store
+
+    try:
+        per_hour = _parse_rate(rate)
+        staff_token = os.environ.get(STAFF_TOKEN_ENV) or None
+        roster = load_roster(roster_path, staff_token)
+        store = Store(data)
+        dispatcher: Dispatcher
+        if queue_url is not None:
+            from grader.service.queue import QueueSender
+
+            # The server only stores and sends: specs are enough, the workers hold the reference.
+            problems = {
+                spec.id: Problem(
+                    spec=spec,
+                    spec_path=spec_path_for(spec.id, problems_dir),
+                    reference_path=Path(os.devnull),
+                )
+                for spec in list_problems(problems_dir)
+            }
+            dispatcher = QueueSender(store, queue_url, problems)
+        else:
+            from grader.service.pool import LocalPool
+
+            problems = {
+                spec.id: load_problem(
+                    spec.id, problems_dir=problems_dir, reference_dir=reference_dir
+                )
+                for spec in list_problems(problems_dir)
+            }
+            # Submissions never see the service's data or the roster (tokens, classmates).
+            protect = (data.resolve(), roster_path.resolve())
+            runner, trust_caches = _staff_runner(
+                require_sandbox=require_sandbox, allow_basic=allow_basic, protect=protect
+            )
+            dispatcher = LocalPool(
+                store,
+                problems,
+                runner=runner,
+                trust_caches=trust_caches,
+                workers=workers or os.cpu_count() or 1,
+            )
+        if not problems:
+            raise UsageError("no problem specs found: point --problems-dir at them")
+        secret = bytes.fromhex(store.meta("csrf_secret", secrets.token_hex(32)))
+        service = Service(
+            store, roster, problems, rate=per_hour, dispatcher=dispatcher, secret=secret
+        )
+    except GraderError as exc:
+        _fail(str(exc))
+    if staff_token is None:
+        click.echo(
+            f"grader: warning: ${STAFF_TOKEN_ENV} is not set: no one has staff access.", err=True
+        )
+    run(service, host=host, port=port)
+
+
+@cli.command()
+@click.option(
+    "--queue",
+    "queue_url",
+    required=True,
+    metavar="redis://HOST:6379/0",
+    help="The Redis queue `grader serve --queue` or `grader batch --queue` sends to.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Submissions graded at once on this machine (default: one per core).",
+)
+@_problems_dir
+@_reference_dir
+@_require_sandbox
+@_allow_basic
+def worker(
+    queue_url: str,
+    workers: int | None,
+    problems_dir: Path | None,
+    reference_dir: Path | None,
+    require_sandbox: bool,
+    allow_basic: bool,
+) -> None:
+    """Grade submissions from a Redis queue, on this machine, until stopped (Ctrl-C)."""
+    import signal
+    import threading
+
+    from grader.service.queue import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        runner, trust_caches = _staff_runner(
+            require_sandbox=require_sandbox, allow_basic=allow_basic
+        )
+        count = workers or os.cpu_count() or 1
+        click.echo(f"grader worker: grading {count} at a time from the queue", err=True)
+        run_worker(
+            queue_url,
+            runner=runner,
+            trust_caches=trust_caches,
+            threads=count,
+            problems_dir=problems_dir,
+            reference_dir=reference_dir,
+            stop=stop,
+        )
+    except GraderError as exc:
+        _fail(str(exc))
+
+
+@cli.group("roster")
+def roster_group() -> None:
+    """The service's roster: who may submit, with which token."""
+
+
+@roster_group.command("make")
+@click.argument("names", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The roster CSV to write (student,token; readable by you only).",
+)
+@click.option("--force", is_flag=True, help="Replace an existing roster (every token changes).")
+def roster_make(names: Path, out: Path, force: bool) -> None:
+    """Make a roster from NAMES, a file with one student name a line (# comments)."""
+    from grader.service.roster import make_roster
+
+    try:
+        count = make_roster(names, out, force=force)
+    except GraderError as exc:
+        _fail(str(exc))
+    click.echo(
+        f"wrote {safe_text.terminal(str(out))}: {count} students, one random token each. Give "
+        f"each student their own line; the file is readable by you only."
+    )
 
 
 def _fail(message: str) -> NoReturn:

@@ -296,6 +296,14 @@ def grade(
     return graded.model_copy(update={"peak_memory_mib": round(run.peak_rss_kib / 1024, 1)})
 
 
+GRADER_FAULT = "The grader could not grade this file"
+
+
+def is_grader_fault(report: Report) -> bool:
+    """Whether the report is `grader_fault_report`'s (to grade the file again later)."""
+    return report.status is Status.CRASHED and report.message.startswith(GRADER_FAULT)
+
+
 def grader_fault_report(
     path: Path,
     *,
@@ -318,7 +326,7 @@ def grader_fault_report(
     )
     builder = _Builder(problem, expected, submission, seed, time.monotonic(), isolation)
     message = (
-        f"The grader could not grade this file ({type(error).__name__}: {error}). This is a "
+        f"{GRADER_FAULT} ({type(error).__name__}: {error}). This is a "
         f"fault of the grading set-up, not of the submission; staff: rerun the same command "
         f"to grade it again."
     )

@@ -236,6 +236,18 @@ class AuditSpec(Frozen):
     )
 
 
+class ServiceSpec(Frozen):
+    """How `grader serve` accepts submissions to the problem."""
+
+    submissions_per_hour: int | None = Field(
+        None,
+        ge=1,
+        description="Most submissions a student may make to this problem in any hour (an "
+        "anti-oracle limit: fewer tries to probe hidden cases); none: no limit. `grader serve "
+        "--rate` overrides it.",
+    )
+
+
 class ProblemSpec(Frozen):
     """A problem: the function students write, how it is tested and scored."""
 
@@ -264,6 +276,9 @@ class ProblemSpec(Frozen):
     )
     audit: AuditSpec = Field(
         default_factory=AuditSpec, description="Thresholds for `grader audit`."
+    )
+    service: ServiceSpec = Field(
+        default_factory=ServiceSpec, description="Submission limits for `grader serve`."
     )
 
     @model_validator(mode="after")

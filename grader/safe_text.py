@@ -19,7 +19,8 @@ rule for one of those sinks; renderers call them and never escape anything by th
 - `csv_cell`: a cell that a spreadsheet would read as a formula (first character after any
   spaces `=`, `+`, `-`, `@`, tab or CR) gets a leading `'`, as OWASP recommends.
 - `render_html` and `relative_link`: pages come from Jinja2 templates with autoescape on, and
-  every value printed goes through `visible_controls`; links to a student's file are `./` plus
+  every value printed goes through `visible_controls` (the service's pages too, with
+  `SERVICE_CONTENT_SECURITY_POLICY` as a header); links to a student's file are `./` plus
   the percent-encoded id, so no id can become a `javascript:` or an absolute URL.
 - `markdown_code`, `markdown_cell` and `markdown_block`: student text in Markdown is a code
   span or a fenced block whose fence is longer than any run of backticks in the text.
@@ -136,6 +137,15 @@ _HTML = Environment(
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; "
     "base-uri 'none'; form-action 'none'"
+)
+
+
+# The service's pages (`grader serve`), sent as a header: no script at all (a queued
+# submission's page refreshes itself with a meta refresh), forms only to the service itself,
+# never framed.
+SERVICE_CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 
 

@@ -1,0 +1,135 @@
+"""The local workers of `grader serve`: threads that claim queued submissions and grade them.
+
+Each thread loops: claim the oldest queued submission (a transaction marks it running), grade
+it in the sandbox (`jobs.grade_bytes`; the work happens in the sandbox's processes, so threads
+are enough), record the report (`Store.finish`, once). A kill of the server leaves the
+submission `running`; the next start puts it back in the queue (`Store.requeue_running`). A
+file that stopped the grader `MAX_ATTEMPTS` times in a row (say it makes the machine kill the
+server) is not tried again: it gets a `crashed` report saying so, rather than being lost or
+taking the service down at every restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+from pathlib import Path
+
+from grader.models import Report
+from grader.problems import Problem
+from grader.run import Cancelled, Runner
+from grader.safe_text import json_for_log
+from grader.service.jobs import fault_report, grade_bytes
+from grader.service.store import Store, Submission
+
+MAX_ATTEMPTS = 3
+log = logging.getLogger("grader.serve")
+
+
+def record(store: Store, submission_id: str, report: Report) -> bool:
+    """Store a staff report as the submission's result; False when it already had one."""
+    return store.finish(
+        submission_id,
+        report_json=json_for_log(report.model_dump_json()),
+        score=report.score,
+        max_score=report.max_score,
+        status=report.status.value,
+    )
+
+
+class LocalPool:
+    """`workers` threads grading what the store holds."""
+
+    def __init__(
+        self,
+        store: Store,
+        problems: dict[str, Problem],
+        *,
+        runner: Runner,
+        trust_caches: bool,
+        workers: int,
+    ) -> None:
+        self.store = store
+        self.problems = problems
+        self.runner = runner
+        self.trust_caches = trust_caches
+        self.workers = workers
+        self._stop = threading.Event()
+        self._wake = threading.Condition()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        requeued = self.store.requeue_running()
+        if requeued:
+            log.warning("%d grading(s) cut short by the last stop: queued again", requeued)
+        for number in range(self.workers):
+            thread = threading.Thread(
+                target=self._loop, name=f"grader-worker-{number}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def notify(self) -> None:
+        """A submission was queued: wake a worker."""
+        with self._wake:
+            self._wake.notify()
+
+    def stop(self) -> None:
+        """Stop the running gradings (they go back to the queue) and the threads."""
+        self._stop.set()
+        with self._wake:
+            self._wake.notify_all()
+        self.runner.cancel()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                submission = self.store.claim(tuple(self.problems))
+            except Exception:
+                log.exception("the database could not be read; retrying")
+                self._stop.wait(1.0)
+                continue
+            if submission is None:
+                with self._wake:
+                    self._wake.wait(timeout=1.0)
+                continue
+            self._grade(submission)
+
+    def _grade(self, submission: Submission) -> None:
+        problem = self.problems[submission.problem]
+        if submission.attempts > MAX_ATTEMPTS:
+            with tempfile.TemporaryDirectory(prefix="grader-serve-") as folder:
+                path = Path(folder) / f"submission{submission.suffix}"
+                path.write_bytes(self.store.content(submission.id))
+                error = RuntimeError(
+                    f"grading this file was cut short {MAX_ATTEMPTS} times (the grader stopped "
+                    f"or was killed while grading it); it is not tried again"
+                )
+                report = fault_report(
+                    path,
+                    problem=problem,
+                    seed=submission.seed,
+                    runner=self.runner,
+                    error=error,
+                    file_name=submission.file_name,
+                )
+            record(self.store, submission.id, report)
+            return
+        try:
+            report = grade_bytes(
+                self.store.content(submission.id),
+                suffix=submission.suffix,
+                file_name=submission.file_name,
+                problem=problem,
+                seed=submission.seed,
+                runner=self.runner,
+                trust_caches=self.trust_caches,
+            )
+        except Cancelled:
+            self.store.requeue(submission.id)  # the service is stopping: graded after restart
+            return
+        if record(self.store, submission.id, report):
+            log.info("graded submission %s: %s", submission.id, report.status.value)

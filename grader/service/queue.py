@@ -1,0 +1,340 @@
+"""Grading on other machines through a Redis queue (Dramatiq): `grader serve --queue`,
+`grader worker` and `grader batch --queue`.
+
+Why Dramatiq (the README says more): a message is acknowledged only after its actor returns,
+so a worker killed mid-grading leaves it unacknowledged, and Dramatiq's Redis broker gives it
+back to the queue once that worker's heartbeat is `heartbeat_timeout` old; its workers are
+threads in one long-lived process (no fork per job to fight the sandbox's zygote); and a
+message is plain JSON, so the job is data, never a pickled function.
+
+Two kinds of message, both JSON:
+
+- a job, on the queue `grader-submissions`: the submission's bytes (base64), suffix, label,
+  problem id and spec version, seed, and `reply_to`, the queue its result goes to;
+- a result, on `reply_to`: `started`, then `done` with the staff report (the server's own
+  queue per data folder, or one per `grader batch --queue` run).
+
+Delivery is at least once: a job may be graded twice (a worker died after sending its result
+but before the acknowledgement), and a result may arrive twice. The server's `Store.finish`
+keeps the first report and ignores the second, so each submission is finished exactly once.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import queue
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import dramatiq
+from dramatiq.brokers.redis import MAINTENANCE_SCALE, RedisBroker
+from dramatiq.middleware import Retries
+from pydantic import Field
+
+from grader.errors import GraderError, UsageError
+from grader.grading import read_limit
+from grader.models import Frozen, Report
+from grader.problems import Problem, load_problem
+from grader.run import Runner
+from grader.service.jobs import ALLOWED_SUFFIXES, fault_report, grade_bytes
+from grader.service.pool import record
+from grader.service.store import Store
+from grader.storage import read_regular
+
+log = logging.getLogger("grader.serve")
+
+JOBS = "grader-submissions"
+GRADE_ACTOR = "grader_grade"
+RESULT_ACTOR = "grader_result"
+# A worker whose heartbeat is older than this is dead: its unacknowledged jobs go back to the
+# queue. Heartbeats come every second from a live worker, whatever it is grading.
+HEARTBEAT_ENV = "GRADER_QUEUE_HEARTBEAT_SECONDS"
+DEFAULT_HEARTBEAT_SECONDS = 30.0
+
+
+class Job(Frozen):
+    """One submission to grade, as it travels through Redis."""
+
+    id: str = Field(description="The submission's id (or a batch's student id).")
+    problem: str = Field(description="Problem id.")
+    version: str = Field(description="The spec version the sender expects.")
+    suffix: str = Field(description="'.py' or '.ipynb'.")
+    file_name: str = Field(description="The upload's name: a label shown in the report.")
+    content: str = Field(description="The file's bytes, base64.")
+    seed: int = Field(description="Grading seed.")
+    reply_to: str = Field(description="Queue for the result.")
+
+
+class Result(Frozen):
+    """What a worker sends back: that it started, then the staff report."""
+
+    id: str = Field(description="The job's id.")
+    kind: Literal["started", "done"] = Field(description="Started grading, or finished.")
+    report: str | None = Field(None, description="The staff report as JSON, when done.")
+
+
+def make_broker(url: str) -> RedisBroker:
+    """A Dramatiq broker on the Redis at url; a clear error when it cannot be reached."""
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise UsageError(
+            f"--queue must be a redis:// URL (e.g. redis://localhost:6379/0), not {url!r}"
+        )
+    heartbeat = float(os.environ.get(HEARTBEAT_ENV) or DEFAULT_HEARTBEAT_SECONDS)
+    # RedisBroker.__init__ has no annotations; its arguments are as documented.
+    broker = RedisBroker(  # type: ignore[no-untyped-call]
+        url=url,
+        # Retries: an exception outside grading (Redis gone while replying, the database
+        # locked) makes the message come back later instead of being acknowledged and lost.
+        middleware=[Retries(max_retries=10_000, min_backoff=1_000, max_backoff=30_000)],
+        heartbeat_timeout=int(heartbeat * 1000),
+        # Dead workers are looked for at every fetch (Dramatiq's default, 1 in 1,000 commands,
+        # can leave a killed worker's job waiting many minutes on a quiet queue); the look is
+        # a range query on a set of one entry per worker process.
+        maintenance_chance=MAINTENANCE_SCALE,
+    )
+    try:
+        broker.client.ping()
+    except Exception as exc:
+        raise UsageError(f"cannot reach the queue at {url}: {exc}") from None
+    return broker
+
+
+def _send(broker: RedisBroker, queue_name: str, actor: str, payload: dict[str, Any]) -> None:
+    broker.enqueue(
+        dramatiq.Message(
+            queue_name=queue_name, actor_name=actor, args=(payload,), kwargs={}, options={}
+        )
+    )
+
+
+def _register(
+    broker: RedisBroker, function: Callable[[dict[str, Any]], None], name: str, queue_name: str
+) -> None:
+    dramatiq.actor(actor_name=name, queue_name=queue_name, broker=broker)(function)
+
+
+def _consumer(broker: RedisBroker, queue_name: str, threads: int) -> dramatiq.Worker:
+    worker = dramatiq.Worker(broker, queues={queue_name}, worker_threads=threads)
+    # Take no more jobs than can run at once: the rest stay in Redis for other machines.
+    worker.queue_prefetch = threads
+    return worker
+
+
+# --------------------------------------------------------------------------------------------
+# The server's side
+
+
+class QueueSender:
+    """`grader serve --queue`: sends each stored submission as a job, records the results.
+
+    Sending is an outbox: the submission is committed first and marked sent after the job is
+    in Redis, so a kill in between sends it again (a duplicate result is ignored).
+    """
+
+    def __init__(self, store: Store, url: str, problems: dict[str, Problem]) -> None:
+        self.store = store
+        self.url = url
+        self.problems = problems
+        self.broker = make_broker(url)
+        self.reply_to = "grader-results-" + store.meta("server_id", uuid.uuid4().hex)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._worker: dramatiq.Worker | None = None
+
+    def start(self) -> None:
+        _register(self.broker, self._on_result, RESULT_ACTOR, self.reply_to)
+        self.broker.declare_queue(JOBS)
+        self._worker = _consumer(self.broker, self.reply_to, threads=2)
+        self._worker.start()
+        self._thread = threading.Thread(target=self._outbox, name="grader-outbox", daemon=True)
+        self._thread.start()
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._worker is not None:
+            self._worker.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.broker.close()
+
+    def _outbox(self) -> None:
+        while not self._stop.is_set():
+            try:
+                for submission in self.store.unsent():
+                    job = Job(
+                        id=submission.id,
+                        problem=submission.problem,
+                        version=self.problems[submission.problem].spec.version,
+                        suffix=submission.suffix,
+                        file_name=submission.file_name,
+                        content=base64.b64encode(self.store.content(submission.id)).decode(),
+                        seed=submission.seed,
+                        reply_to=self.reply_to,
+                    )
+                    _send(self.broker, JOBS, GRADE_ACTOR, job.model_dump())
+                    self.store.mark_sent(submission.id)
+            except Exception:
+                log.exception("could not send submissions to the queue; retrying")
+            self._wake.wait(timeout=2.0)
+            self._wake.clear()
+
+    def _on_result(self, payload: dict[str, Any]) -> None:
+        result = Result.model_validate(payload)
+        if result.kind == "started":
+            self.store.mark_running(result.id)
+            return
+        if result.report is None:
+            return
+        report = Report.model_validate_json(result.report)
+        if record(self.store, result.id, report):
+            log.info("graded submission %s: %s", result.id, report.status.value)
+
+
+# --------------------------------------------------------------------------------------------
+# The worker's side
+
+
+def run_worker(
+    url: str,
+    *,
+    runner: Runner,
+    trust_caches: bool,
+    threads: int,
+    problems_dir: Path | None,
+    reference_dir: Path | None,
+    stop: threading.Event,
+) -> None:
+    """`grader worker`: grade jobs from the queue until `stop` is set."""
+    broker = make_broker(url)
+    problems: dict[str, Problem] = {}
+    lock = threading.Lock()
+
+    def problem_for(job: Job) -> Problem:
+        with lock:
+            if job.problem not in problems:
+                problems[job.problem] = load_problem(
+                    job.problem, problems_dir=problems_dir, reference_dir=reference_dir
+                )
+            return problems[job.problem]
+
+    def grade(payload: dict[str, Any]) -> None:
+        job = Job.model_validate(payload)
+        _send(broker, job.reply_to, RESULT_ACTOR, {"id": job.id, "kind": "started"})
+        try:
+            problem = problem_for(job)
+        except GraderError as exc:
+            # Not this worker's job to lose: raising makes it come back (for a worker that
+            # has the problem), and staff see why in this worker's log.
+            log.error("cannot grade %s here: %s", job.problem, exc)
+            raise
+        content = base64.b64decode(job.content)
+        if problem.spec.version != job.version or job.suffix not in ALLOWED_SUFFIXES:
+            error = RuntimeError(
+                f"this worker has version {problem.spec.version} of {job.problem}'s spec, the "
+                f"server {job.version}: give the workers the server's problems/ folder"
+            )
+            report = _fault(content, job, problem, runner, error)
+        else:
+            report = grade_bytes(
+                content,
+                suffix=job.suffix,
+                file_name=job.file_name,
+                problem=problem,
+                seed=job.seed,
+                runner=runner,
+                trust_caches=trust_caches,
+            )
+        done = {"id": job.id, "kind": "done", "report": report.model_dump_json()}
+        _send(broker, job.reply_to, RESULT_ACTOR, done)
+        log.info("graded %s: %s", job.id, report.status.value)
+
+    _register(broker, grade, GRADE_ACTOR, JOBS)
+    worker = _consumer(broker, JOBS, threads)
+    worker.start()
+    try:
+        stop.wait()
+    finally:
+        runner.cancel()
+        worker.stop()
+        broker.close()
+
+
+def _fault(content: bytes, job: Job, problem: Problem, runner: Runner, error: Exception) -> Report:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="grader-worker-") as folder:
+        path = Path(folder) / "submission.py"
+        path.write_bytes(content)
+        return fault_report(
+            path,
+            problem=problem,
+            seed=job.seed,
+            runner=runner,
+            error=error,
+            file_name=job.file_name,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# A batch through the queue
+
+
+class QueueGrader:
+    """`grader batch --queue`: grade a batch's files on the queue's workers.
+
+    Each file is a job with the batch's seed (every worker computes the reference's outcomes
+    for that seed once and caches them); results come back on a queue of this run's own.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.broker = make_broker(url)
+
+    def grade_all(
+        self, files: Sequence[tuple[str, Path]], *, problem: Problem, seed: int
+    ) -> Iterator[tuple[str, Report]]:
+        """(key, staff report) for each (key, path), in the order they finish."""
+        reply_to = f"grader-batch-{uuid.uuid4().hex}"
+        results: queue.Queue[Result] = queue.Queue()
+
+        def on_result(payload: dict[str, Any]) -> None:
+            results.put(Result.model_validate(payload))
+
+        _register(self.broker, on_result, RESULT_ACTOR, reply_to)
+        self.broker.declare_queue(JOBS)
+        consumer = _consumer(self.broker, reply_to, threads=1)
+        consumer.start()
+        try:
+            waiting = {}
+            for key, path in files:
+                job = Job(
+                    id=key,
+                    problem=problem.spec.id,
+                    version=problem.spec.version,
+                    suffix=path.suffix.lower(),
+                    file_name=path.name,
+                    content=base64.b64encode(read_regular(path, read_limit(path.name))).decode(),
+                    seed=seed,
+                    reply_to=reply_to,
+                )
+                _send(self.broker, JOBS, GRADE_ACTOR, job.model_dump())
+                waiting[key] = path
+            while waiting:
+                result = results.get()
+                if result.kind != "done" or result.report is None or result.id not in waiting:
+                    continue  # a start, or a duplicate of a result already taken
+                del waiting[result.id]
+                yield result.id, Report.model_validate_json(result.report)
+        finally:
+            consumer.stop()
+            self.broker.flush(reply_to)
+            self.broker.close()

@@ -1,0 +1,263 @@
+"""A real `grader serve` (uvicorn on a free port, in its own process group) for the tests, and
+a real `redis-server`, with a small HTTP client that can also send malformed requests."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TOY = Path(__file__).parent / "toy"
+GRADER = [sys.executable, "-m", "grader"]
+STAFF_TOKEN = "staff-" + "s3cret-staff-token-for-tests"
+STUDENTS = ("alice", "bob")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def make_roster(folder: Path, names: tuple[str, ...] = STUDENTS) -> dict[str, str]:
+    """A roster made by `grader roster make`; returns student -> token."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "names.txt").write_text("\n".join(names) + "\n")
+    subprocess.run(
+        [*GRADER, "roster", "make", str(folder / "names.txt"), "--out", str(folder / "roster.csv")],
+        check=True,
+        capture_output=True,
+    )
+    lines = (folder / "roster.csv").read_text().splitlines()[1:]
+    return dict(line.split(",", 1) for line in lines)  # type: ignore[misc]
+
+
+class Response:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def multipart(
+    fields: dict[str, str], files: list[tuple[str, bytes | str, bytes]]
+) -> tuple[bytes, str]:
+    """A multipart/form-data body; file names may be raw bytes (not UTF-8)."""
+    boundary = uuid.uuid4().hex
+    parts = []
+    for name, value in fields.items():
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+            + value.encode()
+            + b"\r\n"
+        )
+    for field, filename, content in files:
+        raw_name = filename if isinstance(filename, bytes) else filename.encode()
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="'.encode()
+            + raw_name
+            + b'"\r\nContent-Type: application/octet-stream\r\n\r\n'
+            + content
+            + b"\r\n"
+        )
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+class Server:
+    """`grader serve` on the toy problem, started and killed as a process group."""
+
+    def __init__(
+        self,
+        folder: Path,
+        tokens: dict[str, str],
+        *,
+        workers: int = 2,
+        extra: tuple[str, ...] = (),
+        problems_dir: Path = TOY / "problems",
+        reference_dir: Path = TOY / "reference",
+    ) -> None:
+        self.folder = folder
+        self.tokens = tokens
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.logs: list[Path] = []
+        self.command = [
+            *GRADER,
+            "serve",
+            "--data",
+            str(folder / "data"),
+            "--roster",
+            str(folder / "roster.csv"),
+            "--port",
+            str(self.port),
+            "--workers",
+            str(workers),
+            "--problems-dir",
+            str(problems_dir),
+            "--reference-dir",
+            str(reference_dir),
+            *extra,
+        ]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Server:
+        log = self.folder / f"serve-{len(self.logs)}.log"
+        self.logs.append(log)
+        env = {
+            **os.environ,
+            "GRADER_STAFF_TOKEN": STAFF_TOKEN,
+            "HOME": str(self.folder),
+            "GRADER_CACHE_DIR": str(self.folder / "cache"),
+        }
+        with log.open("wb") as stream:
+            self.process = subprocess.Popen(
+                self.command,
+                stdout=stream,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"grader serve exited: {log.read_text()}")
+            try:
+                if self.request("GET", "/api/submissions").status == 401:
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        pytest.fail(f"grader serve did not start: {log.read_text()}")
+
+    def log_text(self) -> str:
+        return "".join(log.read_text(errors="replace") for log in self.logs)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+            self.process.wait(timeout=60)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 30,
+    ) -> Response:
+        """One HTTP/1.1 request on a fresh connection, written by hand (so that anything can
+        be sent), and its response."""
+        head = {"Host": f"127.0.0.1:{self.port}", "Connection": "close", **(headers or {})}
+        if token is not None:
+            head["Authorization"] = f"Bearer {token}"
+        if body is not None and "Transfer-Encoding" not in head:
+            head["Content-Length"] = str(len(body))
+        raw = f"{method} {path} HTTP/1.1\r\n".encode()
+        raw += b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in head.items()) + b"\r\n"
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as conn:
+            conn.sendall(raw + (body or b""))
+            return read_response(conn)
+
+    def submit(self, student: str, name: str | bytes, content: bytes, **fields: str) -> Response:
+        body, content_type = multipart(fields, [("file", name, content)])
+        return self.request(
+            "POST",
+            "/api/submissions",
+            token=self.tokens[student],
+            body=body,
+            headers={"Content-Type": content_type},
+        )
+
+    def wait_done(self, student: str, submission_id: str, timeout: float = 120) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.request(
+                "GET", f"/api/submissions/{submission_id}", token=self.tokens[student]
+            ).json()
+            if found["state"] == "done":
+                return found
+            time.sleep(0.2)
+        pytest.fail(f"submission {submission_id} not graded in {timeout} s:\n{self.log_text()}")
+
+
+def read_response(conn: socket.socket) -> Response:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        key, _, value = line.partition(":")
+        headers[key.strip().lower()] = value.strip()
+    length = headers.get("content-length")
+    while length is not None and len(rest) < int(length):
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    return Response(status, headers, rest)
+
+
+class Redis:
+    """A real redis-server on a free port, data in a tmp folder, killed at teardown."""
+
+    def __init__(self, folder: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            if os.environ.get("CI"):
+                pytest.fail("CI must have redis-server (Debian package 'redis-server')")
+            pytest.skip("redis-server is not installed")
+        folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(folder),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(64).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        pytest.fail("redis-server did not start")
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=10)
