@@ -167,7 +167,7 @@ def def_location(source: bytes, function: str, name: str) -> tuple[int | None, i
     line is then the cell's): (line, cell)."""
     if not notebook.is_notebook(name):
         return def_line(source, function), None
-    converted = notebook.convert(source, name)
+    converted = notebook.convert(source, name, validate=False)
     if not isinstance(converted, notebook.Converted):
         return None, None
     line = def_line(converted.source.encode(), function)

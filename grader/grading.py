@@ -224,6 +224,7 @@ def check(
         runner=runner,
         limits=limits,
         display_name=display_name,
+        prepared=prepared,
     )
     # What the student waited for: the reference's run counts too (it is shared in a batch,
     # where `grade` alone is timed).
@@ -239,15 +240,17 @@ def grade(
     runner: Runner | None = None,
     limits: Limits | None = None,
     display_name: str | None = None,
+    prepared: Prepared | None = None,
 ) -> Report:
-    """Grade one file against expected outcomes already computed for the seed's cases."""
+    """Grade one file against expected outcomes already computed for the seed's cases
+    (`prepared`: the file as `check` already read it, not to be read and converted again)."""
     started = time.monotonic()
     runner = runner or SubprocessRunner()
     limits = limits or problem.spec.limits
     # The file is read once, here: what is hashed is what runs (the worker loads a private
     # copy, so a file changed or swapped for a FIFO while grading changes nothing).
     name = display_name or str(path)
-    prepared = prepare(path, name)
+    prepared = prepared or prepare(path, name)
     report = _Builder(problem, expected, prepared.info, seed, started, runner.isolation())
     report.notebook = prepared.notebook
 

@@ -11,18 +11,24 @@ carries demo code (prints, plots, training loops, calls of the function on test 
 grading. So of each code cell, in order, only the definitions run:
 
 - imports, except Colab-only ones (`google.colab`) and modules the grader does not have
-  (matplotlib, say): a notebook that imports them still works as long as the function does
-  not need them;
-- `def`, `class` (with their decorators) and `jax.config.update(...)`;
-- assignments, unless they call something the notebook defines (`model = TwoLayer(...)`,
-  `out = graphdef_vs_state(...)`), call `print`/`input`/`open`/..., or use a name left out.
+  (matplotlib, say), one by one: a notebook that imports them still works as long as the
+  function does not need them;
+- `def`, `class` (with their decorators) and `jax.config.update(...)` with plain values;
+- assignments, unless they run something the notebook defines (`model = TwoLayer(...)`,
+  `y = jax.jit(f)(x)`; `fast = jax.jit(f)` passes f on and is kept), call
+  `print`/`input`/`open`/..., or use a name left out.
 
 Everything else is left out and listed by cell and line: expressions and calls, `for`,
 `while`, `if`, `with`, `try`, shell lines (`!pip install ...`), line magics (`%matplotlib
-inline`) and cells run by a cell magic other than `%%time`/`%%capture` (whose body is Python
-and runs). A function that worked in the notebook therefore works here; one that reads a global
-computed by demo code fails with a NameError naming it, and the report lists the line that was
-left out.
+inline`), help (`np.sum?`) and cells run by a cell magic other than `%%time`/`%%capture` (whose
+body is Python and runs in the kernel's namespace). The worker runs each cell statement by
+statement, as IPython does; a kept assignment that fails there (it read a file of Colab's) is
+skipped and said. A function that worked in the notebook therefore works here; one that reads a
+global computed by demo code fails with a NameError naming it, and the report lists the line
+that was left out.
+
+Lines are Python's lines (ends \n, \r\n, \r), never str.splitlines()'s, which also breaks at
+U+2028 and form feeds: a line split there would no longer be the line Python parsed.
 
 `check()` at the bottom is the in-notebook check: `grader.notebook.check("graphdef_vs_state")`
 in a Jupyter or Colab cell grades what the kernel has run so far.
@@ -60,7 +66,8 @@ MAX_CODE_CELLS = 5000
 MAX_LEFT_OUT_LISTED = 200
 # Lines that look like IPython syntax, put back one group at a time to see whether they were
 # in a string: past this many, all are taken for IPython syntax (each try parses the cell).
-MAX_MAGIC_TRIES = 100
+MAX_MAGIC_TRIES = 20
+MAX_CELLS = 20_000  # all cells, markdown included: nbformat's schema check walks them all
 
 RAN = (
     "Graded as a notebook: of its code cells, in order, the imports, function and class "
@@ -70,12 +77,24 @@ RAN = (
 
 # Cell magics whose body is Python that the kernel runs: the magic line is dropped, the body
 # kept. Any other cell magic (%%bash, %%writefile, %%html, ...) drops its whole cell.
-_PYTHON_CELL_MAGICS = {"time", "capture", "timeit", "prun"}
+# (Not %%timeit: IPython runs its body in a namespace of its own, so it defines nothing.)
+_PYTHON_CELL_MAGICS = {"time", "capture"}
 # Builtins whose call in an assignment needs a person or a file: left out.
 _INTERACTIVE = {"print", "input", "open", "breakpoint", "help", "exec", "eval", "display"}
 # An assignment from a shell command or magic: `files = !ls`, `t = %timeit -o f()`.
 # (One character class, so that a long line fails in linear time.)
 _MAGIC_ASSIGNMENT = re.compile(r"[\w.,\s]+=\s*[!%]")
+# IPython's help: `math.sqrt?`, `??np.sum`.
+_HELP = re.compile(r"\s*(?:\?{1,2}[\w.]+|[\w.]+\?{1,2})\s*$")
+# Python's own line ends. (str.splitlines() also breaks at \x0b, \x0c, \x1c-\x1e, \x85,
+# U+2028 and U+2029, which Python does not: lines split so would no longer be Python's lines.)
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def split_lines(text: str) -> list[str]:
+    """The text's lines as Python counts them, without their ends (like str.splitlines())."""
+    lines = _LINE_END.split(text)
+    return lines[:-1] if lines and lines[-1] == "" else lines
 
 
 def is_notebook(name: str | Path) -> bool:
@@ -102,7 +121,7 @@ class _Selection:
     count: int = 0  # all that was left out
 
     def leave_out(self, cell: int, line: int, text: str, why: str) -> None:
-        first = text.strip().splitlines()[0] if text.strip() else text
+        first = split_lines(text.strip())[0] if text.strip() else text
         if len(self.left_out) < MAX_LEFT_OUT_LISTED:
             item = LeftOut(
                 cell=cell, line=max(line, 1), text=_clip(first, 120), why=_clip(why, 300)
@@ -112,11 +131,15 @@ class _Selection:
 
 
 def _clip(text: str, limit: int) -> str:
-    """Text cut to a limit (names in it are the student's, of any length)."""
+    """Text cut to a limit (names in it are the student's, of any length), lone surrogates
+    spelt out (a report holds only text that can be written as UTF-8)."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def read(raw: bytes, name: str) -> tuple[list[str], str | None] | LoadFailure:
+def read(
+    raw: bytes, name: str, *, validate: bool = True
+) -> tuple[list[str], str | None] | LoadFailure:
     """The sources of a notebook's code cells, in order, and a note when nbformat's schema
     check found something that does not stop grading; or why the file is not a notebook."""
 
@@ -146,6 +169,10 @@ def read(raw: bytes, name: str) -> tuple[list[str], str | None] | LoadFailure:
         )
     except RecursionError:
         return invalid(f"{name} is not a notebook: its JSON is nested too deeply.")
+    except ValueError as exc:  # a number too long to convert, say
+        return invalid(
+            f"{name} is not a notebook: its JSON cannot be read ({_clip(str(exc), 200)})."
+        )
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
         major = data.get("nbformat") if isinstance(data, dict) else None
         if isinstance(major, int) and major < 4:
@@ -162,7 +189,12 @@ def read(raw: bytes, name: str) -> tuple[list[str], str | None] | LoadFailure:
             f"{name} says it is an nbformat {major!r} notebook; the grader reads nbformat 4 (what "
             f"Jupyter and Colab save). Open it in Jupyter and save it again."
         )
-    note = _schema_problem(data)
+    if len(data["cells"]) > MAX_CELLS:
+        return invalid(
+            f"{name} has {len(data['cells'])} cells, more than the {MAX_CELLS} a notebook "
+            f"submission may have."
+        )
+    note = _schema_problem(data) if validate else None
     sources: list[str] = []
     for number, cell in enumerate(data["cells"], start=1):
         if not isinstance(cell, dict) or "cell_type" not in cell:
@@ -200,26 +232,52 @@ def _schema_problem(data: dict[str, Any]) -> str | None:
     do not matter here, such as metadata; such a notebook is graded, and the report says so."""
     import nbformat  # the schema and its validator load in ~0.2 s: only for notebooks
 
+    # Outputs and attachments are checked by nobody here, and nbformat's validator keeps every
+    # invalid one with its context (a few kB each: 20,000 `{}` outputs took 1 GB): they go.
+    cells = [
+        {
+            key: ([] if key == "outputs" else value)
+            for key, value in cell.items()
+            if key != "attachments"
+        }
+        if isinstance(cell, dict)
+        else cell
+        for cell in data["cells"]
+    ]
+    light = {**data, "cells": cells}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # nbformat warns about missing cell ids: not our matter
         try:
-            nbformat.validate(data, version=4, relax_add_props=True)
+            nbformat.validate(light, version=4, relax_add_props=True)
         except nbformat.ValidationError as exc:
             where = "/".join(str(part) for part in getattr(exc, "absolute_path", ()) or ())
-            message = str(getattr(exc, "message", exc)).splitlines()[0][:200]
+            message = split_lines(str(getattr(exc, "message", exc)) or "?")[0]
             at = f" at {where}" if where else ""
-            note = f"The notebook breaks nbformat 4's schema{_clip(at, 200)} ({message})"
-            return f"{note}; graded anyway."
+            note = f"The notebook breaks nbformat 4's schema{at} ({message})"
+            return f"{_clip(note, 400)}; graded anyway."
+        except Exception as exc:  # nbformat's validator trips on some malformed values
+            return (
+                f"nbformat could not check the notebook's schema ({type(exc).__name__}); "
+                f"graded anyway."
+            )
     return None
 
 
-def convert(raw: bytes, name: str) -> Converted | LoadFailure:
-    """A notebook file as the Python file that runs, or why it cannot be graded."""
-    read_result = read(raw, name)
-    if isinstance(read_result, LoadFailure):
-        return read_result
-    sources, note = read_result
-    return convert_cells(sources, name, note=note)
+def convert(raw: bytes, name: str, *, validate: bool = True) -> Converted | LoadFailure:
+    """A notebook file as the Python file that runs, or why it cannot be graded (`validate`:
+    check nbformat's schema, for the report's note)."""
+    try:
+        read_result = read(raw, name, validate=validate)
+        if isinstance(read_result, LoadFailure):
+            return read_result
+        sources, note = read_result
+        return convert_cells(sources, name, note=note)
+    except (RecursionError, MemoryError) as exc:
+        return LoadFailure(
+            Status.INVALID_NOTEBOOK,
+            f"{name} could not be read: {type(exc).__name__} (is it nested or repeated beyond "
+            f"what a notebook needs?).",
+        )
 
 
 def convert_cells(
@@ -244,7 +302,10 @@ def convert_cells(
         except SyntaxError as exc:
             return _syntax_failure(exc, label, number)
         except (ValueError, RecursionError, MemoryError) as exc:
-            return LoadFailure(Status.SYNTAX_ERROR, f"Python cannot parse {label}: {exc}")
+            why = _clip(str(exc), 200) or "it is nested too deeply or too long"
+            return LoadFailure(
+                Status.SYNTAX_ERROR, f"Python cannot parse {label}: {type(exc).__name__}: {why}"
+            )
         kept = _kept_source(python, tree, number, selection)
         count = kept.count("\n")
         chunks.append(kept)
@@ -267,7 +328,7 @@ def _syntax_failure(exc: SyntaxError, label: str, cell: int) -> LoadFailure:
 def _without_ipython(source: str) -> tuple[str, list[tuple[int, str, str]]]:
     """The cell as Python, with IPython's own syntax (shell lines, magics) blanked out, line
     numbers kept; and what was dropped, as (line, text, why)."""
-    lines = source.splitlines()
+    lines = split_lines(source)
     first = next((i for i, text in enumerate(lines) if text.strip()), None)
     if first is not None and lines[first].lstrip().startswith("%%"):
         magic = lines[first].strip()[2:].split(maxsplit=1)
@@ -282,7 +343,7 @@ def _without_ipython(source: str) -> tuple[str, list[tuple[int, str, str]]]:
         dropped, python = [], source
     if _parses_as_python(python):
         return python, dropped  # plain Python: a `%` or `!` at a line's start is in a string
-    original = python.splitlines()
+    original = split_lines(python)
     lines = list(original)
     candidates: list[list[int]] = []  # each: a magic's line, then its continuation lines
     for at, text in enumerate(original):
@@ -291,7 +352,7 @@ def _without_ipython(source: str) -> tuple[str, list[tuple[int, str, str]]]:
             candidates[-1].append(at)  # a magic's continuation line
             lines[at] = ""
             continue
-        if stripped.startswith(("!", "%")) or _MAGIC_ASSIGNMENT.match(text):
+        if stripped.startswith(("!", "%")) or _MAGIC_ASSIGNMENT.match(text) or _HELP.match(text):
             candidates.append([at])
             # `pass` keeps an indented block valid.
             lines[at] = f"{text[: len(text) - len(stripped)]}pass"
@@ -306,7 +367,9 @@ def _without_ipython(source: str) -> tuple[str, list[tuple[int, str, str]]]:
             continue
         text = original[group[0]]
         shell = text.lstrip().startswith("!") or text.split("=")[-1].lstrip().startswith("!")
-        kind = "shell command" if shell else "IPython magic"
+        kind = (
+            "shell command" if shell else "IPython help" if _HELP.match(text) else "IPython magic"
+        )
         dropped.append((group[0] + 1, text, f"{kind}: not run when grading"))
     return "\n".join(lines), dropped
 
@@ -321,24 +384,46 @@ def _parses_as_python(text: str) -> bool:
 
 def _kept_source(python: str, tree: ast.Module, cell: int, selection: _Selection) -> str:
     """The cell's text with only its kept top-level statements, each on its own lines."""
-    lines = python.splitlines()
+    lines = split_lines(python)
     out = [""] * len(lines)
     for statement in tree.body:
+        segment = list(_segment(lines, statement))
+        start = segment[0][0] + 1 if segment else statement.lineno
+        if isinstance(statement, ast.Import) and len(statement.names) > 1:
+            statement, segment = _import_in_part(statement, segment, cell, selection)
+            if not segment:
+                continue
         why = _why_left_out(statement, selection)
-        start = _first_line(statement)
         if why is not None:
             if why:  # "" leaves out silently (a string used as a comment, `pass`)
-                text = lines[start - 1] if start - 1 < len(lines) else ""
-                selection.leave_out(cell, start, text, why)
+                selection.leave_out(cell, start, segment[0][1] if segment else "", why)
             continue
-        for at, text in _segment(lines, statement):
+        for at, text in segment:
             out[at] = f"{out[at]}; {text}" if out[at] else text
     return "".join(f"{text}\n" for text in out)
 
 
-def _first_line(statement: ast.stmt) -> int:
-    decorators: list[ast.expr] = getattr(statement, "decorator_list", None) or []
-    return min([statement.lineno, *(d.lineno for d in decorators)])
+def _import_in_part(
+    statement: ast.Import, segment: list[tuple[int, str]], cell: int, selection: _Selection
+) -> tuple[ast.Import, list[tuple[int, str]]]:
+    """`import jax, jax.numpy as jnp, matplotlib.pyplot as plt`: the modules the grader has
+    are imported, the others left out one by one (not the whole line for one of them)."""
+    kept = []
+    for alias in statement.names:
+        alone = ast.Import(names=[alias])
+        why = _why_import_left_out(alone, selection)
+        if why is None:
+            kept.append(alias)
+        else:
+            selection.leave_out(cell, segment[0][0] + 1, f"import {alias.name}", why)
+    if len(kept) == len(statement.names):
+        return statement, segment
+    if not kept:
+        return statement, []
+    rewritten = ast.Import(names=kept)
+    ast.copy_location(rewritten, statement)
+    text = ast.unparse(rewritten)  # one line where the statement began; its other lines blank
+    return rewritten, [(segment[0][0], text), *((at, "") for at, _ in segment[1:])]
 
 
 def _segment(lines: list[str], statement: ast.stmt) -> Iterable[tuple[int, str]]:
@@ -347,15 +432,20 @@ def _segment(lines: list[str], statement: ast.stmt) -> Iterable[tuple[int, str]]
     decorators: list[ast.expr] = getattr(statement, "decorator_list", None) or []
     start_line, start_col = statement.lineno, statement.col_offset
     if decorators:
-        first = min(decorators, key=lambda d: (d.lineno, d.col_offset))
-        start_line, start_col = first.lineno, max(first.col_offset - 1, 0)  # the '@'
+        # ast gives the decorator's expression, not its `@` (`@ dataclass`, `@(d)`, `@\`):
+        # the `@` is the first thing on the nearest line at or above it that starts with one.
+        first = min(d.lineno for d in decorators)
+        at = first - 1
+        while at > 0 and not lines[at].lstrip().startswith("@"):
+            at -= 1
+        start_line, start_col = at + 1, 0
     end_line = statement.end_lineno or start_line
     end_col = statement.end_col_offset
     for at in range(start_line - 1, end_line):
-        encoded = lines[at].encode()
+        encoded = lines[at].encode("utf-8", "surrogatepass")
         begin = start_col if at == start_line - 1 else 0
         end = end_col if at == end_line - 1 and end_col is not None else len(encoded)
-        text = encoded[begin:end].decode(errors="replace")
+        text = encoded[begin:end].decode("utf-8", "surrogatepass")
         if at == start_line - 1:
             text = text.lstrip()
         yield at, text
@@ -380,7 +470,9 @@ def _why_left_out(statement: ast.stmt, selection: _Selection) -> str | None:
             return why
         case ast.Expr(value=ast.Constant(value=str())) | ast.Pass():
             return ""
-        case ast.Expr(value=ast.Call(func=func)) if _dotted(func).endswith("config.update"):
+        case ast.Expr(value=ast.Call(func=func, args=args, keywords=[])) if _dotted(
+            func
+        ) == "jax.config.update" and all(isinstance(arg, ast.Constant) for arg in args):
             return None  # jax.config.update("jax_enable_x64", True): part of the set-up
         case ast.Expr():
             return "demo code: a call or expression at the top level"
@@ -431,16 +523,29 @@ def _why_assignment_left_out(statement: ast.stmt, selection: _Selection) -> str 
     value = getattr(statement, "value", None)
     if value is None:
         return None  # `x: int`
-    for node in ast.walk(value):
-        if isinstance(node, ast.Call):
-            callee = _dotted(node.func)
-            root = callee.split(".")[0]
-            if root in selection.defined:
-                return f"demo code: calls {root}, defined in the notebook"
-            if root in selection.graders:
-                return "the grader's own check: not run when grading"
-            if callee in _INTERACTIVE:
-                return f"demo code: calls {callee}"
+    wrapped: set[int] = set()  # `jax.jit(f)`, `partial(f, 2)`: f passed on, not run
+    if isinstance(value, ast.Call) and _dotted(value.func).split(".")[0] not in selection.defined:
+        wrapped = {
+            id(arg)
+            for arg in [*value.args, *(keyword.value for keyword in value.keywords)]
+            if isinstance(arg, ast.Name)
+        }
+    calls = [node for node in ast.walk(value) if isinstance(node, ast.Call)]
+    for node in calls:
+        callee = _dotted(node.func)
+        root = callee.split(".")[0]
+        if root in selection.graders:
+            return "the grader's own check: not run when grading"
+        if callee in _INTERACTIVE:
+            return f"demo code: calls {callee}"
+    if calls:
+        for name in ast.walk(value):
+            if (
+                isinstance(name, ast.Name)
+                and name.id in selection.defined
+                and id(name) not in wrapped
+            ):
+                return f"demo code: runs {name.id}, defined in the notebook"
     used = {node.id for node in ast.walk(statement) if isinstance(node, ast.Name)}
     if isinstance(statement, ast.Assign | ast.AnnAssign):
         # A target's own name is not "used" (x = 1 after x was left out is fine).

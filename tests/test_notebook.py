@@ -16,7 +16,7 @@ from helpers import assert_graded_as_labelled, notebook_from_source
 
 from grader.grading import grade
 from grader.models import Report, Status
-from grader.notebook import Converted, convert, convert_cells
+from grader.notebook import Converted, convert, convert_cells, split_lines
 from grader.problems import Problem, defined_functions
 from grader.run import LoadFailure, SubprocessRunner
 
@@ -55,7 +55,7 @@ def converted(*cells: str) -> Converted:
 
 def cell_code(result: Converted, cell: int) -> list[str]:
     span = result.cells[cell - 1]
-    lines = result.source.splitlines()
+    lines = split_lines(result.source)
     return lines[span.first_line - 1 : span.first_line - 1 + span.lines]
 
 
@@ -87,11 +87,11 @@ def test_definitions_run_and_demo_code_is_left_out_and_listed() -> None:
         (1, 2): "IPython magic: not run when grading",
         (1, 4): "Colab-only import: not needed for grading",
         (1, 5): "demo code: a call or expression at the top level",
-        (3, 4): "demo code: calls Model, defined in the notebook",
+        (3, 4): "demo code: runs Model, defined in the notebook",
         (3, 5): "uses model, which is left out",
         (4, 1): "demo code: a call or expression at the top level",
         (4, 2): "demo code: a loop at the top level",
-        (4, 4): "demo code: calls helper, defined in the notebook",
+        (4, 4): "demo code: runs helper, defined in the notebook",
     }
     assert result.info.code_cells == 4 and result.info.left_out_count == 9
     texts = {item.text for item in result.info.left_out}
@@ -421,3 +421,108 @@ def test_wrong_outputs_are_annotated_at_the_def_in_its_cell() -> None:
     assert def_location(raw, "f", "submissions/a.ipynb") == (3, 2)
     assert def_location(raw, "g", "submissions/a.ipynb") == (None, None)
     assert def_location(b"x = 1\ndef f():\n    pass\n", "f", "submissions/a.py") == (2, None)
+
+
+# Found by a red-team pass (a notebook as a hostile or unusual student writes it) ------------
+
+
+def test_only_pythons_line_ends_split_lines() -> None:
+    """U+2028, form feeds and the like are not line ends to Python: a comment holding one
+    (pasted from a web page) stays one comment, and no code hides behind it."""
+    result = converted(
+        '# see the docs:\u2028https://flax.readthedocs.io\nY = 1\n# x\u2028print("HIDDEN")\nZ = 2',
+        'def f():\n    """A \u2028 docstring\x0c."""\n    return Y + Z',
+    )
+    assert cell_code(result, 1) == ["", "Y = 1", "", "Z = 2"]
+    assert cell_code(result, 2)[2] == "    return Y + Z"
+    assert result.info.left_out_count == 0
+
+
+def test_decorators_imports_in_part_help_lines_and_wrappers() -> None:
+    result = converted(
+        "import dataclasses, functools, jax, seaborn as sns\nimport math\nmath.sqrt?\n??jax.jit",
+        "@ dataclasses.dataclass\nclass Cfg:\n    width: int = 3\n\n@(functools.lru_cache)\n"
+        "def f(x):\n    return x",
+        "fast = jax.jit(f)\nhalf = functools.partial(f, 2)\ny = jax.jit(f)(3.0)\n"
+        "z = list(map(f, [1]))\nw = [f][0](1)\n",
+        'jax.config.update("jax_enable_x64", True)\njax.config.update(print("x") or "a", 1)',
+        "%%timeit\ndef g():\n    pass",
+    )
+    assert cell_code(result, 1) == ["import dataclasses, functools, jax", "import math", "", ""]
+    assert cell_code(result, 2)[0] == "@ dataclasses.dataclass"
+    assert cell_code(result, 2)[4] == "@(functools.lru_cache)"
+    assert cell_code(result, 3) == [
+        "fast = jax.jit(f)",
+        "half = functools.partial(f, 2)",
+        "",
+        "",
+        "",
+    ]
+    assert cell_code(result, 4) == ['jax.config.update("jax_enable_x64", True)', ""]
+    assert cell_code(result, 5) == ["", "", ""]  # %%timeit's body runs in a namespace of its own
+    why = {(item.cell, item.line, item.text): item.why for item in result.info.left_out}
+    assert why[(1, 1, "import seaborn")].startswith("seaborn is not installed")
+    assert why[(1, 3, "math.sqrt?")] == "IPython help: not run when grading"
+    assert why[(3, 3, "y = jax.jit(f)(3.0)")] == "demo code: runs f, defined in the notebook"
+    assert why[(3, 4, "z = list(map(f, [1]))")] == "demo code: runs f, defined in the notebook"
+    assert why[(3, 5, "w = [f][0](1)")] == "demo code: runs f, defined in the notebook"
+
+
+def test_each_statement_after_a_semicolon_is_listed_as_itself() -> None:
+    result = converted('é = "ü"; print(é); ß = é * 2  ;  print(ß)')
+    assert cell_code(result, 1) == ['é = "ü"; ß = é * 2']
+    assert [item.text for item in result.info.left_out] == ["print(é)", "print(ß)"]
+
+
+@pytest.mark.parametrize(
+    ("change", "outcome"),
+    [
+        (lambda d: d.update(nbformat_minor="x"), "graded anyway"),
+        (lambda d: d["cells"].append({"cell_type": ["code"], "source": ""}), "graded anyway"),
+        (lambda d: d["cells"][0].update(outputs=[{}] * 20_000), None),  # outputs: unchecked
+        (lambda d: d["cells"][0].update(source="!echo \ud800\nX = 1"), None),
+    ],
+    ids=["minor-not-int", "cell-type-list", "20k-bad-outputs", "surrogate-in-magic"],
+)
+def test_malformed_parts_are_a_note_not_a_crash(change: object, outcome: str | None) -> None:
+    import time
+
+    data = json.loads(notebook("X = 1", markdown=None))
+    change(data)  # type: ignore[operator]
+    started = time.monotonic()
+    result = convert(json.dumps(data).encode("utf-8", "surrogatepass"), "hw.ipynb")
+    assert time.monotonic() - started < 5
+    assert isinstance(result, Converted), result
+    assert (outcome in (result.info.note or "")) if outcome else result.info.note is None
+
+
+def test_a_number_json_cannot_hold_is_an_invalid_notebook() -> None:
+    raw = notebook("X = 1").replace(
+        b'"execution_count": null', b'"execution_count": ' + b"9" * 5000
+    )
+    result = convert(raw, "hw.ipynb")
+    assert isinstance(result, LoadFailure) and result.status is Status.INVALID_NOTEBOOK
+
+
+def test_colab_only_values_future_imports_and_odd_style_still_get_full_marks(
+    toy: Problem, references: ReferenceCache, runner: SubprocessRunner, tmp_path: Path
+) -> None:
+    """What works in Colab works here: an assignment reading Colab's sample data is skipped
+    (and said), `from __future__ import annotations` holds in later cells as in IPython."""
+    path = tmp_path / "colab.ipynb"
+    path.write_bytes(
+        notebook(
+            "from __future__ import annotations\nimport dataclasses\nimport numpy as np",
+            "housing = np.loadtxt('/content/sample_data/california_housing_test.csv')\nK = 1",
+            "@ dataclasses.dataclass\nclass Stats:\n    def scaled(self, k) -> Stats:\n"
+            "        return self",
+            "# from the docs:\u2028see https://numpy.org\n"
+            "def vector_stats(x, k):\n    return [float(len(x)), float(np.sum(x) * k * K), "
+            "float(np.max(np.abs(x)))]",
+        )
+    )
+    expected = references.get(toy, 3)
+    report = grade(path, problem=toy, seed=3, expected=expected, runner=runner)
+    assert report.full_marks, report.message
+    assert "[grader] " in report.stdout and "cell 2, line 1" in report.stdout
+    assert "FileNotFoundError" in report.stdout and "was skipped" in report.stdout

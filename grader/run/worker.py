@@ -14,7 +14,9 @@ do through this channel is claim outputs, which are then compared with the refer
 """
 
 from __future__ import annotations
+import __future__
 
+import ast
 import builtins
 import difflib
 import importlib.util
@@ -33,6 +35,10 @@ from typing import Any
 from grader.models import ArrayArg, Case, ErrorInfo, Frame, RunRequest, ScalarArg
 
 MESSAGE_LIMIT = 2000  # characters of an exception message kept
+# Compiler flags of the `from __future__` features, carried from one notebook cell to the next.
+_FUTURE_FLAGS = 0
+for _feature in __future__.all_feature_names:
+    _FUTURE_FLAGS |= getattr(__future__, _feature).compiler_flag
 FRAME_LIMIT = 20  # traceback frames kept (the innermost ones)
 
 _write = os.write  # bound before student code runs, so patching os.write does not reach us
@@ -114,16 +120,29 @@ def load(
     # ("solution.ipynb, cell 4") so that tracebacks and line numbers are the cell's.
     pieces = [(name, source)]
     if request.cells:
-        lines = source.splitlines(True)
+        # The trusted side ended every line with "\n" (and only lines: a U+2028 in a string
+        # is not a line end, which str.splitlines() would take for one).
+        lines = [line + "\n" for line in source.split("\n")]
         pieces = [
             (cell_name(name, span.cell), "".join(lines[span.first_line - 1 :][: span.lines]))
             for span in request.cells
         ]
-    codes = []
+    units: list[tuple[types.CodeType, bool]] = []  # (code, whether a failure is tolerated)
+    future_flags = 0  # `from __future__ import annotations` in one cell holds in the next
     for piece_name, piece in pieces:
         linecache.cache[piece_name] = (len(piece), None, piece.splitlines(True), piece_name)
         try:
-            codes.append(compile(piece, piece_name, "exec", dont_inherit=True))
+            if not request.cells:
+                units.append((compile(piece, piece_name, "exec", dont_inherit=True), False))
+                continue
+            # Statement by statement, as IPython does: a top-level assignment that fails here
+            # (a file of Colab's, say) is skipped, not the end of loading.
+            for statement in ast.parse(piece, piece_name).body:
+                tree = ast.Module(body=[statement], type_ignores=[])
+                code = compile(tree, piece_name, "exec", flags=future_flags, dont_inherit=True)
+                future_flags |= code.co_flags & _FUTURE_FLAGS
+                tolerated = isinstance(statement, ast.Assign | ast.AnnAssign | ast.AugAssign)
+                units.append((code, tolerated))
         except SyntaxError as exc:
             cell = cell_of(piece_name, name)
             return fail("syntax_error", *describe_syntax_error(exc, piece_name, cell))
@@ -134,8 +153,18 @@ def load(
     module.__file__ = name
     sys.modules["submission"] = module
     try:
-        for code in codes:
-            exec(code, module.__dict__)  # noqa: S102  (this is the untrusted process)
+        for code, tolerated in units:
+            try:
+                exec(code, module.__dict__)  # noqa: S102  (this is the untrusted process)
+            except Exception as exc:
+                if not tolerated:
+                    raise
+                error = described(exc, name)
+                print(
+                    f"[grader] {code.co_filename}, line {error.line or code.co_firstlineno}: "
+                    f"this assignment raised {error.type} while the notebook was loaded and "
+                    f"was skipped ({error.message[:200]})"
+                )
     except ImportError as exc:
         error = error_info(exc, name)
         missing = exc.name or str(exc)
@@ -394,7 +423,8 @@ def cell_name(display_name: str, cell: int | str) -> str:
 def cell_of(filename: str, display_name: str) -> int | None:
     prefix = cell_name(display_name, "")
     number = filename[len(prefix) :] if filename.startswith(prefix) else ""
-    return int(number) if number.isdigit() and 0 < len(number) < 7 else None
+    digits = number.isascii() and number.isdigit() and 0 < len(number) < 7
+    return int(number) if digits and int(number) > 0 else None
 
 
 def short_library_path(path: str) -> str:
