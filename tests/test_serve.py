@@ -199,6 +199,7 @@ def test_tokens_never_reach_the_log(server: Server) -> None:
     server.request("GET", f"/?token={secret}")
     server.request("GET", f"/api/submissions?access_token={secret}", token=secret)
     server.request("GET", "/api/submissions", token=UNKNOWN_TOKEN)
+    server.request("GET", f"/api/submissions/{secret}", token=secret)  # pasted into the path
     time.sleep(0.5)
     log = server.log_text()
     assert '"GET /api/submissions?... HTTP/1.1" 200' in log  # the access log is on
@@ -308,3 +309,24 @@ def test_sigterm_puts_the_running_grading_back(tmp_path: Path) -> None:
     with sqlite3.connect(database) as db:
         row = db.execute("SELECT id, state, attempts FROM submissions").fetchone()
     assert row == (submission_id, "queued", 0)
+
+
+def test_forms_posted_from_another_site_are_refused(server: Server) -> None:
+    """A sign-in form on another site would sign a classmate into the sender's account (and
+    their uploads into the sender's name): browsers say where a post comes from."""
+    body = f"token={server.tokens['bob']}".encode()  # bob's own token, sent from elsewhere
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    for header in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+        refused = server.request("POST", "/login", body=body, headers={**form, **header})
+        assert refused.status == 403 and "set-cookie" not in refused.headers
+        assert "did not come from this site" in refused.body.decode()  # a page, for people
+    own = {"Origin": f"http://127.0.0.1:{server.port}", "Sec-Fetch-Site": "same-origin"}
+    signed_in = server.request("POST", "/login", body=body, headers={**form, **own})
+    assert signed_in.status == 303 and "grader_token=" in signed_in.headers["set-cookie"]
+
+
+def test_no_redirect_built_from_the_host_header(server: Server) -> None:
+    answer = server.request(
+        "GET", "/api/submissions/", token=server.tokens["alice"], headers={"Host": "evil.example"}
+    )
+    assert answer.status == 404 and "location" not in answer.headers

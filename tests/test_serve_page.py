@@ -94,6 +94,19 @@ def test_student_and_staff_use_the_page(tmp_path: Path, browser: webdriver.Chrom
         assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
         assert browser.execute_script("return document.cookie") == ""  # HttpOnly
 
+        # Another site's form that signs the visitor in as bob (to collect her uploads) is
+        # refused: she is still alice afterwards.
+        evil = tmp_path / "evil.html"
+        evil.write_text(
+            f'<form id="f" method="post" action="{server.url}/login">'
+            f'<input name="token" value="{tokens["bob"]}"></form>'
+            '<script>document.getElementById("f").submit()</script>'
+        )
+        browser.get(evil.as_uri())
+        assert "did not come from this site" in find(browser, "error").text
+        browser.get(server.url + "/")
+        assert find(browser, "who").text == "alice"
+
         upload = tmp_path / "upload"
         upload.mkdir()
         hostile = upload / HOSTILE_NAME

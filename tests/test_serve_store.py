@@ -12,7 +12,7 @@ from grader.models import Isolation, Limits, Report, RunRequest
 from grader.problems import Problem
 from grader.run import FakeRunner, RunResult
 from grader.service.pool import MAX_ATTEMPTS, LocalPool, record
-from grader.service.store import HOUR, RateLimited, Store, Submission
+from grader.service.store import HOUR, MAX_WAITING, RateLimited, StillWaiting, Store, Submission
 
 CORRECT = (TOY / "submissions" / "correct.py").read_bytes()
 
@@ -122,3 +122,20 @@ def test_record_keeps_the_first_report(tmp_path: Path, toy: Problem) -> None:
     assert done.status == "missing_function"  # FakeRunner() has no function
     report = Report.model_validate_json(done.report or "")
     assert not record(store, submission.id, report)
+
+
+def test_one_student_cannot_fill_the_queue(tmp_path: Path) -> None:
+    """At most MAX_WAITING waiting per student and problem; and the workers take a student with
+    nothing being graded before anyone's second file (found by a red-team pass: one student's
+    five slow files held a classmate's 1-second grading for 84 s)."""
+    store = Store(tmp_path)
+    mallory = [add(store, "mallory") for _ in range(MAX_WAITING)]
+    assert all(isinstance(s, Submission) for s in mallory)
+    refused = add(store, "mallory")
+    assert isinstance(refused, StillWaiting) and refused.waiting == MAX_WAITING
+    alice = add(store, "alice")
+    assert isinstance(alice, Submission)
+    first = store.claim(("vector_stats",))
+    second = store.claim(("vector_stats",))
+    assert first is not None and first.student == "mallory"
+    assert second is not None and second.id == alice.id  # before mallory's second

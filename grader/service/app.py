@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import io
 import logging
+import re
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -48,11 +49,11 @@ from grader.cases import random_seed
 from grader.feedback import student_view
 from grader.grading import MAX_SOURCE_BYTES
 from grader.models import Report
-from grader.problems import Problem, defined_functions
+from grader.problems import Problem
 from grader.render import batch_page, print_report, student_page
 from grader.service.jobs import ALLOWED_SUFFIXES
 from grader.service.roster import Caller, Roster
-from grader.service.store import RateLimited, Store, Submission
+from grader.service.store import RateLimited, StillWaiting, Store, Submission
 
 log = logging.getLogger("grader.serve")
 
@@ -227,6 +228,9 @@ def _too_large() -> ApiError:
     )
 
 
+_DEF = re.compile(r"\bdef\s+(\w+)\s*\(")
+
+
 def _choose_problem(service: Service, requested: str | None, upload: Upload) -> str:
     known = ", ".join(sorted(service.problems))
     if requested:
@@ -236,7 +240,11 @@ def _choose_problem(service: Service, requested: str | None, upload: Upload) -> 
         return requested
     if len(service.problems) == 1:
         return next(iter(service.problems))
-    names = defined_functions(upload.content.decode("utf-8", errors="replace"))
+    # Not by parsing the file: that runs here, on the event loop, and a file made to be slow
+    # to parse (1 MiB of nested brackets: seconds) would stall every request. A `def NAME(`
+    # anywhere in the text (a .py, or a notebook's JSON) is enough to pick a problem.
+    text = upload.content.decode("utf-8", errors="replace")
+    names = set(_DEF.findall(text))
     matching = [pid for pid, p in service.problems.items() if p.spec.function in names]
     if len(matching) == 1:
         return matching[0]
@@ -250,7 +258,7 @@ async def _submit(service: Service, caller: Caller, upload: Upload) -> Submissio
         raise ApiError(403, "the staff token cannot submit: use a student's token")
     problem = _choose_problem(service, upload.fields.get("problem", "").strip() or None, upload)
 
-    def add() -> Submission | RateLimited:
+    def add() -> Submission | RateLimited | StillWaiting:
         return service.store.add(
             student=str(caller.student),
             problem=problem,
@@ -263,6 +271,13 @@ async def _submit(service: Service, caller: Caller, upload: Upload) -> Submissio
         )
 
     added = await to_thread.run_sync(add)
+    if isinstance(added, StillWaiting):
+        raise ApiError(
+            429,
+            f"{added.waiting} of your submissions to {problem} are still waiting for their "
+            f"verdicts: submit again when one has its verdict",
+            headers={"Retry-After": str(REFRESH_SECONDS * 5)},
+        )
     if isinstance(added, RateLimited):
         when = datetime.fromtimestamp(added.next_allowed, UTC)
         wait = max(1, int(added.next_allowed - datetime.now(UTC).timestamp()) + 1)
@@ -462,6 +477,9 @@ def build_app(service: Service) -> Starlette:
         return {key: values[0] for key, values in parsed.items()}
 
     async def login(request: Request) -> Response:
+        # A sign-in posted from another site would sign the victim into the sender's account
+        # (whose uploads the sender then collects): browsers say where a post comes from.
+        same_site(request)
         form = await small_form(request)
         token = form.get("token", "").strip()
         if not token or service.roster.caller(token) is None:
@@ -482,6 +500,20 @@ def build_app(service: Service) -> Starlette:
         )
         return response
 
+    def same_site(request: Request) -> None:
+        # Sec-Fetch-Site first (every current browser sends it); else Origin, which is "null"
+        # for our own pages' posts (their Referrer-Policy is no-referrer). A client that sends
+        # neither is not a browser a page could drive.
+        fetch_site = request.headers.get("sec-fetch-site")
+        origin = request.headers.get("origin")
+        own = f"{request.url.scheme}://{request.url.netloc}"
+        if fetch_site is not None:
+            foreign = fetch_site not in ("same-origin", "none")
+        else:
+            foreign = origin is not None and origin not in ("null", own)
+        if foreign:
+            raise ApiError(403, "this form did not come from this site: open the page and retry")
+
     def check_csrf(token: str, sent: str | None) -> None:
         if not sent or not hmac.compare_digest(service.csrf(token), sent):
             raise ApiError(
@@ -489,6 +521,7 @@ def build_app(service: Service) -> Starlette:
             )
 
     async def logout(request: Request) -> Response:
+        same_site(request)
         form = await small_form(request)
         signed = _cookie(service, request)
         if signed is not None:
@@ -498,6 +531,7 @@ def build_app(service: Service) -> Starlette:
         return response
 
     async def submit_form(request: Request) -> Response:
+        same_site(request)
         signed = _cookie(service, request)
         if signed is None:
             return RedirectResponse("/", status_code=303)
@@ -629,6 +663,9 @@ def build_app(service: Service) -> Starlette:
             Exception: on_fault,
         },
     )
+    # No redirect to the path without its trailing slash: Starlette would build its address
+    # from the Host header, which the client chooses.
+    app.router.redirect_slashes = False
     app.add_middleware(_SecurityHeaders)
     return app
 
@@ -675,8 +712,14 @@ class NoQueryInAccessLog(logging.Filter):
         args = record.args
         if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
             path, mark, _ = args[2].partition("?")
+            # A token pasted into the path (`/api/submissions/<token>`): segments that look
+            # like one (long, of both cases: submission ids are lowercase hex) are cut too.
+            path = _TOKEN_LIKE.sub("...", path)
             record.args = (*args[:2], path + ("?..." if mark else ""), *args[3:])
         return True
+
+
+_TOKEN_LIKE = re.compile(r"(?=[^/]*[a-z])(?=[^/]*[A-Z])[A-Za-z0-9_%-]{16,}")
 
 
 def log_config() -> dict[str, Any]:
@@ -690,9 +733,21 @@ def log_config() -> dict[str, Any]:
     return config
 
 
+MAX_CONNECTIONS = 256
+
+
 def run(service: Service, *, host: str, port: int) -> None:
     """Serve until stopped (Ctrl-C or SIGTERM: the running gradings go back to the queue)."""
+    import resource
+
     import uvicorn
+
+    # Room for the connections and every grading's pipes and files, whatever the shell's
+    # default soft limit (often 1024).
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
     uvicorn.run(
         build_app(service),
@@ -702,4 +757,8 @@ def run(service: Service, *, host: str, port: int) -> None:
         server_header=False,
         # Uploads are bounded by the app; this bounds the rest of a request's life.
         timeout_keep_alive=5,
+        # Beyond this many connections at once, new ones get 503 at once rather than a file
+        # descriptor each: idle connections cannot use up the process's descriptors (which
+        # the gradings need). Slow clients are a reverse proxy's job (docs/serving.md).
+        limit_concurrency=MAX_CONNECTIONS,
     )

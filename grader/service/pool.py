@@ -11,6 +11,7 @@ taking the service down at every restart.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import threading
@@ -96,7 +97,16 @@ class LocalPool:
                 with self._wake:
                     self._wake.wait(timeout=1.0)
                 continue
-            self._grade(submission)
+            try:
+                self._grade(submission)
+            except Exception:
+                # Even the fallback report failed (out of file descriptors or disk, say): the
+                # grading goes back to the queue, not counted against the file, and this
+                # worker goes on (a dead thread would be one worker fewer until a restart).
+                log.exception("grading submission %s failed; queued again", submission.id)
+                with contextlib.suppress(Exception):
+                    self.store.requeue(submission.id)
+                self._stop.wait(1.0)
 
     def _grade(self, submission: Submission) -> None:
         problem = self.problems[submission.problem]

@@ -90,6 +90,18 @@ class RateLimited:
     next_allowed: float
 
 
+@dataclass(frozen=True)
+class StillWaiting:
+    """A submission refused because the student's earlier ones have no verdict yet."""
+
+    waiting: int
+
+
+# Submissions of one student to one problem that may wait for a verdict at once: the queue is
+# shared, and one student's files (each may take its whole time limit) must not fill it.
+MAX_WAITING = 3
+
+
 _COLUMNS = (
     "seq, id, student, problem, file_name, suffix, sha256, seed, state, submitted, started, "
     "finished, attempts, score, max_score, status, report"
@@ -157,10 +169,18 @@ class Store:
         seed: int,
         per_hour: int | None,
         now: float | None = None,
-    ) -> Submission | RateLimited:
-        """Store a submission as queued, unless the student used up the hour's submissions."""
+    ) -> Submission | RateLimited | StillWaiting:
+        """Store a submission as queued, unless the student used up the hour's submissions or
+        has MAX_WAITING waiting for their verdicts."""
         now = time.time() if now is None else now
         with self._transaction() as db:
+            (waiting,) = db.execute(
+                "SELECT COUNT(*) FROM submissions WHERE student = ? AND problem = ? "
+                "AND state IN ('queued', 'running')",
+                (student, problem),
+            ).fetchone()
+            if waiting >= MAX_WAITING:
+                return StillWaiting(waiting)
             if per_hour is not None:
                 recent = [
                     row["submitted"]
@@ -240,13 +260,15 @@ class Store:
     # The local pool's side
 
     def claim(self, problems: tuple[str, ...]) -> Submission | None:
-        """The oldest queued submission to one of these problems, now marked running (None
-        when there is none)."""
+        """The next queued submission to one of these problems, now marked running (None when
+        there is none): the oldest of a student with none running, if any (so that one
+        student's slow files do not hold back everyone else's), else the oldest."""
         marks = ", ".join("?" * len(problems))
         with self._transaction() as db:
             row = db.execute(
-                f"SELECT id FROM submissions WHERE state = 'queued' AND problem IN ({marks}) "
-                f"ORDER BY seq LIMIT 1",
+                f"SELECT id FROM submissions AS s WHERE state = 'queued' AND problem IN ({marks}) "
+                f"ORDER BY (SELECT COUNT(*) FROM submissions AS r WHERE r.student = s.student "
+                f"AND r.state = 'running'), seq LIMIT 1",
                 problems,
             ).fetchone()
             if row is None:
