@@ -14,10 +14,11 @@ from pathlib import Path
 
 from grader.grading import check, grader_fault_report
 from grader.models import Report
+from grader.notebook import SUBMISSION_SUFFIXES
 from grader.problems import Problem
 from grader.run import Cancelled, Runner
 
-ALLOWED_SUFFIXES = (".py", ".ipynb")
+ALLOWED_SUFFIXES = SUBMISSION_SUFFIXES  # what `grader check` and `grader batch` grade
 
 
 def grade_bytes(
