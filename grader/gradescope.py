@@ -24,6 +24,7 @@ staff only; results.json (the student's view) never holds it.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -169,25 +170,12 @@ def build_autograder(problem: Problem, out: Path, *, seed: int) -> Built:
             ),
             (f"dist/{wheel.name}", wheel.read_bytes(), False),
         ]
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=".tmp-", delete=False) as handle:
-            temporary = Path(handle.name)
-        try:
-            with zipfile.ZipFile(temporary, "w") as archive:
-                for name, data, executable in files:
-                    _add(archive, name, data, executable=executable)
-            temporary.chmod(0o666 & ~_umask())
-            temporary.replace(out)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
+    buffer = io.BytesIO()  # a few hundred KiB: the wheel is most of it
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data, executable in files:
+            _add(archive, name, data, executable=executable)
+    write_atomic(out, buffer.getvalue())
     return Built(members=tuple(name for name, _, _ in files), wheel=wheel.name)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 # --------------------------------------------------------------------------------------------

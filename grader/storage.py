@@ -58,17 +58,20 @@ def _umask() -> int:
     return mask
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Replace a file's content all at once (write a temporary file, then rename it)."""
+def write_atomic(path: Path, data: str | bytes, *, private: bool = False) -> None:
+    """Replace a file's content all at once (write a temporary file, then rename it): text
+    as UTF-8, bytes as they are. `private`: readable by its owner only, from the start (for
+    secrets); else what any new file would get under the umask."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # A short fixed prefix: the name itself may be near the 255-byte limit of a file name.
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
         # mkstemp makes 0600 files; outputs get what any new file would (0644 under the usual
         # umask), so a TA's account can read a gradebook written by a batch run as root.
-        os.fchmod(handle, 0o666 & ~_umask())
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
+        if not private:
+            os.fchmod(handle, 0o666 & ~_umask())
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data.encode("utf-8") if isinstance(data, str) else data)
             stream.flush()
             os.fsync(stream.fileno())
         Path(temporary).replace(path)

@@ -10,13 +10,12 @@ from __future__ import annotations
 import csv
 import hmac
 import io
-import os
 import secrets
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from grader.errors import UsageError
+from grader.storage import write_atomic
 
 STAFF_TOKEN_ENV = "GRADER_STAFF_TOKEN"  # noqa: S105 (the variable's name, not a token)
 MIN_TOKEN_CHARS = 16
@@ -140,17 +139,6 @@ def make_roster(names_file: Path, out: Path, *, force: bool = False) -> int:
     writer.writerow(["student", "token"])
     for name in names:
         writer.writerow([name, secrets.token_urlsafe(24)])
-    # The file holds every student's secret: readable by its owner only, from the start
-    # (mkstemp makes 0600 files; write_atomic would widen them to the umask's mode).
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=out.parent, prefix=".tmp-roster-")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(buffer.getvalue())
-            stream.flush()
-            os.fsync(stream.fileno())
-        Path(temporary).replace(out)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    # The file holds every student's secret: readable by its owner only, from the start.
+    write_atomic(out, buffer.getvalue(), private=True)
     return len(names)
