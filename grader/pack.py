@@ -29,7 +29,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
@@ -95,6 +95,13 @@ class PublicSpec(Frozen):
     x64_hint: str = Field(
         "", description="What to tell a failing submission that turned jax_enable_x64 on."
     )
+
+
+def _public_fields(spec: ProblemSpec | PublicSpec) -> dict[str, Any]:
+    """The fields a spec and its public part share, taken from either (mistakes differ in
+    shape and are built by the caller). Derived from PublicSpec, so that a field added to it
+    travels both ways: written out by hand, the x64 hint was once left behind."""
+    return {name: getattr(spec, name) for name in PublicSpec.model_fields if name != "mistakes"}
 
 
 class PracticeCase(Frozen):
@@ -228,19 +235,8 @@ def make_pack(
             )
         )
     public = PublicSpec(
-        id=spec.id,
-        version=spec.version,
-        title=spec.title,
-        statement=spec.statement,
-        function=spec.function,
-        parameters=spec.parameters,
-        outputs=spec.outputs,
-        points_per_case=spec.points_per_case,
-        limits=spec.limits,
-        tolerance_note=spec.tolerance_note,
+        **_public_fields(spec),
         mistakes=tuple(PublicMistake(id=m.id, hint=m.hint) for m in spec.mistakes),
-        exception_hints=spec.exception_hints,
-        x64_hint=spec.x64_hint,
     )
     made_with = versions()
     return seal(
@@ -320,21 +316,10 @@ def practice_problem(pack: PracticePack, location: Path) -> Practice:
     """
     public = pack.problem
     spec = ProblemSpec(
-        id=public.id,
-        version=public.version,
-        title=public.title,
-        statement=public.statement,
-        function=public.function,
-        parameters=public.parameters,
-        outputs=public.outputs,
+        **_public_fields(public),
         cases=CaseSet(random=len(pack.cases), visible=None),
-        points_per_case=public.points_per_case,
         reference=ReferenceSpec(file=PACK_FILE),
-        limits=public.limits,
-        tolerance_note=public.tolerance_note,
         mistakes=tuple(Mistake(id=m.id, function=m.id, hint=m.hint) for m in public.mistakes),
-        exception_hints=public.exception_hints,
-        x64_hint=public.x64_hint,
     )
     path = pack_path(location).resolve()
     outcomes = {
