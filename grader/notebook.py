@@ -672,15 +672,16 @@ def _grade_history(
         path = Path(folder) / "notebook.ipynb"
         path.write_text(json.dumps(notebook))
         name = "this notebook"
-        location = Path(pack) if pack is not None else None
-        if location is None:
+        # The functions the cells define pick the pack or problem when none is named.
+        code = ""
+        if problem_id is None:
             python = convert_cells(sources, name)
             code = python.source if isinstance(python, Converted) else ""
-            location = packs.find_pack(code, problem_id)
+        location = Path(pack) if pack is not None else packs.find_pack(code, problem_id)
         if location is not None:
             practice = packs.practice_problem(packs.load_pack(location), location)
             if problem_id is not None and practice.problem.spec.id != problem_id:
                 raise ValueError(f"the pack at {location} is for {practice.problem.spec.id!r}")
             return packs.check_practice(path, practice, display_name=name)
-        problem = find_problem(path.read_text(), problem_id=problem_id)
+        problem = find_problem(code, problem_id=problem_id)
         return check_file(path, problem=problem, seed=seed, display_name=name)
