@@ -15,6 +15,8 @@ from grader.problems import Problem, load_problem
 TESTS = Path(__file__).parent
 SUBMISSIONS = TESTS / "submissions"
 TOY = TESTS / "toy"
+# Command-line options that point the grader at the toy problem.
+TOY_DIRS = ("--problems-dir", str(TOY / "problems"), "--reference-dir", str(TOY / "reference"))
 
 Grade = Callable[..., Report]
 

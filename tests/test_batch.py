@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from conftest import SUBMISSIONS, TOY
+from conftest import SUBMISSIONS, TOY, TOY_DIRS
 
 from grader.models import Report
 
@@ -154,8 +154,7 @@ def toy_class(folder: Path, count: int) -> None:
 
 def toy_batch_command(folder: Path, out: Path, *extra: str) -> list[str]:
     """`grader batch` on the toy problem, one submission at a time."""
-    toy = ["--problems-dir", str(TOY / "problems"), "--reference-dir", str(TOY / "reference")]
-    return [*GRADER, "batch", str(folder), "--out", str(out), "--workers", "1", *toy, *extra]
+    return [*GRADER, "batch", str(folder), "--out", str(out), "--workers", "1", *TOY_DIRS, *extra]
 
 
 def run_toy_batch(folder: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:

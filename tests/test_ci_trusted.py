@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import TOY
+from conftest import TOY, TOY_DIRS
 
 from grader.ci_checks import (
     MAX_SUMMARY,
@@ -38,7 +38,6 @@ from grader.ci_checks import (
 
 REPO = Path(__file__).resolve().parent.parent
 WORKFLOWS = REPO / ".github" / "workflows"
-TOY_ARGS = ("--problems-dir", str(TOY / "problems"), "--reference-dir", str(TOY / "reference"))
 REFERENCE_SECRET = (TOY / "reference" / "vector_stats.py").read_text()
 OTHER_SHA = "f" * 40
 
@@ -137,7 +136,7 @@ def grade(
     payload.unlink(missing_ok=True)
     result = grader(
         "pr", "grade", str(collected.artifact), "--sha", sha or collected.head_sha, "--pr", pr,
-        "--payload", str(payload), "--seed", "3", *TOY_ARGS, *args,
+        "--payload", str(payload), "--seed", "3", *TOY_DIRS, *args,
     )  # fmt: skip
     return result, json.loads(payload.read_text()) if payload.exists() else None
 
@@ -408,7 +407,7 @@ def test_a_sha_that_is_not_one_is_a_usage_error_and_leaves_no_verdict(
     payload.write_text('{"conclusion": "success"}')  # left over: must not be posted
     result = grader(
         "pr", "grade", str(collected.artifact), "--sha", "main", "--payload", str(payload),
-        *TOY_ARGS,
+        *TOY_DIRS,
     )  # fmt: skip
     assert result.returncode == 2
     assert "--sha `main` is not a full commit SHA" in result.stderr

@@ -10,12 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TOY
+from conftest import TOY, TOY_DIRS
 
 from grader.models import Report, Status
 
 REPO = Path(__file__).resolve().parent.parent
-TOY_DIRS = ["--problems-dir", str(TOY / "problems"), "--reference-dir", str(TOY / "reference")]
 
 
 def grader(*args: str, module: bool = False) -> subprocess.CompletedProcess[str]:

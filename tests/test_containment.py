@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TOY
+from conftest import TOY, TOY_DIRS
 
 from grader.cases import make_cases
 from grader.errors import SubmissionNotFound
@@ -30,7 +30,6 @@ from grader.run.policy import RUN_UID_BASE, UidPool, uid_in_use
 from grader.storage import read_regular
 
 GRADER = [sys.executable, "-m", "grader"]
-TOY_DIRS = ["--problems-dir", str(TOY / "problems"), "--reference-dir", str(TOY / "reference")]
 WITHOUT_CAPABILITIES = [
     shutil.which("setpriv") or "setpriv",
     "--bounding-set=-all",

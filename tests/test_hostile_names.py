@@ -23,7 +23,7 @@ from urllib.parse import unquote
 
 import pytest
 from click.testing import CliRunner
-from conftest import TOY
+from conftest import TOY, TOY_DIRS
 from helpers import FORMULA_CMD, FORMULA_LINK, JAVASCRIPT, MARKUP_HIDE, assert_golden
 
 from grader import cli
@@ -80,8 +80,7 @@ def hostile_batch(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         "GRADER_CACHE_DIR": str(tmp_path_factory.getbasetemp().parent / "grader-cache"),
         "COLUMNS": "100",
     }
-    toy = ["--problems-dir", str(TOY / "problems"), "--reference-dir", str(TOY / "reference")]
-    toy += ["--workers", "1"]  # one at a time: the progress lines come in a fixed order
+    toy = [*TOY_DIRS, "--workers", "1"]  # one at a time: the progress lines come in a fixed order
     result = subprocess.run(
         [*GRADER, "batch", str(folder), "--out", str(out), "--seed", str(SEED), *toy],
         capture_output=True,
@@ -302,9 +301,8 @@ def test_check_prints_a_hostile_report_inert(tmp_path: Path) -> None:
     """`grader check --json -`: the JSON on stdout and the verdict on stderr, as CI shows them."""
     source = tmp_path / f"{JAVASCRIPT}.py"
     source.write_text(HOSTILE_SOURCE)
-    toy = ["--problems-dir", str(TOY / "problems"), "--reference-dir", str(TOY / "reference")]
     result = subprocess.run(
-        [*GRADER, "check", str(source), "--seed", str(SEED), "--json", "-", *toy],
+        [*GRADER, "check", str(source), "--seed", str(SEED), "--json", "-", *TOY_DIRS],
         capture_output=True,
         text=True,
         check=False,

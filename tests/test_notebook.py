@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SUBMISSIONS, TOY, ReferenceCache
+from conftest import SUBMISSIONS, TOY, TOY_DIRS, ReferenceCache
 from helpers import assert_graded_as_labelled, notebook_from_source
 
 from grader.grading import grade
@@ -279,7 +279,6 @@ def test_corpora_as_notebooks_grade_as_their_py(
         assert_graded_as_labelled(path, report)
 
 
-TOY_ARGS = ["--problems-dir", str(TOY / "problems"), "--reference-dir", str(TOY / "reference")]
 TOY_DEMO = "print(vector_stats(x, 2.0))"
 
 
@@ -294,7 +293,7 @@ def test_batch_grades_notebooks_beside_py_files(tmp_path: Path) -> None:
     write_notebook(folder, correct, demo_call=TOY_DEMO).rename(folder / "Dana.ipynb")
     (folder / "eve.ipynb").write_text('{"nbformat": 4, "cells": [')
     result = subprocess.run(
-        [*GRADER, "batch", str(folder), "--out", str(out), "--seed", "3", *TOY_ARGS],
+        [*GRADER, "batch", str(folder), "--out", str(out), "--seed", "3", *TOY_DIRS],
         capture_output=True,
         text=True,
         check=False,

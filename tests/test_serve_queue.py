@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import TOY_DIRS
 from serving import GRADER, TOY, Redis, Server, make_roster
 
 CORRECT = (TOY / "submissions" / "correct.py").read_bytes()
-TOY_DIRS = ("--problems-dir", str(TOY / "problems"), "--reference-dir", str(TOY / "reference"))
 
 
 @pytest.fixture
