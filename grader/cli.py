@@ -345,15 +345,16 @@ def batch(
         protect = (out.resolve(), folder.resolve())
         remote = None
         if queue_url is not None:
-            from grader.service.queue import QueueGrader
+            from grader.service.queue import QueueGrader, shown_url
 
             # The workers grade, each in its own sandbox (`grader worker` refuses basic
             # isolation as this command does); nothing of the students' runs here.
             remote = QueueGrader(queue_url)
             runner, trust_caches = SubprocessRunner(), True
+            shown = safe_text.terminal(shown_url(queue_url))  # no password on the screen
             console.print(
                 Text(
-                    f"Grading through the queue {safe_text.terminal(queue_url)}: the files are "
+                    f"Grading through the queue {shown}: the files are "
                     f"graded by `grader worker --queue ...` processes (none running: this waits)."
                 )
             )

@@ -221,7 +221,7 @@ def read_response(conn: socket.socket) -> Response:
 class Redis:
     """A real redis-server on a free port, data in a tmp folder, killed at teardown."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, password: str | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             if os.environ.get("CI"):
@@ -230,6 +230,10 @@ class Redis:
         folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        if password is not None:  # an ACL user 'grader'; the default user is off
+            self.url = f"redis://grader:{password}@127.0.0.1:{self.port}/0"
+        acl = ("--user", "default", "off", "--user", "grader", "on", f">{password}", "~*")
+        acl += ("&*", "+@all")
         self.process = subprocess.Popen(
             [
                 binary,
@@ -243,6 +247,7 @@ class Redis:
                 "",
                 "--appendonly",
                 "no",
+                *(acl if password is not None else ()),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -252,7 +257,8 @@ class Redis:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1) as conn:
                     conn.sendall(b"PING\r\n")
-                    if conn.recv(64).startswith(b"+PONG"):
+                    answer = conn.recv(64)
+                    if answer.startswith((b"+PONG", b"-NOAUTH")):  # up (with a password)
                         return
             except OSError:
                 time.sleep(0.05)
