@@ -12,6 +12,7 @@ API (Bearer tokens):
     GET  /api/submissions/{id}    state, queue position, the student view of the report
     GET  /api/submissions         the caller's own (staff: everyone's)
     GET  /api/grades.csv          staff: each student's latest graded submission, batch format
+    GET  /api/openapi.json        this API as OpenAPI 3.1 (grader/service/openapi.py)
 Page (token in an HttpOnly, SameSite=Strict cookie; forms carry a CSRF token):
     GET / ; POST /login, /logout, /submit ; GET /submissions/{id} ; GET /staff/{problem}/
 """
@@ -36,7 +37,7 @@ from urllib.parse import parse_qs
 from anyio import to_thread
 from rich.console import Console
 from starlette.applications import Starlette
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
@@ -52,6 +53,7 @@ from grader.models import Report
 from grader.problems import Problem
 from grader.render import batch_page, print_report, student_page
 from grader.service.jobs import ALLOWED_SUFFIXES
+from grader.service.openapi import OPENAPI_PATH, SubmissionSummary, description
 from grader.service.roster import Caller, Roster
 from grader.service.store import RateLimited, StillWaiting, Store, Submission
 
@@ -194,6 +196,13 @@ async def _read_upload(request: Request) -> Upload:
         raise ApiError(
             400, f"malformed multipart body ({type(exc).__name__}): send it as curl -F does"
         ) from None
+    try:
+        return await _upload_of(form)
+    finally:
+        await form.close()  # the spooled file of a refused upload too
+
+
+async def _upload_of(form: FormData) -> Upload:
     upload = form.get("file")
     if upload is None:
         raise ApiError(400, "the field 'file' is missing: send your solution as -F file=@FILE")
@@ -213,7 +222,6 @@ async def _read_upload(request: Request) -> Upload:
             f"{shown}: upload your solution file",
         )
     content = await upload.read()
-    await upload.close()
     if len(content) > MAX_SOURCE_BYTES:
         raise _too_large()
     fields = {key: value for key, value in form.multi_items() if isinstance(value, str)}
@@ -311,18 +319,19 @@ def _student_report(submission: Submission) -> Report | None:
 
 
 def _summary(service: Service, submission: Submission) -> dict[str, Any]:
-    return {
-        "id": submission.id,
-        "student": submission.student,
-        "problem": submission.problem,
-        "file": submission.file_name,
-        "submitted": _iso(submission.submitted),
-        "state": submission.state,
-        "position": service.store.position(submission),
-        "score": submission.score,
-        "max_score": submission.max_score,
-        "status": submission.status,
-    }
+    """The submission as the API shows it (built through the model its description names)."""
+    return SubmissionSummary(
+        id=submission.id,
+        student=submission.student,
+        problem=submission.problem,
+        file=submission.file_name,
+        submitted=_iso(submission.submitted),
+        state=submission.state,
+        position=service.store.position(submission),
+        score=submission.score,
+        max_score=submission.max_score,
+        status=submission.status,
+    ).model_dump(mode="json")
 
 
 def _owned(service: Service, caller: Caller, submission_id: str) -> Submission:
@@ -606,7 +615,13 @@ def build_app(service: Service) -> Starlette:
             return HTMLResponse(student_page(student, report))
         return Response(latest.report, media_type="application/json")
 
+    openapi_body = JSONResponse(description()).body  # built once: it never changes
+
+    def api_openapi(request: Request) -> Response:
+        return Response(openapi_body, media_type="application/json")
+
     routes = [
+        Route(OPENAPI_PATH, api_openapi, methods=["GET"]),
         Route("/api/submissions", api_submit, methods=["POST"]),
         Route("/api/submissions", api_list, methods=["GET"]),
         Route("/api/submissions/{id}", api_get, methods=["GET"]),
