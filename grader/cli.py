@@ -1023,6 +1023,15 @@ def _parse_rate(rate: str | None) -> int | None:
     metavar="redis://HOST:6379/0",
     help="Grade through this Redis queue, on `grader worker` machines, instead of locally.",
 )
+@click.option(
+    "--max-connections-per-address",
+    "per_address",
+    type=click.IntRange(0, 256),
+    default=32,
+    show_default=True,
+    help="Connections one client address may hold at once (more: 503). 0: no cap, behind a "
+    "reverse proxy (every client then has the proxy's address; cap them in the proxy).",
+)
 @_problems_dir
 @_reference_dir
 @_require_sandbox
@@ -1035,6 +1044,7 @@ def serve(
     workers: int | None,
     rate: str | None,
     queue_url: str | None,
+    per_address: int,
     problems_dir: Path | None,
     reference_dir: Path | None,
     require_sandbox: bool,
@@ -1042,6 +1052,7 @@ def serve(
 ) -> None:
     """Serve the grading service: students upload files and see their verdicts."""
     from grader.service.app import Dispatcher, Service, run
+    from grader.service.http import Limits
     from grader.service.roster import STAFF_TOKEN_ENV, load_roster
     from grader.service.store import Store
 
@@ -1087,6 +1098,7 @@ def serve(
             )
         if not problems:
             raise UsageError("no problem specs found: point --problems-dir at them")
+        limits = Limits.from_environment(per_address=per_address)
         secret = bytes.fromhex(store.meta("csrf_secret", secrets.token_hex(32)))
         service = Service(
             store, roster, problems, rate=per_hour, dispatcher=dispatcher, secret=secret
@@ -1097,7 +1109,7 @@ def serve(
         click.echo(
             f"grader: warning: ${STAFF_TOKEN_ENV} is not set: no one has staff access.", err=True
         )
-    run(service, host=host, port=port)
+    run(service, host=host, port=port, limits=limits)
 
 
 @cli.command()

@@ -52,6 +52,7 @@ from grader.grading import MAX_SOURCE_BYTES
 from grader.models import Report
 from grader.problems import Problem
 from grader.render import batch_page, print_report, student_page
+from grader.service.http import Limits, uvicorn_options
 from grader.service.jobs import ALLOWED_SUFFIXES
 from grader.service.openapi import OPENAPI_PATH, SubmissionSummary, description
 from grader.service.roster import Caller, Roster
@@ -751,11 +752,14 @@ def log_config() -> dict[str, Any]:
 MAX_CONNECTIONS = 256
 
 
-def run(service: Service, *, host: str, port: int) -> None:
-    """Serve until stopped (Ctrl-C or SIGTERM: the running gradings go back to the queue)."""
+def run(service: Service, *, host: str, port: int, limits: Limits | None = None) -> None:
+    """Serve until stopped (Ctrl-C or SIGTERM: the running gradings go back to the queue),
+    with `limits` on slow clients and connections per address (default: `http.Limits()`)."""
     import resource
 
     import uvicorn
+
+    limits = limits or Limits()
 
     # Room for the connections and every grading's pipes and files, whatever the shell's
     # default soft limit (often 1024).
@@ -770,10 +774,14 @@ def run(service: Service, *, host: str, port: int) -> None:
         port=port,
         log_config=log_config(),
         server_header=False,
-        # Uploads are bounded by the app; this bounds the rest of a request's life.
+        # An idle connection is closed 5 s after its last response.
         timeout_keep_alive=5,
-        # Beyond this many connections at once, new ones get 503 at once rather than a file
-        # descriptor each: idle connections cannot use up the process's descriptors (which
-        # the gradings need). Slow clients are a reverse proxy's job (docs/serving.md).
+        # Beyond this many connections at once, requests get 503 at once rather than a file
+        # descriptor each: connections cannot use up the process's descriptors (which the
+        # gradings need).
         limit_concurrency=MAX_CONNECTIONS,
+        # h11 with deadlines for a request's head and body and a cap per client address, so
+        # that slow or idle clients from one address cannot take all of those connections
+        # (grader/service/http.py).
+        **uvicorn_options(limits),
     )
