@@ -363,3 +363,24 @@ def test_a_queue_with_an_acl_user_and_password(tmp_path: Path) -> None:
         assert "grader:***@127.0.0.1" in str(error.value)
     finally:
         server.stop()
+
+
+def test_a_queue_over_tls(tmp_path: Path) -> None:
+    server = Redis(tmp_path / "redis", password="pw-" + "over-tls-battery", tls=True)
+    try:
+        assert server.url.startswith("rediss://grader:")
+        broker = queue.make_broker(server.url)  # rediss://...?ssl_ca_certs=CA
+        try:
+            sealed = queue.Signer(SECRET.encode()).seal("job", {"id": "over-tls"})
+            queue._send(broker, queue.JOBS, queue.GRADE_ACTOR, sealed)
+        finally:
+            broker.close()
+        assert "over-tls" in _hash_text(server.url, queue.JOBS)
+        # Without our CA, the server's certificate is not trusted: a clear refusal.
+        untrusted = server.url.partition("?")[0]
+        with pytest.raises(
+            UsageError, match="cannot reach the queue at rediss://grader:\\*\\*\\*@"
+        ):
+            queue.make_broker(untrusted)
+    finally:
+        server.stop()
