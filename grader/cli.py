@@ -1027,7 +1027,7 @@ def _parse_rate(rate: str | None) -> int | None:
     "--max-connections-per-address",
     "per_address",
     type=click.IntRange(0, 256),
-    default=32,
+    default=64,  # http.DEFAULT_PER_ADDRESS (not imported: uvicorn is slow to import)
     show_default=True,
     help="Connections one client address may hold at once (more: 503). 0: no cap, behind a "
     "reverse proxy (every client then has the proxy's address; cap them in the proxy).",

@@ -8,7 +8,7 @@ connection here, from the moment it opens (or its previous response ends):
 
 - must send its whole request head within `head_seconds` (10 s), however it trickles;
 - must then send its whole body within `body_seconds` (60 s: 1 MiB at about 18 KiB/s);
-- and one address may hold at most `per_address` connections at once (32): more are answered
+- and one address may hold at most `per_address` connections at once (64): more are answered
   503 and closed at once, before they cost anything else.
 
 A deadline missed is answered 408 (when no response has started) and the connection closed.
@@ -35,7 +35,7 @@ HEAD_ENV = "GRADER_SERVE_HEADER_SECONDS"
 BODY_ENV = "GRADER_SERVE_BODY_SECONDS"
 DEFAULT_HEAD_SECONDS = 10.0
 DEFAULT_BODY_SECONDS = 60.0
-DEFAULT_PER_ADDRESS = 32
+DEFAULT_PER_ADDRESS = 64
 
 
 @dataclass(frozen=True)
