@@ -382,11 +382,11 @@ def run_worker(
                 )
             return problems[job.problem]
 
-    def reply(job: Job, kind: str, report: Report | None = None) -> None:
+    def reply(job: Job, kind: Literal["started", "done"], report: Report | None = None) -> None:
         result = Result(
             id=job.id,
             job=binding_of(job),
-            kind="done" if kind == "done" else "started",
+            kind=kind,
             report=None if report is None else report.model_dump_json(),
         )
         _send(broker, job.reply_to, RESULT_ACTOR, signer.seal("result", result.model_dump()))
@@ -404,7 +404,8 @@ def run_worker(
         try:
             job = Job.model_validate(body)
             check_problem_id(job.problem)
-        except (ValueError, GraderError) as exc:
+            base64.b64decode(job.content, validate=True)
+        except (ValueError, GraderError) as exc:  # (binascii.Error is a ValueError)
             log.error("dropped a signed job that is malformed: %s", exc)
             return
         reply(job, "started")
