@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import statistics
 import subprocess
@@ -111,6 +112,8 @@ def main() -> None:
             server.kill()
 
         folder = Path(base) / "redis"
+        # The server and its workers share the queue's secret (the Server inherits os.environ).
+        os.environ.setdefault("GRADER_QUEUE_SECRET", secrets.token_hex(32))
         redis = Redis(folder / "redis")
         workers = []
         try:

@@ -345,15 +345,16 @@ def batch(
         protect = (out.resolve(), folder.resolve())
         remote = None
         if queue_url is not None:
-            from grader.service.queue import QueueGrader
+            from grader.service.queue import QueueGrader, shown_url
 
             # The workers grade, each in its own sandbox (`grader worker` refuses basic
             # isolation as this command does); nothing of the students' runs here.
             remote = QueueGrader(queue_url)
             runner, trust_caches = SubprocessRunner(), True
+            shown = safe_text.terminal(shown_url(queue_url))  # no password on the screen
             console.print(
                 Text(
-                    f"Grading through the queue {safe_text.terminal(queue_url)}: the files are "
+                    f"Grading through the queue {shown}: the files are "
                     f"graded by `grader worker --queue ...` processes (none running: this waits)."
                 )
             )
@@ -1022,6 +1023,15 @@ def _parse_rate(rate: str | None) -> int | None:
     metavar="redis://HOST:6379/0",
     help="Grade through this Redis queue, on `grader worker` machines, instead of locally.",
 )
+@click.option(
+    "--max-connections-per-address",
+    "per_address",
+    type=click.IntRange(0, 256),
+    default=64,  # http.DEFAULT_PER_ADDRESS (not imported: uvicorn is slow to import)
+    show_default=True,
+    help="Connections one client address may hold at once (more: 503). 0: no cap, behind a "
+    "reverse proxy (every client then has the proxy's address; cap them in the proxy).",
+)
 @_problems_dir
 @_reference_dir
 @_require_sandbox
@@ -1034,6 +1044,7 @@ def serve(
     workers: int | None,
     rate: str | None,
     queue_url: str | None,
+    per_address: int,
     problems_dir: Path | None,
     reference_dir: Path | None,
     require_sandbox: bool,
@@ -1041,6 +1052,7 @@ def serve(
 ) -> None:
     """Serve the grading service: students upload files and see their verdicts."""
     from grader.service.app import Dispatcher, Service, run
+    from grader.service.http import Limits
     from grader.service.roster import STAFF_TOKEN_ENV, load_roster
     from grader.service.store import Store
 
@@ -1086,6 +1098,7 @@ def serve(
             )
         if not problems:
             raise UsageError("no problem specs found: point --problems-dir at them")
+        limits = Limits.from_environment(per_address=per_address)
         secret = bytes.fromhex(store.meta("csrf_secret", secrets.token_hex(32)))
         service = Service(
             store, roster, problems, rate=per_hour, dispatcher=dispatcher, secret=secret
@@ -1096,7 +1109,7 @@ def serve(
         click.echo(
             f"grader: warning: ${STAFF_TOKEN_ENV} is not set: no one has staff access.", err=True
         )
-    run(service, host=host, port=port)
+    run(service, host=host, port=port, limits=limits)
 
 
 @cli.command()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from grader import safe_text
 from grader.errors import InvalidSpec, ReferenceMissing, UnknownProblem
 from grader.models import ProblemSpec
 
@@ -17,6 +19,9 @@ from grader.models import ProblemSpec
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROBLEMS_ENV = "GRADER_PROBLEMS_DIR"
 REFERENCE_ENV = "GRADER_REFERENCE_DIR"
+# A problem id is a name, never a path: letters, digits, '_' and '-', starting with a letter or
+# digit (so no '/', no '..', no hidden file, nothing a shell or a URL would change).
+PROBLEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,10 @@ def load_spec(path: Path) -> ProblemSpec:
         spec = ProblemSpec.model_validate(data)
     except ValidationError as exc:
         raise InvalidSpec(f"problem spec {path} is invalid:\n{exc}") from exc
+    if PROBLEM_ID.fullmatch(spec.id) is None:
+        raise InvalidSpec(
+            f"problem spec {path} has id {spec.id!r}: an id is letters, digits, '_' and '-'"
+        )
     if spec.id != path.stem:
         raise InvalidSpec(f"problem spec {path} has id {spec.id!r}; name the file {spec.id}.toml")
     return spec
@@ -66,11 +75,27 @@ def list_problems(problems_dir: Path | None = None) -> list[ProblemSpec]:
     return [load_spec(path) for path in sorted(folder.glob("*.toml"))]
 
 
+def check_problem_id(problem_id: str) -> str:
+    """The id, if it has a problem id's syntax; else UnknownProblem (an id is never a path)."""
+    if PROBLEM_ID.fullmatch(problem_id) is None:
+        shown = safe_text.visible_controls(problem_id[:100])
+        raise UnknownProblem(
+            f"{shown!r} is not a problem id: an id is a name such as 'graphdef_vs_state' "
+            f"(letters, digits, '_' and '-'), never a path"
+        )
+    return problem_id
+
+
 def spec_path_for(problem_id: str, problems_dir: Path | None = None) -> Path:
-    """The spec file of a problem id (the spec alone: a student may not have the reference)."""
+    """The spec file of a problem id (the spec alone: a student may not have the reference).
+
+    The id must have an id's syntax and be one of the folder's specs (by name, as listed):
+    nothing a job or a request names can make the grader read a file elsewhere."""
+    check_problem_id(problem_id)
     folder = problems_dir or default_problems_dir()
     spec_path = folder / f"{problem_id}.toml"
-    if not spec_path.is_file():
+    listed = folder.is_dir() and any(p.name == spec_path.name for p in folder.glob("*.toml"))
+    if not listed or not spec_path.is_file():
         known = ", ".join(spec.id for spec in list_problems(folder)) or "none"
         raise UnknownProblem(f"no problem {problem_id!r} in {folder} (known: {known})")
     return spec_path
@@ -82,14 +107,29 @@ def load_problem(
     """Load a problem by id and locate its reference solution."""
     spec_path = spec_path_for(problem_id, problems_dir)
     spec = load_spec(spec_path)
-    reference_path = (reference_dir or default_reference_dir()) / spec.reference.file
+    folder = reference_dir or default_reference_dir()
+    reference_path = reference_in(folder, spec.reference.file, spec_path)
     if not reference_path.is_file():
         raise ReferenceMissing(
             f"the reference solution for {problem_id!r} is missing: expected {reference_path}. "
             f"Point --reference-dir or ${REFERENCE_ENV} at the folder that holds it.",
             problem_id,
         )
-    return Problem(spec=spec, spec_path=spec_path, reference_path=reference_path.resolve())
+    return Problem(spec=spec, spec_path=spec_path, reference_path=reference_path)
+
+
+def reference_in(folder: Path, name: str, spec_path: Path) -> Path:
+    """The reference file `name` resolved (symlinks followed) inside `folder`; InvalidSpec when
+    it would lie anywhere else (an absolute path, '..', a symlink pointing out): the reference
+    runs as trusted code, so only files staff put in the reference folder may be one."""
+    root = folder.resolve()
+    resolved = (root / name).resolve()
+    if not resolved.is_relative_to(root) or resolved == root:
+        raise InvalidSpec(
+            f"problem spec {spec_path} names the reference {name!r}, which resolves to "
+            f"{resolved}, outside the reference folder {root}: name a file inside that folder"
+        )
+    return resolved
 
 
 def defined_functions(source: str) -> set[str]:

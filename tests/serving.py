@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -219,9 +220,11 @@ def read_response(conn: socket.socket) -> Response:
 
 
 class Redis:
-    """A real redis-server on a free port, data in a tmp folder, killed at teardown."""
+    """A real redis-server on a free port, data in a tmp folder, killed at teardown; with an
+    ACL user and its password, and with TLS only (a CA and certificate made by openssl), when
+    asked."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, password: str | None = None, tls: bool = False) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             if os.environ.get("CI"):
@@ -229,12 +232,26 @@ class Redis:
             pytest.skip("redis-server is not installed")
         folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.ca: Path | None = None
+        options = ["--port", str(self.port)]
+        scheme, query = "redis", ""
+        if tls:
+            self.ca = _certificates(folder)
+            options = ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"]
+            options += ["--tls-cert-file", str(folder / "server.pem")]
+            options += ["--tls-key-file", str(folder / "server.key")]
+            options += ["--tls-ca-cert-file", str(self.ca)]
+            scheme, query = "rediss", f"?ssl_ca_certs={self.ca}"
+        user = ""
+        if password is not None:  # an ACL user 'grader'; the default user is off
+            user = f"grader:{password}@"
+            options += ["--user", "default", "off", "--user", "grader", "on", f">{password}"]
+            options += ["~*", "&*", "+@all"]
+        self.url = f"{scheme}://{user}127.0.0.1:{self.port}/0{query}"
         self.process = subprocess.Popen(
             [
                 binary,
-                "--port",
-                str(self.port),
+                *options,
                 "--bind",
                 "127.0.0.1",
                 "--dir",
@@ -250,14 +267,56 @@ class Redis:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(64).startswith(b"+PONG"):
-                        return
+                if self._ping().startswith((b"+PONG", b"-NOAUTH")):  # up (with a password)
+                    return
             except OSError:
                 time.sleep(0.05)
         pytest.fail("redis-server did not start")
 
+    def _ping(self) -> bytes:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1) as raw:
+            if self.ca is None:
+                raw.sendall(b"PING\r\n")
+                return raw.recv(64)
+            context = ssl.create_default_context(cafile=str(self.ca))
+            with context.wrap_socket(raw, server_hostname="127.0.0.1") as conn:
+                conn.sendall(b"PING\r\n")
+                return conn.recv(64)
+
     def stop(self) -> None:
         self.process.kill()
         self.process.wait(timeout=10)
+
+
+def _certificates(folder: Path) -> Path:
+    """A CA, and a certificate it signed for 127.0.0.1 (server.pem, server.key); the CA's
+    certificate's path."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    key = ("-newkey", "rsa:2048", "-nodes", "-days", "2")
+    openssl("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=test CA")
+    key = key[:3]  # (a request has no validity period)
+    openssl("req", *key, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    )
+    return folder / "ca.pem"

@@ -14,5 +14,7 @@ runs them in the sandbox. The pieces:
 - `pool.py`: the local workers (threads, each running gradings in the sandbox);
 - `queue.py`: the Redis queue (Dramatiq) for grading on other machines, and `grader batch
   --queue`;
-- `app.py`: the HTTP API and the page (Starlette, served by uvicorn).
+- `app.py`: the HTTP API and the page (Starlette, served by uvicorn);
+- `openapi.py`: the API's OpenAPI 3.1 description (`GET /api/openapi.json`);
+- `http.py`: uvicorn's HTTP protocol with deadlines for slow clients and a cap per address.
 """

@@ -12,6 +12,7 @@ API (Bearer tokens):
     GET  /api/submissions/{id}    state, queue position, the student view of the report
     GET  /api/submissions         the caller's own (staff: everyone's)
     GET  /api/grades.csv          staff: each student's latest graded submission, batch format
+    GET  /api/openapi.json        this API as OpenAPI 3.1 (grader/service/openapi.py)
 Page (token in an HttpOnly, SameSite=Strict cookie; forms carry a CSRF token):
     GET / ; POST /login, /logout, /submit ; GET /submissions/{id} ; GET /staff/{problem}/
 """
@@ -36,7 +37,7 @@ from urllib.parse import parse_qs
 from anyio import to_thread
 from rich.console import Console
 from starlette.applications import Starlette
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
@@ -51,7 +52,9 @@ from grader.grading import MAX_SOURCE_BYTES
 from grader.models import Report
 from grader.problems import Problem
 from grader.render import batch_page, print_report, student_page
+from grader.service.http import Limits, uvicorn_options
 from grader.service.jobs import ALLOWED_SUFFIXES
+from grader.service.openapi import OPENAPI_PATH, SubmissionSummary, description
 from grader.service.roster import Caller, Roster
 from grader.service.store import RateLimited, StillWaiting, Store, Submission
 
@@ -194,6 +197,13 @@ async def _read_upload(request: Request) -> Upload:
         raise ApiError(
             400, f"malformed multipart body ({type(exc).__name__}): send it as curl -F does"
         ) from None
+    try:
+        return await _upload_of(form)
+    finally:
+        await form.close()  # the spooled file of a refused upload too
+
+
+async def _upload_of(form: FormData) -> Upload:
     upload = form.get("file")
     if upload is None:
         raise ApiError(400, "the field 'file' is missing: send your solution as -F file=@FILE")
@@ -213,7 +223,6 @@ async def _read_upload(request: Request) -> Upload:
             f"{shown}: upload your solution file",
         )
     content = await upload.read()
-    await upload.close()
     if len(content) > MAX_SOURCE_BYTES:
         raise _too_large()
     fields = {key: value for key, value in form.multi_items() if isinstance(value, str)}
@@ -311,18 +320,19 @@ def _student_report(submission: Submission) -> Report | None:
 
 
 def _summary(service: Service, submission: Submission) -> dict[str, Any]:
-    return {
-        "id": submission.id,
-        "student": submission.student,
-        "problem": submission.problem,
-        "file": submission.file_name,
-        "submitted": _iso(submission.submitted),
-        "state": submission.state,
-        "position": service.store.position(submission),
-        "score": submission.score,
-        "max_score": submission.max_score,
-        "status": submission.status,
-    }
+    """The submission as the API shows it (built through the model its description names)."""
+    return SubmissionSummary(
+        id=submission.id,
+        student=submission.student,
+        problem=submission.problem,
+        file=submission.file_name,
+        submitted=_iso(submission.submitted),
+        state=submission.state,
+        position=service.store.position(submission),
+        score=submission.score,
+        max_score=submission.max_score,
+        status=submission.status,
+    ).model_dump(mode="json")
 
 
 def _owned(service: Service, caller: Caller, submission_id: str) -> Submission:
@@ -606,7 +616,13 @@ def build_app(service: Service) -> Starlette:
             return HTMLResponse(student_page(student, report))
         return Response(latest.report, media_type="application/json")
 
+    openapi_body = JSONResponse(description()).body  # built once: it never changes
+
+    def api_openapi(request: Request) -> Response:
+        return Response(openapi_body, media_type="application/json")
+
     routes = [
+        Route(OPENAPI_PATH, api_openapi, methods=["GET"]),
         Route("/api/submissions", api_submit, methods=["POST"]),
         Route("/api/submissions", api_list, methods=["GET"]),
         Route("/api/submissions/{id}", api_get, methods=["GET"]),
@@ -736,11 +752,14 @@ def log_config() -> dict[str, Any]:
 MAX_CONNECTIONS = 256
 
 
-def run(service: Service, *, host: str, port: int) -> None:
-    """Serve until stopped (Ctrl-C or SIGTERM: the running gradings go back to the queue)."""
+def run(service: Service, *, host: str, port: int, limits: Limits | None = None) -> None:
+    """Serve until stopped (Ctrl-C or SIGTERM: the running gradings go back to the queue),
+    with `limits` on slow clients and connections per address (default: `http.Limits()`)."""
     import resource
 
     import uvicorn
+
+    limits = limits or Limits()
 
     # Room for the connections and every grading's pipes and files, whatever the shell's
     # default soft limit (often 1024).
@@ -755,10 +774,14 @@ def run(service: Service, *, host: str, port: int) -> None:
         port=port,
         log_config=log_config(),
         server_header=False,
-        # Uploads are bounded by the app; this bounds the rest of a request's life.
+        # An idle connection is closed 5 s after its last response.
         timeout_keep_alive=5,
-        # Beyond this many connections at once, new ones get 503 at once rather than a file
-        # descriptor each: idle connections cannot use up the process's descriptors (which
-        # the gradings need). Slow clients are a reverse proxy's job (docs/serving.md).
+        # Beyond this many connections at once, requests get 503 at once rather than a file
+        # descriptor each: connections cannot use up the process's descriptors (which the
+        # gradings need).
         limit_concurrency=MAX_CONNECTIONS,
+        # h11 with deadlines for a request's head and body and a cap per client address, so
+        # that slow or idle clients from one address cannot take all of those connections
+        # (grader/service/http.py).
+        **uvicorn_options(limits),
     )

@@ -17,11 +17,24 @@ Two kinds of message, both JSON:
 Delivery is at least once: a job may be graded twice (a worker died after sending its result
 but before the acknowledgement), and a result may arrive twice. The server's `Store.finish`
 keeps the first report and ignores the second, so each submission is finished exactly once.
+
+Anyone who reaches Redis can write to it, so nothing read from it is believed unless it is
+signed: every job and result travels as `{"v": 1, "kind", "body", "mac"}`, the MAC an
+HMAC-SHA256 under the queue's secret (`$GRADER_QUEUE_SECRET` or the file named by
+`$GRADER_QUEUE_SECRET_FILE`, the same on the server and its workers) over the kind and the
+body's canonical JSON. A result also names the job it answers (`job`: a digest of the job's
+id, content, seed and reply queue), and the receiver checks that against the job it sent, so a
+valid result cannot be replayed onto another job, nor an old batch's result onto a new one.
+Anything unsigned, mis-signed or bound to another job is dropped and logged.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import hashlib
+import hmac
+import json
 import logging
 import os
 import queue
@@ -30,6 +43,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import dramatiq
 from dramatiq.brokers.redis import MAINTENANCE_SCALE, RedisBroker
@@ -39,7 +53,7 @@ from pydantic import Field
 from grader.errors import GraderError, UsageError
 from grader.grading import read_limit
 from grader.models import Frozen, Report
-from grader.problems import Problem, load_problem
+from grader.problems import Problem, check_problem_id, load_problem
 from grader.run import Runner
 from grader.service.jobs import ALLOWED_SUFFIXES, fault_report, grade_bytes
 from grader.service.pool import record
@@ -55,6 +69,10 @@ RESULT_ACTOR = "grader_result"
 # queue. Heartbeats come every second from a live worker, whatever it is grading.
 HEARTBEAT_ENV = "GRADER_QUEUE_HEARTBEAT_SECONDS"
 DEFAULT_HEARTBEAT_SECONDS = 30.0
+SECRET_ENV = "GRADER_QUEUE_SECRET"  # noqa: S105 (the variable's name)
+SECRET_FILE_ENV = "GRADER_QUEUE_SECRET_FILE"  # noqa: S105
+MIN_SECRET_CHARS = 32
+ENVELOPE_VERSION = 1
 
 
 class Job(Frozen):
@@ -74,15 +92,105 @@ class Result(Frozen):
     """What a worker sends back: that it started, then the staff report."""
 
     id: str = Field(description="The job's id.")
+    job: str = Field(description="`job_binding` of the job answered (id, content, seed, queue).")
     kind: Literal["started", "done"] = Field(description="Started grading, or finished.")
     report: str | None = Field(None, description="The staff report as JSON, when done.")
+
+
+def job_binding(job_id: str, content_sha256: str, seed: int, reply_to: str) -> str:
+    """What a result is bound to: a digest of the job's id, content, seed and reply queue."""
+    fields = {"id": job_id, "sha256": content_sha256, "seed": seed, "reply_to": reply_to}
+    return hashlib.sha256(_canonical(fields)).hexdigest()
+
+
+def binding_of(job: Job) -> str:
+    content = hashlib.sha256(base64.b64decode(job.content)).hexdigest()
+    return job_binding(job.id, content, job.seed, job.reply_to)
+
+
+def _canonical(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def load_secret() -> bytes:
+    """The queue's secret: $GRADER_QUEUE_SECRET, else the file $GRADER_QUEUE_SECRET_FILE names.
+    UsageError saying how to make one when there is none or it is too short."""
+    how = (
+        f"make one with `python3 -c 'import secrets; print(secrets.token_hex(32))' > "
+        f"/etc/grader/queue-secret` (readable by the grader only) and set "
+        f"${SECRET_FILE_ENV}=/etc/grader/queue-secret (or ${SECRET_ENV} to the text itself) "
+        f"on the server and on every worker: it signs jobs and results, so that no one else "
+        f"who reaches Redis can forge them"
+    )
+    secret = os.environ.get(SECRET_ENV, "").strip()
+    if not secret and os.environ.get(SECRET_FILE_ENV):
+        path = Path(os.environ[SECRET_FILE_ENV])
+        try:
+            secret = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read the queue's secret from {path}: {exc}") from None
+    if not secret:
+        raise UsageError(f"the queue needs a shared secret and none is set: {how}")
+    if len(secret) < MIN_SECRET_CHARS:
+        raise UsageError(
+            f"the queue's secret is {len(secret)} characters; use at least {MIN_SECRET_CHARS}: "
+            + how
+        )
+    return secret.encode()
+
+
+class Signer:
+    """Signs and checks the queue's messages with the shared secret."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._key = secret
+
+    def _mac(self, kind: str, body: dict[str, Any]) -> str:
+        data = f"grader-queue-v{ENVELOPE_VERSION}\0{kind}\0".encode() + _canonical(body)
+        return hmac.new(self._key, data, hashlib.sha256).hexdigest()
+
+    def seal(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        return {"v": ENVELOPE_VERSION, "kind": kind, "body": body, "mac": self._mac(kind, body)}
+
+    def open(self, kind: str, payload: Any) -> dict[str, Any] | None:
+        """The body, if payload is a `kind` message signed with this secret; else None."""
+        if not isinstance(payload, dict):
+            return None
+        body, mac = payload.get("body"), payload.get("mac")
+        if payload.get("v") != ENVELOPE_VERSION or payload.get("kind") != kind:
+            return None
+        if not isinstance(body, dict) or not isinstance(mac, str):
+            return None
+        try:
+            expected = self._mac(kind, body)
+        except (TypeError, ValueError):  # not JSON-serialisable as sent (it came as JSON)
+            return None
+        if not hmac.compare_digest(expected, mac):
+            return None
+        return body
+
+
+def shown_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        user = parts.username or ""
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host += f":{parts.port}"
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    except ValueError:
+        return "(the --queue URL)"
 
 
 def make_broker(url: str) -> RedisBroker:
     """A Dramatiq broker on the Redis at url; a clear error when it cannot be reached."""
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise UsageError(
-            f"--queue must be a redis:// URL (e.g. redis://localhost:6379/0), not {url!r}"
+            f"--queue must be a redis://, rediss:// (TLS) or unix:// URL "
+            f"(e.g. rediss://grader:PASSWORD@queue.example:6380/0), not {shown_url(url)!r}"
         )
     heartbeat = float(os.environ.get(HEARTBEAT_ENV) or DEFAULT_HEARTBEAT_SECONDS)
     # RedisBroker.__init__ has no annotations; its arguments are as documented.
@@ -100,7 +208,10 @@ def make_broker(url: str) -> RedisBroker:
     try:
         broker.client.ping()
     except Exception as exc:
-        raise UsageError(f"cannot reach the queue at {url}: {exc}") from None
+        shown = str(exc)
+        with contextlib.suppress(ValueError):
+            shown = shown.replace(urlsplit(url).password or "\0", "***")
+        raise UsageError(f"cannot reach the queue at {shown_url(url)}: {shown}") from None
     return broker
 
 
@@ -136,10 +247,18 @@ class QueueSender:
     in Redis, so a kill in between sends it again (a duplicate result is ignored).
     """
 
-    def __init__(self, store: Store, url: str, problems: dict[str, Problem]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        url: str,
+        problems: dict[str, Problem],
+        *,
+        secret: bytes | None = None,
+    ) -> None:
         self.store = store
         self.url = url
         self.problems = problems
+        self.signer = Signer(secret if secret is not None else load_secret())
         self.broker = make_broker(url)
         self.reply_to = "grader-results-" + store.meta("server_id", uuid.uuid4().hex)
         self._wake = threading.Event()
@@ -181,15 +300,29 @@ class QueueSender:
                         seed=submission.seed,
                         reply_to=self.reply_to,
                     )
-                    _send(self.broker, JOBS, GRADE_ACTOR, job.model_dump())
+                    sealed = self.signer.seal("job", job.model_dump())
+                    _send(self.broker, JOBS, GRADE_ACTOR, sealed)
                     self.store.mark_sent(submission.id)
             except Exception:
                 log.exception("could not send submissions to the queue; retrying")
             self._wake.wait(timeout=2.0)
             self._wake.clear()
 
-    def _on_result(self, payload: dict[str, Any]) -> None:
-        result = Result.model_validate(payload)
+    def _on_result(self, payload: Any) -> None:
+        result = _open_result(self.signer, payload, self.reply_to)
+        if result is None:
+            return
+        submission = self.store.get(result.id)
+        if submission is None:
+            log.warning("dropped a signed result for %r: no such submission here", result.id)
+            return
+        expected = job_binding(submission.id, submission.sha256, submission.seed, self.reply_to)
+        if not hmac.compare_digest(result.job, expected):
+            log.warning(
+                "dropped a result for submission %s that answers another job (a replay)",
+                submission.id,
+            )
+            return
         if result.kind == "started":
             self.store.mark_running(result.id)
             return
@@ -198,6 +331,25 @@ class QueueSender:
         report = Report.model_validate_json(result.report)
         if record(self.store, result.id, report):
             log.info("graded submission %s: %s", result.id, report.status.value)
+
+
+def _open_result(signer: Signer, payload: Any, queue_name: str) -> Result | None:
+    """The result, if it is signed with the queue's secret; else None, logged."""
+    body = signer.open("result", payload)
+    if body is None:
+        log.warning(
+            "dropped a message on %s that is not a result signed with this queue's secret "
+            "(forged by someone who reaches Redis, or sent by a worker with another "
+            "$%s)",
+            queue_name,
+            SECRET_ENV,
+        )
+        return None
+    try:
+        return Result.model_validate(body)
+    except ValueError as exc:
+        log.error("dropped a signed result that is malformed (%s)", exc)
+        return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -213,8 +365,11 @@ def run_worker(
     problems_dir: Path | None,
     reference_dir: Path | None,
     stop: threading.Event,
+    secret: bytes | None = None,
 ) -> None:
-    """`grader worker`: grade jobs from the queue until `stop` is set."""
+    """`grader worker`: grade jobs from the queue until `stop` is set (the queue's secret from
+    the environment unless given)."""
+    signer = Signer(secret if secret is not None else load_secret())
     broker = make_broker(url)
     problems: dict[str, Problem] = {}
     lock = threading.Lock()
@@ -227,9 +382,33 @@ def run_worker(
                 )
             return problems[job.problem]
 
-    def grade(payload: dict[str, Any]) -> None:
-        job = Job.model_validate(payload)
-        _send(broker, job.reply_to, RESULT_ACTOR, {"id": job.id, "kind": "started"})
+    def reply(job: Job, kind: Literal["started", "done"], report: Report | None = None) -> None:
+        result = Result(
+            id=job.id,
+            job=binding_of(job),
+            kind=kind,
+            report=None if report is None else report.model_dump_json(),
+        )
+        _send(broker, job.reply_to, RESULT_ACTOR, signer.seal("result", result.model_dump()))
+
+    def grade(payload: Any) -> None:
+        body = signer.open("job", payload)
+        if body is None:
+            # Acknowledged and gone: no worker with this secret would take it either.
+            log.warning(
+                "dropped a job that is not signed with this queue's secret (forged by someone "
+                "who reaches Redis, or sent by a server with another $%s)",
+                SECRET_ENV,
+            )
+            return
+        try:
+            job = Job.model_validate(body)
+            check_problem_id(job.problem)
+            base64.b64decode(job.content, validate=True)
+        except (ValueError, GraderError) as exc:  # (binascii.Error is a ValueError)
+            log.error("dropped a signed job that is malformed: %s", exc)
+            return
+        reply(job, "started")
         try:
             problem = problem_for(job)
         except GraderError as exc:
@@ -254,8 +433,7 @@ def run_worker(
                 runner=runner,
                 trust_caches=trust_caches,
             )
-        done = {"id": job.id, "kind": "done", "report": report.model_dump_json()}
-        _send(broker, job.reply_to, RESULT_ACTOR, done)
+        reply(job, "done", report)
         log.info("graded %s: %s", job.id, report.status.value)
 
     _register(broker, grade, GRADE_ACTOR, JOBS)
@@ -296,7 +474,8 @@ class QueueGrader:
     for that seed once and caches them); results come back on a queue of this run's own.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, secret: bytes | None = None) -> None:
+        self.signer = Signer(secret if secret is not None else load_secret())
         self.broker = make_broker(url)
 
     def grade_all(
@@ -306,15 +485,17 @@ class QueueGrader:
         reply_to = f"grader-batch-{uuid.uuid4().hex}"
         results: queue.Queue[Result] = queue.Queue()
 
-        def on_result(payload: dict[str, Any]) -> None:
-            results.put(Result.model_validate(payload))
+        def on_result(payload: Any) -> None:
+            result = _open_result(self.signer, payload, reply_to)
+            if result is not None:
+                results.put(result)
 
         _register(self.broker, on_result, RESULT_ACTOR, reply_to)
         self.broker.declare_queue(JOBS)
         consumer = _consumer(self.broker, reply_to, threads=1)
         consumer.start()
         try:
-            waiting = {}
+            waiting: dict[str, str] = {}  # key -> the binding its result must carry
             for key, path in files:
                 job = Job(
                     id=key,
@@ -326,12 +507,15 @@ class QueueGrader:
                     seed=seed,
                     reply_to=reply_to,
                 )
-                _send(self.broker, JOBS, GRADE_ACTOR, job.model_dump())
-                waiting[key] = path
+                _send(self.broker, JOBS, GRADE_ACTOR, self.signer.seal("job", job.model_dump()))
+                waiting[key] = binding_of(job)
             while waiting:
                 result = results.get()
                 if result.kind != "done" or result.report is None or result.id not in waiting:
                     continue  # a start, or a duplicate of a result already taken
+                if not hmac.compare_digest(result.job, waiting[result.id]):
+                    log.warning("dropped a result for %s that answers another job", result.id)
+                    continue
                 del waiting[result.id]
                 yield result.id, Report.model_validate_json(result.report)
         finally:
