@@ -25,16 +25,24 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import TOY, TOY_DIRS
+from conftest import TOY, TOY_DIRS, ReferenceCache
+from pydantic import ValidationError
 
+from grader.ci import Change, Graded, markdown_summary
+from grader.ci_artifact import Artifact
 from grader.ci_checks import (
     MAX_SUMMARY,
     Annotation,
     CheckRun,
     Output,
     fit_summary,
+    graded_check_run,
     post_check_run,
 )
+from grader.feedback import student_view
+from grader.grading import grade as grade_file
+from grader.problems import Problem
+from grader.run import FakeRunner
 
 REPO = Path(__file__).resolve().parent.parent
 WORKFLOWS = REPO / ".github" / "workflows"
@@ -434,9 +442,36 @@ class FakeGitHub:
     status: int = 201
 
 
+# GitHub's limits on check-run text, in bytes of UTF-8 as GitHub enforces them (it answers
+# "exceeds a maximum bytesize" for a summary of 65,536 bytes, though its reference says
+# characters): output summary and text 65535; annotation message and raw_details "64 KB";
+# annotation title "255 characters", held to bytes too.
+GITHUB_LIMITS = {"summary": 65535, "text": 65535}
+GITHUB_ANNOTATION_LIMITS = {"message": 64 * 1024, "raw_details": 64 * 1024, "title": 255}
+
+
+def over_githubs_limits(body: Any) -> list[str]:
+    """What in a check-run request GitHub would refuse for its size."""
+    output = body.get("output") if isinstance(body, dict) else None
+    if not isinstance(output, dict):
+        return []
+    fields = [(f"output.{k}", output.get(k), limit) for k, limit in GITHUB_LIMITS.items()]
+    for n, annotation in enumerate(output.get("annotations") or []):
+        fields += [
+            (f"output.annotations[{n}].{k}", annotation.get(k), limit)
+            for k, limit in GITHUB_ANNOTATION_LIMITS.items()
+        ]
+    return [
+        f"{name} exceeds a maximum bytesize of {limit}"
+        for name, value, limit in fields
+        if isinstance(value, str) and len(value.encode("utf-8", "surrogatepass")) > limit
+    ]
+
+
 @pytest.fixture
 def github() -> Iterator[FakeGitHub]:
-    """An HTTP server on 127.0.0.1 that records each request and answers like the API."""
+    """An HTTP server on 127.0.0.1 that records each request and answers like the API,
+    refusing text over GitHub's limits in bytes with a 422 as GitHub does."""
     fake = FakeGitHub(url="")
 
     class Handler(BaseHTTPRequestHandler):
@@ -448,11 +483,13 @@ def github() -> Iterator[FakeGitHub]:
                     self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body
                 )
             )
+            too_big = over_githubs_limits(body)
             status = fake.status if self.command == "POST" else 200
+            status = 422 if too_big else status
             answer = json.dumps(
                 {"id": 42}
                 if status < 300
-                else {"message": "Resource not accessible by integration"}
+                else {"message": "; ".join(too_big) or "Resource not accessible by integration"}
             )
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -556,10 +593,89 @@ def test_more_than_50_annotations_go_in_further_requests(github: FakeGitHub) -> 
 def test_summary_is_cut_to_githubs_limit_at_a_line() -> None:
     text = "".join(f"| row {n} | {'x' * 80} |\n" for n in range(2000))
     cut = fit_summary(text)
-    assert len(cut) <= MAX_SUMMARY < len(text)
-    assert cut.endswith("the run's log has every line.*\n")
-    assert cut.split("\n\n*The summary")[0] + "\n" in text  # whole lines only
+    assert len(cut.encode()) <= MAX_SUMMARY < len(text)
+    kept, note = cut.split("\n\n*The summary was cut here")
+    assert kept + "\n" in text  # whole lines only
+    missing = text[len(kept) :]
+    assert note == (
+        f" to fit GitHub's limit of 65535 bytes: the last {len(missing)} bytes "
+        f"({missing.count(chr(10)) - 1} lines) are missing. "
+        "The grading run's JUnit artifact has every case.*\n"
+    )
     assert fit_summary("short\n") == "short\n"
+
+
+def test_summary_is_cut_in_bytes_at_a_character_boundary() -> None:
+    # Under 65535 characters, over 65535 bytes: ❌ is 3 bytes, 😀 is 4.
+    text = "".join(f"| {n} | ❌ значение 😀😁😂 |\n" for n in range(2000))
+    assert len(text) < MAX_SUMMARY < len(text.encode())
+    cut = fit_summary(text)
+    assert len(cut.encode()) <= MAX_SUMMARY
+    assert cut.split("\n\n*The summary was cut here")[0] + "\n" in text
+    # One line longer than the limit: cut inside the line, never inside a character.
+    line = fit_summary("😀" * 20000)
+    assert len(line.encode()) <= MAX_SUMMARY and line.startswith("😀" * 16000)
+    kept = line.split("\n\n*The summary")[0]
+    assert f"the last {80000 - len(kept.encode())} bytes (1 lines) are missing" in line
+    # A lone surrogate, which UTF-8 cannot carry and GitHub refuses, becomes "?".
+    assert fit_summary("a\udcffb") == "a?b"
+
+
+def test_a_payload_over_githubs_byte_limits_is_invalid() -> None:
+    # 16,384 characters, 65,536 bytes: the model refuses what GitHub would refuse.
+    with pytest.raises(ValidationError, match="65536 bytes of UTF-8; GitHub takes at most 65535"):
+        Output(title="t", summary="😀" * 16384)
+    with pytest.raises(ValidationError, match="GitHub takes at most 255"):
+        Output(title="é" * 128, summary="s")
+    Output(title="é" * 127, summary="😀" * 16383)  # 254 and 65532 bytes: fine
+
+
+def test_a_large_non_ascii_verdict_is_posted_within_githubs_byte_limits(
+    toy: Problem, references: ReferenceCache, tmp_path: Path, github: FakeGitHub
+) -> None:
+    # Twenty files raising a non-ASCII message, from an exception class with a non-ASCII name:
+    # the summary is under 65535 characters but over 65535 bytes, an annotation title under
+    # 255 characters but over 255 bytes. GitHub refused such a check run, and the pull request
+    # got "Not graded" from the last-resort step instead of its grade.
+    name = "Ошибка" * 40
+    error_class = type(name, (Exception,), {})
+
+    def raises(x: object, k: int) -> list[float]:
+        raise error_class("неверно 😀😁😂😀😁😂😀😁😂 " * 200)
+
+    report = student_view(
+        grade_file(TOY / "submissions" / "correct.py", problem=toy, seed=3,
+              expected=references.get(toy, 3), runner=FakeRunner(raises))
+    )  # fmt: skip
+    case = report.cases[0]
+    assert case.error is not None and case.error.type.startswith(name[:120])
+    # The worker gives the student's line; the in-process fake gives none, so set one.
+    located = case.model_copy(update={"error": case.error.model_copy(update={"line": 2})})
+    report = report.model_copy(update={"cases": (located, *report.cases[1:])})
+    graded = [
+        Graded(Change(path=f"submissions/s{n:02}.py", status="added"), report, 2) for n in range(20)
+    ]
+    artifact = Artifact(manifest=None, submissions=[], deleted=[])  # type: ignore[arg-type]
+    check_run = graded_check_run(artifact, graded, head_sha=OTHER_SHA, min_score=100)
+    (tmp_path / "check-run.json").write_text(check_run.model_dump_json())
+    full = markdown_summary(graded, [], None, 100)
+    assert len(full) < 65535 < len(full.encode())
+
+    result = post(github, tmp_path / "check-run.json", OTHER_SHA)
+
+    assert result.returncode == 0, result.stderr
+    [request] = github.requests
+    output = request.body["output"]
+    assert output["title"] == check_run.output.title != "Not graded"
+    summary = output["summary"]
+    assert 60000 < len(summary.encode()) <= 65535, len(summary.encode())
+    assert "| ` submissions/s00.py ` | 0/8 | graded | ❌ |" in summary
+    assert "limit of 65535 bytes" in summary.splitlines()[-1]
+    [annotation] = [a for a in output["annotations"] if a["path"] == "submissions/s00.py"]
+    assert len(annotation["title"].encode()) <= 255 and annotation["title"].endswith("...")
+    assert annotation["title"].startswith("ОшибкаОшибка")
+    assert len(annotation["message"].encode()) <= 4000
+    assert annotation["message"].endswith("the check's summary has more]")
 
 
 # --------------------------------------------------------------------------------------------
