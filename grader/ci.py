@@ -295,13 +295,35 @@ def markdown_summary(
 
 
 def junit_xml(graded: list[Graded]) -> JUnitXml:
-    """One test suite per file, one test case per graded case; every text XML-safe."""
+    """One test suite per file, one test case per graded case; every text XML-safe.
+
+    A file that did not load or run (any status but `graded`) has one failing test case,
+    `file loads and runs`, whose message is the status and the report's message: JUnit viewers
+    list failures with their messages, so the reason is the first thing shown, once. When no
+    case ran, that is the suite's only test case: fourteen cases failing with the same syntax
+    error would bury it (and count fourteen faults), and skipped ones read as not a failure.
+    Cases that ran are kept, and those that then did not run are skipped saying why.
+    """
     xml_text = safe_text.xml_text
     xml = JUnitXml(name="grader")
     for item in graded:
         path = xml_text(item.change.path)
         suite = TestSuite(path)
         report = item.report
+        if report.status is not Status.GRADED:
+            test = TestCase("file loads and runs", classname=path, time=0.0)
+            failure = Failure(
+                message=xml_text(f"{report.status.value}: {report.message}"),
+                type_=report.status.value,
+            )
+            failure.text = xml_text(report.message)
+            test.result = [failure]
+            suite.add_testcase(test)
+        if report.status is not Status.GRADED and all(
+            case.reason is CaseReason.NOT_RUN for case in report.cases
+        ):
+            xml.add_testsuite(suite)
+            continue
         for case in report.cases:
             test = TestCase(
                 xml_text(f"case {case.index}: {case.name}"),
@@ -311,9 +333,7 @@ def junit_xml(graded: list[Graded]) -> JUnitXml:
             if case.passed:
                 pass
             elif case.reason is CaseReason.NOT_RUN:
-                test.result = [
-                    Skipped(message=xml_text(f"{report.status.value}: {report.message}"))
-                ]
+                test.result = [Skipped(message=xml_text(case.message))]
             elif case.reason is CaseReason.EXCEPTION:
                 kind = case.error.type if case.error else "exception"
                 test.result = [Error(message=xml_text(case.message), type_=xml_text(kind))]

@@ -2,9 +2,12 @@
 
 Runs in the grade workflow (docs/ci.md), never in the pull request's own. The payload is built
 from student-view reports through the same renderers as `grader ci` (the summary is
-`markdown_summary`'s), bounded by GitHub's limits (65535 characters of summary, 50 annotations
-per request), and validated by `CheckRun` before it is written. `post_check_run` sends it with
-the workflow's token: one POST, then a PATCH per further 50 annotations.
+`markdown_summary`'s), bounded by GitHub's limits, and validated by `CheckRun` before it is
+written. GitHub counts text limits in bytes of UTF-8, whatever its OpenAPI description says (a
+summary over 65,535 bytes but not characters is refused: "exceeds a maximum bytesize"), so every
+text here is measured and cut in bytes, at a character boundary, with a line saying what was
+cut. `post_check_run` sends it with the workflow's token: one POST, then a PATCH per further
+50 annotations (GitHub's limit per request).
 
 Every failure to grade (no artifact, a malformed or forged one, a crash) becomes a check run
 with conclusion `failure` (`failure_check_run`): the pull request never shows a pass it did not
@@ -16,9 +19,9 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from grader.ci import (
     Graded,
@@ -31,12 +34,42 @@ from grader.ci_artifact import Artifact
 from grader.errors import PostError
 
 CHECK_NAME = "grader"
+# Limits in bytes of UTF-8. GitHub's REST reference: output.summary and output.text "Maximum
+# length: 65535 characters" (enforced in bytes); annotation message and raw_details "The maximum
+# size is 64 KB"; annotation title "The maximum size is 255 characters" (held to 255 bytes here,
+# the same reading that summary needed). The check run's own title has no documented limit.
 MAX_SUMMARY = 65535
+MAX_TEXT = 65535
+GITHUB_MAX_MESSAGE = 64 * 1024
+MAX_MESSAGE = 4000  # ours, well under GITHUB_MAX_MESSAGE: a message and two hints
+MAX_TITLE = 255
 MAX_ANNOTATIONS_PER_REQUEST = 50
 MAX_ANNOTATIONS = 150
-MAX_MESSAGE = 4000
-MAX_TITLE = 255
 API_VERSION = "2022-11-28"
+
+
+def utf8_size(text: str) -> int:
+    """How many bytes GitHub counts for text (lone surrogates, which UTF-8 cannot hold, as 3)."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _at_most(limit: int) -> AfterValidator:
+    def check(text: str) -> str:
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise ValueError("holds a lone surrogate, which UTF-8 (and GitHub) cannot") from None
+        if size > limit:
+            raise ValueError(f"is {size} bytes of UTF-8; GitHub takes at most {limit}")
+        return text
+
+    return AfterValidator(check)
+
+
+def cut_utf8(text: str, limit: int) -> str:
+    """The longest start of text that is at most `limit` bytes of UTF-8, never half a
+    character; a lone surrogate becomes `?` first."""
+    return text.encode("utf-8", "replace")[:limit].decode("utf-8", "ignore")
 
 
 class Annotation(BaseModel):
@@ -50,8 +83,10 @@ class Annotation(BaseModel):
     annotation_level: Literal["notice", "warning", "failure"] = Field(
         description="How GitHub shows it."
     )
-    title: str = Field(max_length=MAX_TITLE, description="Short heading.")
-    message: str = Field(max_length=MAX_MESSAGE, description="Plain text, never Markdown.")
+    title: Annotated[str, _at_most(MAX_TITLE)] = Field(description="Short heading.")
+    message: Annotated[str, _at_most(GITHUB_MAX_MESSAGE)] = Field(
+        description="Plain text, never Markdown."
+    )
 
 
 class Output(BaseModel):
@@ -59,8 +94,12 @@ class Output(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    title: str = Field(max_length=MAX_TITLE, description="One line shown next to the check.")
-    summary: str = Field(max_length=MAX_SUMMARY, description="Markdown shown on the check's page.")
+    title: Annotated[str, _at_most(MAX_TITLE)] = Field(
+        description="One line shown next to the check."
+    )
+    summary: Annotated[str, _at_most(MAX_SUMMARY)] = Field(
+        description="Markdown shown on the check's page."
+    )
     annotations: list[Annotation] = Field(
         default_factory=list, max_length=MAX_ANNOTATIONS, description="Located errors."
     )
@@ -82,18 +121,43 @@ class CheckRun(BaseModel):
 
 
 def fit_summary(text: str, limit: int = MAX_SUMMARY) -> str:
-    """text cut at a line boundary to fit GitHub's limit, saying that it was cut."""
-    if len(text) <= limit:
+    """text cut at a line boundary to fit GitHub's limit in bytes, with a line saying what was
+    cut (a single line longer than the limit is cut at a character boundary)."""
+    text = cut_utf8(text, utf8_size(text))  # lone surrogates, which GitHub refuses, become ?
+    size = utf8_size(text)
+    if size <= limit:
         return text
-    note = "\n\n*The summary was cut to fit GitHub's limit; the run's log has every line.*\n"
-    cut = text[: limit - len(note)]
+
+    def note(dropped: int, lines: int) -> str:
+        return (
+            f"\n\n*The summary was cut here to fit GitHub's limit of {limit} bytes: the last "
+            f"{dropped} bytes ({lines} lines) are missing. The grading run's JUnit artifact has "
+            f"every case.*\n"
+        )
+
+    # Measured with the largest numbers the note can hold, so it always fits after the cut.
+    cut = cut_utf8(text, limit - utf8_size(note(size, text.count("\n") + 1)))
     if "\n" in cut:
         cut = cut[: cut.rindex("\n")]
-    return cut + note
+    missing = text[len(cut) :]
+    return cut + note(utf8_size(missing), len(missing.strip("\n").splitlines()))
 
 
 def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    """A one-line text cut to `limit` bytes at a character boundary, ending in `...`."""
+    text = cut_utf8(text, utf8_size(text))
+    return text if utf8_size(text) <= limit else cut_utf8(text, limit - 3) + "..."
+
+
+def _clip_message(text: str, limit: int = MAX_MESSAGE) -> str:
+    """An annotation message cut to `limit` bytes at a character boundary, with a line saying
+    so."""
+    text = cut_utf8(text, utf8_size(text))
+    size = utf8_size(text)
+    if size <= limit:
+        return text
+    note = f"\n[cut to {limit} bytes of {size}: the check's summary has more]"
+    return cut_utf8(text, limit - utf8_size(note)) + note
 
 
 def check_annotations(graded: list[Graded]) -> list[Annotation]:
@@ -115,7 +179,7 @@ def check_annotations(graded: list[Graded]) -> list[Annotation]:
                     end_line=line,
                     annotation_level="failure",
                     title=_clip(title, MAX_TITLE),
-                    message=_clip(message, MAX_MESSAGE),
+                    message=_clip_message(message),
                 )
             )
 

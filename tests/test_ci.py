@@ -15,12 +15,15 @@ from conftest import SUBMISSIONS, TOY, ReferenceCache
 from helpers import notebook_from_source
 from junitparser import Error, Failure, JUnitXml
 
-from grader.ci import Change, Graded, def_line
+from grader.ci import Change, Graded, def_line, junit_xml
 from grader.ci_checks import check_annotations
 from grader.feedback import student_view
 from grader.grading import grade
+from grader.models import Status
 from grader.problems import Problem
 from grader.run import FakeRunner
+from grader.run.protocol import LoadFailure
+from grader.run.worker import describe_syntax_error
 
 REPO = Path(__file__).resolve().parent.parent
 INJECTION = """# Hostile: tries to inject workflow commands through its exception message.
@@ -136,7 +139,10 @@ def test_pull_request_is_graded_into_summary_junit_and_annotations(
         "submissions/erin.ipynb",
         "submissions/mallory.py",
     }
-    assert all(len(list(suite)) == 14 for suite in suites.values())
+    assert all(len(list(s)) == 14 for name, s in suites.items() if name != "submissions/dave.py")
+    # dave's file does not parse: one failing test case with the reason, not 14 skipped ones.
+    [dave] = list(suites["submissions/dave.py"])
+    assert isinstance(dave.result[0], Failure) and dave.result[0].type == "syntax_error"
     bob_results = [case.result for case in suites["submissions/bob.py"]]
     assert all(isinstance(r[0], Failure) for r in bob_results)
     assert all(case.is_passed for case in suites["submissions/alice.py"])
@@ -269,3 +275,32 @@ def test_check_run_annotates_wrong_outputs_at_the_def_line(
     # Without a def line (the file does not define the function) nothing is made up.
     bare = Graded(item.change, item.report)
     assert not [a for a in check_annotations([bare]) if a.title.startswith("wrong output")]
+
+
+def test_a_file_that_does_not_load_is_one_failing_junit_case_with_its_reason(
+    toy: Problem, references: ReferenceCache, tmp_path: Path
+) -> None:
+    # It was 8 skipped cases and no failure: a JUnit viewer showed the file as not failing.
+    source = "def vector_stats(x, k):\n    return [len(x), 0, 0\n"
+    broken = tmp_path / "dave.py"
+    broken.write_text(source)
+    try:  # what the worker does with it, here in the test's process
+        compile(source, "dave.py", "exec")
+    except SyntaxError as exc:
+        failure = LoadFailure(Status.SYNTAX_ERROR, *describe_syntax_error(exc, "dave.py"))
+    runner = FakeRunner(load_failure=failure)
+    report = grade(broken, problem=toy, seed=3, expected=references.get(toy, 3), runner=runner)
+    assert report.status.value == "syntax_error"
+    item = Graded(Change(path="submissions/dave.py", status="added"), student_view(report))
+    path = tmp_path / "junit.xml"
+    junit_xml([item]).write(str(path))
+
+    [suite] = list(JUnitXml.fromfile(str(path)))
+    assert (suite.tests, suite.failures, suite.errors, suite.skipped) == (1, 1, 0, 0)
+    [case] = list(suite)
+    assert case.name == "file loads and runs" and case.classname == "submissions/dave.py"
+    [failure] = case.result
+    assert isinstance(failure, Failure) and failure.type == "syntax_error"
+    assert failure.message == f"syntax_error: {report.message}"
+    assert "line 2" in failure.message  # where, as the student's report says it
+    assert failure.text == report.message

@@ -25,16 +25,24 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import TOY, TOY_DIRS
+from conftest import TOY, TOY_DIRS, ReferenceCache
+from pydantic import ValidationError
 
+from grader.ci import Change, Graded, markdown_summary
+from grader.ci_artifact import Artifact
 from grader.ci_checks import (
     MAX_SUMMARY,
     Annotation,
     CheckRun,
     Output,
     fit_summary,
+    graded_check_run,
     post_check_run,
 )
+from grader.feedback import student_view
+from grader.grading import grade as grade_file
+from grader.problems import Problem
+from grader.run import FakeRunner
 
 REPO = Path(__file__).resolve().parent.parent
 WORKFLOWS = REPO / ".github" / "workflows"
@@ -434,9 +442,36 @@ class FakeGitHub:
     status: int = 201
 
 
+# GitHub's limits on check-run text, in bytes of UTF-8 as GitHub enforces them (it answers
+# "exceeds a maximum bytesize" for a summary of 65,536 bytes, though its reference says
+# characters): output summary and text 65535; annotation message and raw_details "64 KB";
+# annotation title "255 characters", held to bytes too.
+GITHUB_LIMITS = {"summary": 65535, "text": 65535}
+GITHUB_ANNOTATION_LIMITS = {"message": 64 * 1024, "raw_details": 64 * 1024, "title": 255}
+
+
+def over_githubs_limits(body: Any) -> list[str]:
+    """What in a check-run request GitHub would refuse for its size."""
+    output = body.get("output") if isinstance(body, dict) else None
+    if not isinstance(output, dict):
+        return []
+    fields = [(f"output.{k}", output.get(k), limit) for k, limit in GITHUB_LIMITS.items()]
+    for n, annotation in enumerate(output.get("annotations") or []):
+        fields += [
+            (f"output.annotations[{n}].{k}", annotation.get(k), limit)
+            for k, limit in GITHUB_ANNOTATION_LIMITS.items()
+        ]
+    return [
+        f"{name} exceeds a maximum bytesize of {limit}"
+        for name, value, limit in fields
+        if isinstance(value, str) and len(value.encode("utf-8", "surrogatepass")) > limit
+    ]
+
+
 @pytest.fixture
 def github() -> Iterator[FakeGitHub]:
-    """An HTTP server on 127.0.0.1 that records each request and answers like the API."""
+    """An HTTP server on 127.0.0.1 that records each request and answers like the API,
+    refusing text over GitHub's limits in bytes with a 422 as GitHub does."""
     fake = FakeGitHub(url="")
 
     class Handler(BaseHTTPRequestHandler):
@@ -448,11 +483,13 @@ def github() -> Iterator[FakeGitHub]:
                     self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body
                 )
             )
+            too_big = over_githubs_limits(body)
             status = fake.status if self.command == "POST" else 200
+            status = 422 if too_big else status
             answer = json.dumps(
                 {"id": 42}
                 if status < 300
-                else {"message": "Resource not accessible by integration"}
+                else {"message": "; ".join(too_big) or "Resource not accessible by integration"}
             )
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -556,10 +593,89 @@ def test_more_than_50_annotations_go_in_further_requests(github: FakeGitHub) -> 
 def test_summary_is_cut_to_githubs_limit_at_a_line() -> None:
     text = "".join(f"| row {n} | {'x' * 80} |\n" for n in range(2000))
     cut = fit_summary(text)
-    assert len(cut) <= MAX_SUMMARY < len(text)
-    assert cut.endswith("the run's log has every line.*\n")
-    assert cut.split("\n\n*The summary")[0] + "\n" in text  # whole lines only
+    assert len(cut.encode()) <= MAX_SUMMARY < len(text)
+    kept, note = cut.split("\n\n*The summary was cut here")
+    assert kept + "\n" in text  # whole lines only
+    missing = text[len(kept) :]
+    assert note == (
+        f" to fit GitHub's limit of 65535 bytes: the last {len(missing)} bytes "
+        f"({missing.count(chr(10)) - 1} lines) are missing. "
+        "The grading run's JUnit artifact has every case.*\n"
+    )
     assert fit_summary("short\n") == "short\n"
+
+
+def test_summary_is_cut_in_bytes_at_a_character_boundary() -> None:
+    # Under 65535 characters, over 65535 bytes: ❌ is 3 bytes, 😀 is 4.
+    text = "".join(f"| {n} | ❌ значение 😀😁😂 |\n" for n in range(2000))
+    assert len(text) < MAX_SUMMARY < len(text.encode())
+    cut = fit_summary(text)
+    assert len(cut.encode()) <= MAX_SUMMARY
+    assert cut.split("\n\n*The summary was cut here")[0] + "\n" in text
+    # One line longer than the limit: cut inside the line, never inside a character.
+    line = fit_summary("😀" * 20000)
+    assert len(line.encode()) <= MAX_SUMMARY and line.startswith("😀" * 16000)
+    kept = line.split("\n\n*The summary")[0]
+    assert f"the last {80000 - len(kept.encode())} bytes (1 lines) are missing" in line
+    # A lone surrogate, which UTF-8 cannot carry and GitHub refuses, becomes "?".
+    assert fit_summary("a\udcffb") == "a?b"
+
+
+def test_a_payload_over_githubs_byte_limits_is_invalid() -> None:
+    # 16,384 characters, 65,536 bytes: the model refuses what GitHub would refuse.
+    with pytest.raises(ValidationError, match="65536 bytes of UTF-8; GitHub takes at most 65535"):
+        Output(title="t", summary="😀" * 16384)
+    with pytest.raises(ValidationError, match="GitHub takes at most 255"):
+        Output(title="é" * 128, summary="s")
+    Output(title="é" * 127, summary="😀" * 16383)  # 254 and 65532 bytes: fine
+
+
+def test_a_large_non_ascii_verdict_is_posted_within_githubs_byte_limits(
+    toy: Problem, references: ReferenceCache, tmp_path: Path, github: FakeGitHub
+) -> None:
+    # Twenty files raising a non-ASCII message, from an exception class with a non-ASCII name:
+    # the summary is under 65535 characters but over 65535 bytes, an annotation title under
+    # 255 characters but over 255 bytes. GitHub refused such a check run, and the pull request
+    # got "Not graded" from the last-resort step instead of its grade.
+    name = "Ошибка" * 40
+    error_class = type(name, (Exception,), {})
+
+    def raises(x: object, k: int) -> list[float]:
+        raise error_class("неверно 😀😁😂😀😁😂😀😁😂 " * 200)
+
+    report = student_view(
+        grade_file(TOY / "submissions" / "correct.py", problem=toy, seed=3,
+              expected=references.get(toy, 3), runner=FakeRunner(raises))
+    )  # fmt: skip
+    case = report.cases[0]
+    assert case.error is not None and case.error.type.startswith(name[:120])
+    # The worker gives the student's line; the in-process fake gives none, so set one.
+    located = case.model_copy(update={"error": case.error.model_copy(update={"line": 2})})
+    report = report.model_copy(update={"cases": (located, *report.cases[1:])})
+    graded = [
+        Graded(Change(path=f"submissions/s{n:02}.py", status="added"), report, 2) for n in range(20)
+    ]
+    artifact = Artifact(manifest=None, submissions=[], deleted=[])  # type: ignore[arg-type]
+    check_run = graded_check_run(artifact, graded, head_sha=OTHER_SHA, min_score=100)
+    (tmp_path / "check-run.json").write_text(check_run.model_dump_json())
+    full = markdown_summary(graded, [], None, 100)
+    assert len(full) < 65535 < len(full.encode())
+
+    result = post(github, tmp_path / "check-run.json", OTHER_SHA)
+
+    assert result.returncode == 0, result.stderr
+    [request] = github.requests
+    output = request.body["output"]
+    assert output["title"] == check_run.output.title != "Not graded"
+    summary = output["summary"]
+    assert 60000 < len(summary.encode()) <= 65535, len(summary.encode())
+    assert "| ` submissions/s00.py ` | 0/8 | graded | ❌ |" in summary
+    assert "limit of 65535 bytes" in summary.splitlines()[-1]
+    [annotation] = [a for a in output["annotations"] if a["path"] == "submissions/s00.py"]
+    assert len(annotation["title"].encode()) <= 255 and annotation["title"].endswith("...")
+    assert annotation["title"].startswith("ОшибкаОшибка")
+    assert len(annotation["message"].encode()) <= 4000
+    assert annotation["message"].endswith("the check's summary has more]")
 
 
 # --------------------------------------------------------------------------------------------
@@ -639,6 +755,146 @@ def violations(name: str, text: str) -> list[str]:
 def test_the_shipped_workflows_follow_the_policy() -> None:
     for workflow in sorted(WORKFLOWS.glob("*.yml")):
         assert violations(workflow.name, workflow.read_text()) == []
+
+
+# --------------------------------------------------------------------------------------------
+# Pins GitHub still runs
+# --------------------------------------------------------------------------------------------
+
+# The oldest release of each action we accept, kept by hand: GitHub refuses older ones, or
+# they run on a retired runtime. One line per reason, with where it is written; a pin below any
+# line of its action fails the suite. Dependabot (.github/dependabot.yml) proposes new pins.
+OLDEST_ACCEPTED: list[tuple[str, str, str]] = [
+    ("actions/cache", "4.2.0",
+     "github.com/actions/cache README, 'What's New': 'If you are using pinned SHAs, please use "
+     "the SHAs of versions v4.2.0 or v3.4.0. If you do not upgrade, all workflow runs using any "
+     "of the deprecated actions/cache will fail.'"),
+    ("actions/cache", "5.0.0",
+     "same README, '### v5': 'Updated to node 24'; node20 is being retired, actions/runner#3948 "
+     "('Phase 3: Node 24 Required')"),
+    ("actions/setup-python", "5.4.0",
+     "`cache: pip` uses the legacy cache service (sunset per the actions/cache README) until "
+     "@actions/cache ^4.0.0: commit b8cf3eb 'Use the new cache service: upgrade "
+     "`@actions/cache` to `^4.0.0` (#1007)', first tagged v5.4.0 (package.json at v5.3.0 has "
+     "^3.2.4)"),
+    ("actions/setup-python", "6.0.0",
+     "github.com/actions/setup-python README: 'Breaking changes in V6: Upgraded action from "
+     "node20 to node24'"),
+    ("actions/checkout", "5.0.0",
+     "github.com/actions/checkout README: 'Checkout v5 ... Updated to the node24 runtime'"),
+    ("actions/upload-artifact", "4.0.0",
+     "github.com/actions/upload-artifact README: 'actions/upload-artifact@v3 is scheduled for "
+     "deprecation on November 30, 2024'"),
+    ("actions/upload-artifact", "6.0.0",
+     "same README: 'actions/upload-artifact@v6 now runs on Node.js 24 (runs.using: node24)'"),
+    ("actions/download-artifact", "4.1.3",
+     "GHSA-cxww-7g56-2vh6: releases before 4.1.3 write outside the target folder for crafted "
+     "artifacts (docs/ci.md)"),
+    ("actions/download-artifact", "7.0.0",
+     "github.com/actions/download-artifact README: 'actions/download-artifact@v7 now runs on "
+     "Node.js 24 (runs.using: node24)'"),
+]  # fmt: skip
+
+# Pins we checked by hand: the tag the commit carries in the action's repository and the
+# runtime its action.yml declares at that commit (`git rev-parse TAG^{commit}`, `git show
+# TAG:action.yml` in a mirror of the action's repository). A pin listed here must carry its
+# tag in the comment and run on node24; a pin not listed (a Dependabot update) is held to
+# OLDEST_ACCEPTED only, until someone records it.
+RECORDED_PINS: dict[tuple[str, str], tuple[str, str]] = {
+    ("actions/checkout", "3d3c42e5aac5ba805825da76410c181273ba90b1"): ("v7.0.1", "node24"),
+    ("actions/setup-python", "5fda3b95a4ea91299a34e894583c3862153e4b97"): ("v7.0.0", "node24"),
+    ("actions/upload-artifact", "bbbca2ddaa5d8feaa63e36b76fdaad77386f024f"): ("v7.0.0", "node24"),
+    ("actions/download-artifact", "3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c"): (
+        "v8.0.1", "node24"),
+    ("actions/cache", "27d5ce7f107fe9357f9df03efb73ab90386fccae"): ("v5.0.5", "node24"),
+    # The pins before issue 23, kept to show the runtime check working (all node20).
+    ("actions/cache", "13aacd865c20de90d75de3b17ebe84f7a17d57d2"): ("v4.0.0", "node20"),
+    ("actions/checkout", "b4ffde65f46336ab88eb53be808477a3936bae11"): ("v4.1.1", "node20"),
+}  # fmt: skip
+
+USES = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<uses>\S+)(?P<comment>.*)$", re.MULTILINE)
+PIN = re.compile(r"(?P<action>[\w.-]+/[\w.-]+)@(?P<sha>[0-9a-f]{40})")
+TAG_COMMENT = re.compile(r"\s*#\s*(?P<tag>v(?P<version>\d+(?:\.\d+){0,2}))\b")
+
+
+def _version(text: str) -> tuple[int, ...]:
+    parts = tuple(int(part) for part in text.split("."))
+    return parts + (0,) * (3 - len(parts))
+
+
+def pin_violations(name: str, text: str) -> list[str]:
+    """Each `uses:` in text that GitHub would not run, or whose pin we cannot read."""
+    found = []
+    for match in USES.finditer(text):
+        uses, comment = match["uses"], match["comment"]
+        pin = PIN.fullmatch(uses)
+        if pin is None:
+            found.append(f"{name}: {uses} is not pinned to a full commit SHA")
+            continue
+        tag = TAG_COMMENT.match(comment)
+        if tag is None:
+            found.append(f"{name}: {uses} has no `# vX.Y.Z` comment naming its release")
+            continue
+        action, version = pin["action"], _version(tag["version"])
+        for floor_action, floor, source in OLDEST_ACCEPTED:
+            if action == floor_action and version < _version(floor):
+                found.append(f"{name}: {action} {tag['tag']} is older than {floor} ({source})")
+        recorded = RECORDED_PINS.get((action, pin["sha"]))
+        if recorded is not None:
+            recorded_tag, runtime = recorded
+            if recorded_tag != tag["tag"]:
+                found.append(
+                    f"{name}: {action}@{pin['sha']} is {recorded_tag}, not {tag['tag']} as its "
+                    f"comment says"
+                )
+            if runtime != "node24":
+                found.append(f"{name}: {action} {recorded_tag} runs on {runtime}, not node24")
+    return found
+
+
+def test_every_pin_is_a_release_github_still_runs() -> None:
+    # The workflows, and the workflow docs/ci.md tells courses to copy.
+    texts = {w.name: w.read_text() for w in sorted(WORKFLOWS.glob("*.yml"))}
+    texts["docs/ci.md"] = (REPO / "docs" / "ci.md").read_text()
+    assert sum(len(USES.findall(text)) for text in texts.values()) >= 11
+    for name, text in texts.items():
+        assert pin_violations(name, text) == []
+    # Every action the workflows use has a floor: a new one needs its line above.
+    used = {PIN.match(m["uses"])["action"] for t in texts.values() for m in USES.finditer(t)}  # type: ignore[index]
+    assert used <= {action for action, _, _ in OLDEST_ACCEPTED}, used
+
+
+def test_dependabot_keeps_the_action_pins_current() -> None:
+    config = yaml.safe_load((REPO / ".github" / "dependabot.yml").read_text())
+    [update] = [u for u in config["updates"] if u["package-ecosystem"] == "github-actions"]
+    assert update["directory"] == "/"
+    assert update["schedule"]["interval"] in {"daily", "weekly"}
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        # What grade.yml and collect.yml pinned before issue 23.
+        ("uses: actions/cache@13aacd865c20de90d75de3b17ebe84f7a17d57d2 # v4.0.0",
+         ["actions/cache v4.0.0 is older than 4.2.0", "older than 5.0.0",
+          "runs on node20, not node24"]),
+        ("- uses: actions/setup-python@0a5c61591373683505ea898e09a3ea4f39ef2b9c # v5.0.0",
+         ["actions/setup-python v5.0.0 is older than 5.4.0"]),
+        ("uses: actions/checkout@b4ffde65f46336ab88eb53be808477a3936bae11 # v4.1.1",
+         ["older than 5.0.0", "runs on node20"]),
+        # A comment that lies about the commit.
+        ("uses: actions/checkout@b4ffde65f46336ab88eb53be808477a3936bae11 # v7.0.1",
+         ["is v4.1.1, not v7.0.1 as its comment says"]),
+        ("uses: actions/cache@27d5ce7f107fe9357f9df03efb73ab90386fccae", ["no `# vX.Y.Z` comment"]),
+        ("uses: actions/cache@v5", ["not pinned to a full commit SHA"]),
+    ],
+    ids=["cache-v4.0.0", "setup-python-v5.0.0", "checkout-node20", "lying-comment",
+         "no-comment", "tag-not-sha"],
+)  # fmt: skip
+def test_the_pin_policy_catches_what_github_refuses(line: str, expected: list[str]) -> None:
+    found = pin_violations("bad.yml", f"steps:\n  - name: x\n    {line}\n")
+    for fragment in expected:
+        assert any(fragment in v for v in found), (fragment, found)
 
 
 def test_collect_holds_nothing_and_grade_runs_only_on_workflow_run() -> None:
