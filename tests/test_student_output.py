@@ -353,3 +353,69 @@ def test_a_load_failure_says_nothing_the_code_wrote_when_cases_are_hidden(
     )
     assert import_error.error is not None
     assert [(f.file, f.line) for f in import_error.error.frames] == [("leaky.py", 3)]
+
+
+# Correct solutions that compile programs the reference does not (a jitted forward pass, other
+# orders and dtypes of the sums), which a fully isolated run may read from JAX's compilation
+# cache but not write to it.
+_OWN_PROGRAMS = (
+    "jit_forward_reversed",
+    "numpy_manual_forward",
+    "sequential_float32",
+    "tree_reduce_tuple",
+    "fsum_float64",
+)
+
+
+@pytest.mark.slow
+def test_no_output_of_a_batch_carries_the_graders_paths_or_jax_cache_chatter(
+    tmp_path: Path,
+) -> None:
+    from conftest import SUBMISSIONS
+
+    from grader.cache import cache_root
+    from grader.run.policy import full_isolation_problem
+
+    if full_isolation_problem() is not None:
+        pytest.skip("needs full isolation, where submissions read JAX's cache as another user")
+    folder = tmp_path / "class"
+    folder.mkdir()
+    for name in _OWN_PROGRAMS:
+        (folder / f"{name}.py").write_bytes((SUBMISSIONS / "correct" / f"{name}.py").read_bytes())
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "grader", "batch", str(folder), "--out", str(out), "--seed", "5"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    staff = {
+        n: Report.model_validate_json((out / "staff" / f"{n}.json").read_text())
+        for n in _OWN_PROGRAMS
+    }
+    assert all(r.full_marks and r.isolation == "full" for r in staff.values()), {
+        n: (r.status, r.score, r.isolation) for n, r in staff.items()
+    }
+    # Everything a person reads: every file the batch wrote (reports of both views, pages,
+    # summary, grades), what it printed, and each student's terminal verdict.
+    texts = {str(p.relative_to(out)): p.read_text() for p in out.rglob("*") if p.is_file()}
+    texts["batch stdout"], texts["batch stderr"] = done.stdout, done.stderr
+    for name, report in staff.items():
+        texts[f"{name} staff verdict"] = _text(report, width=400)
+        texts[f"{name} student verdict"] = _text(student_view(report), width=400)
+    assert len([n for n in texts if n.endswith(".json")]) >= 2 * len(_OWN_PROGRAMS)
+    forbidden = {
+        "the cache folder": str(cache_root()),
+        "the venv": sys.prefix,
+        "the home folder": str(Path.home()),
+        "JAX's cache warnings": "persistent compilation cache",
+    }
+    found = [
+        (what, where)
+        for where, text in texts.items()
+        for what, it in forbidden.items()
+        if it in text
+    ]
+    assert found == []
