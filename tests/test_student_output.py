@@ -419,3 +419,24 @@ def test_no_output_of_a_batch_carries_the_graders_paths_or_jax_cache_chatter(
         if it in text
     ]
     assert found == []
+
+
+def test_a_threshold_hint_which_states_a_hidden_input_is_for_staff_only(
+    toy: Problem, references: ReferenceCache
+) -> None:
+    from grader.models import Hint
+
+    threshold = Hint(
+        id="pattern_len(x)_above",
+        kind="pattern",
+        text="A pattern in your failures: len(x) >= 5 in every failing case, and len(x) <= 3 "
+        "in every passing one.",
+        cases=(1, 2),
+    )
+    sign = Hint(id="pattern_k_negative", kind="pattern", text="k is negative ...", cases=(1, 2))
+    hints = {"hints": (threshold, sign)}
+    hidden = _graded(toy, references).model_copy(update=hints)
+    assert student_view(hidden).hints == (sign,)
+    assert hidden.hints == (threshold, sign)
+    shown = _graded(toy, references, hidden=False).model_copy(update=hints)
+    assert student_view(shown).hints == (threshold, sign)  # every case visible: nothing hidden
