@@ -440,3 +440,28 @@ def test_a_threshold_hint_which_states_a_hidden_input_is_for_staff_only(
     assert hidden.hints == (threshold, sign)
     shown = _graded(toy, references, hidden=False).model_copy(update=hints)
     assert student_view(shown).hints == (threshold, sign)  # every case visible: nothing hidden
+
+
+def test_the_graders_cache_folder_is_named_not_spelled_in_printed_output(
+    toy: Problem, references: ReferenceCache
+) -> None:
+    """A submission that turns JAX's cache writes back on gets JAX's warnings, which spell the
+    cache folder it was shown read-only; the report names it instead."""
+    from grader.cache import cache_root
+    from grader.grading import GRADER_CACHE
+    from grader.run import FakeRunner
+
+    warning = (
+        f".../jax/_src/compiler.py:833: UserWarning: Error writing persistent compilation cache "
+        f"entry for 'jit_f': OSError: [Errno 30] Read-only file system: '{cache_root()}/jax-0/x'"
+    )
+    report = grade(
+        TOY / "submissions" / "correct.py",
+        problem=toy,
+        seed=SEED,
+        expected=references.get(toy, SEED),
+        runner=FakeRunner(quotes_its_input, stdout=f"{cache_root()}\n", stderr=warning),
+    )
+    assert str(cache_root()) not in report.model_dump_json() + _text(report, width=400)
+    assert report.stdout == f"{GRADER_CACHE}\n"
+    assert f"Read-only file system: '{GRADER_CACHE}/jax-0/x'" in report.stderr
