@@ -9,6 +9,7 @@ give their hints; exceptions are matched against the spec's exception hints.
 
 from __future__ import annotations
 
+import builtins
 import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -21,11 +22,13 @@ from grader.models import (
     CaseReason,
     CaseResult,
     ErrorInfo,
+    Frame,
     Hint,
     IntParameter,
     ProblemSpec,
     Report,
     ScalarArg,
+    Status,
     VectorParameter,
 )
 
@@ -219,94 +222,184 @@ def _fits(kind: str, pattern: str, error: ErrorInfo | None) -> bool:
     )
 
 
-# A number in a text, not part of a name (`float32`) or of another number.
-_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d*)?(?:[eE][+-]?\d+)?(?![\w.]*\w)")
-_DTYPE = re.compile(r"\((?:b?float|u?int|complex)\d+\)")
-_LIST = re.compile(r"\[([^\[\]]*)\]")
-HIDDEN_NUMBER = "<hidden>"
+# Exception classes whose names a hidden case may show: Python's own and JAX's. Any other
+# class name is the submission's to choose (`type(hex(seed), (Exception,), {})`), so it is
+# text the student controls.
+_SHOWN_EXCEPTION_TYPES = frozenset(
+    name
+    for name, value in vars(builtins).items()
+    if isinstance(value, type) and issubclass(value, BaseException)
+) | frozenset(
+    (
+        # jax.errors in jax 0.10, and the runtime error's older name.
+        "ConcretizationTypeError",
+        "InconclusiveDimensionOperation",
+        "JAXIndexError",
+        "JAXTypeError",
+        "JaxRuntimeError",
+        "JaxprTypeError",
+        "KeyReuseError",
+        "NonConcreteBooleanIndexError",
+        "TracerArrayConversionError",
+        "TracerBoolConversionError",
+        "TracerIntegerConversionError",
+        "UnexpectedTracerError",
+        "XlaRuntimeError",
+    )
+)
+OTHER_EXCEPTION = "an exception of another class"
+HIDDEN_DETAILS = "hidden case: messages and printed output are not shown"
+OUTPUT_WITHHELD = (
+    "(Printed output is shown for visible cases only. This grading also ran hidden cases, in "
+    "the same process, so nothing your code printed is shown: run your file yourself to see "
+    "it.)"
+)
+# Statuses whose message and exception come from the worker after the submission's code ran
+# (it could read every case's inputs by then).
+_LOAD_STATUSES_WITH_ITS_TEXT = {Status.IMPORT_ERROR, Status.MISSING_FUNCTION, Status.BAD_SIGNATURE}
 
 
-def _input_numbers(inputs: str) -> list[float]:
-    """Every number a case's inputs summary holds, and the length of each of its arrays."""
-    text = _DTYPE.sub("", inputs)
-    numbers = [float(token) for token in _NUMBER.findall(text)]
-    numbers += [float(len(items.split(","))) for items in _LIST.findall(text) if items.strip()]
-    return numbers
+def _exception_type(kind: str) -> str:
+    return kind if kind in _SHOWN_EXCEPTION_TYPES else OTHER_EXCEPTION
 
 
-def hide_input_numbers(text: str, inputs: str) -> str:
-    """text with every number equal to one of the inputs (or an array's length) replaced by
-    `<hidden>`: an exception message can quote a hidden case's input (`Invalid rng value:
-    164673804.0`). 0, 1 and -1 are left alone: they say nothing about a case."""
-    known = _input_numbers(inputs)
-    if not known:
-        return text
-
-    def shown(match: re.Match[str]) -> str:
-        try:
-            value = float(match.group())
-        except ValueError:
-            return match.group()
-        if value.is_integer() and abs(value) <= 1:
-            return match.group()
-        for number in known:
-            if abs(value - number) <= 1e-6 * max(abs(number), 1e-300):
-                return HIDDEN_NUMBER
-        return match.group()
-
-    return _NUMBER.sub(shown, text)
+def _own_frames(error: ErrorInfo, report: Report) -> tuple[Frame, ...]:
+    """The submission's own frames, with only what the trusted side can vouch for: the file's
+    name (the report's) and a line that exists in a file of its size. The function's name and
+    the source line are the submission's to forge (a code object renamed, linecache patched)."""
+    name = report.submission.path
+    frames = []
+    for frame in error.frames:
+        own = frame.file == name or (
+            frame.file.startswith(f"{name}, cell ")
+            and _bounded(frame.file[len(name) + 7 :], report) is not None
+        )
+        if own and _bounded(str(frame.line), report) is not None:
+            frames.append(Frame(file=frame.file, line=frame.line, function="", source=""))
+    return tuple(frames)
 
 
-def _hidden_case_text(case: CaseResult) -> CaseResult:
-    """A hidden case's message and exception without the numbers of its inputs."""
-    error = case.error
-    if error is not None and error.message and error.message in case.message:
-        # Only the exception's own words: "at line 19" is the grader's, not an input.
-        hidden = hide_input_numbers(error.message, case.inputs)
-        message = case.message.replace(error.message, hidden)
-        error = error.model_copy(update={"message": hidden})
-    else:
-        message = hide_input_numbers(case.message, case.inputs)
-        if error is not None:
-            error = error.model_copy(
-                update={"message": hide_input_numbers(error.message, case.inputs)}
+def _bounded(number: str, report: Report) -> int | None:
+    """A line or cell number that a file of the submission's size can have, else None (a
+    code object compiled with `"\\n" * seed` in front would give any line number)."""
+    if not (number.isascii() and number.isdigit() and 0 < len(number) <= 10):
+        return None
+    value = int(number)
+    return value if 0 < value <= report.submission.size + 1 else None
+
+
+def _hidden_error(error: ErrorInfo, report: Report) -> ErrorInfo:
+    """An exception as a hidden case may show it: its type if Python's or JAX's, the lines of
+    the submission it passed through; never its message."""
+    line = _bounded(str(error.line or 0), report)
+    cell = _bounded(str(error.cell or 0), report) if line is not None else None
+    return ErrorInfo(
+        type=_exception_type(error.type),
+        message="",
+        frames=_own_frames(error, report),
+        line=line,
+        cell=cell,
+    )
+
+
+def _where(error: ErrorInfo) -> str:
+    return f" at {error.location}" if error.location else ""
+
+
+def _hidden_case(case: CaseResult, report: Report) -> CaseResult:
+    """A hidden case from facts the trusted side holds: whether it passed, why, which output
+    was wrong, the exception's type and line. No text the submission wrote (its exception's
+    message, what it returned, what it printed) and no value of the case."""
+    error = _hidden_error(case.error, report) if case.error is not None else None
+    message = case.message  # the grader's own words: passed, timeout, crash, not run
+    if case.reason is CaseReason.WRONG_OUTPUT:
+        names = ", ".join(check.name for check in case.outputs if not check.passed)
+        message = f"Wrong output: {names} (hidden case: values not shown)."
+    elif case.reason is CaseReason.INVALID_OUTPUT:
+        message = (
+            "Your function did not return as many finite numbers as the exercise asks for "
+            "(hidden case: what it returned is not shown)."
+        )
+    elif error is not None:
+        if error.type == "SystemExit":
+            message = f"Your function called exit(){_where(error)}; return the outputs instead."
+        elif error.type == "MemoryError":
+            message = (
+                f"Your function ran out of memory{_where(error)}. Look for an array or a list "
+                f"that grows without bound."
             )
-    return case.model_copy(update={"message": message, "error": error})
+        else:
+            message = f"Your function raised {error.type}{_where(error)} ({HIDDEN_DETAILS})."
+    return case.model_copy(
+        update={
+            "inputs": HIDDEN_INPUTS,
+            "outputs": (),
+            "message": message,
+            "error": error,
+            "seconds": None,  # a submission can sleep for a number of its inputs' seconds
+        }
+    )
+
+
+def _hidden_load_failure(report: Report) -> dict[str, object]:
+    """A load failure's message and exception without the words the submission's code wrote
+    while it loaded (by then it could read every case's inputs from the worker's memory)."""
+    if report.status not in _LOAD_STATUSES_WITH_ITS_TEXT:
+        return {}
+    error = _hidden_error(report.error, report) if report.error is not None else None
+    name = report.submission.path
+    if report.status is Status.IMPORT_ERROR:
+        kind = error.type if error is not None else "an exception"
+        where = f" ({error.location})" if error is not None and error.location else ""
+        message = f"{name} raised {kind} while being loaded{where}"
+    elif report.status is Status.MISSING_FUNCTION:
+        message = f"{name} does not define the function the exercise asks for, as a function"
+    else:
+        message = (
+            "Your function cannot be called with the exercise's arguments: define it with the "
+            "parameters the exercise's statement gives"
+        )
+    return {"message": f"{message} ({HIDDEN_DETAILS}).", "error": error}
+
+
+def _shown_hint(hint: Hint) -> bool:
+    """Whether a student may see a hint when some cases are hidden: not a threshold, which
+    states an input's value (`len(x) >= 5 in every failing case`)."""
+    return not (hint.kind == "pattern" and hint.id.endswith(("_above", "_below")))
 
 
 def student_view(report: Report, *, keep_seed: bool = False) -> Report:
-    """The report without what hidden cases would give away: inputs, expected and got values,
-    the numbers of their inputs quoted by an exception message or printed, and the grading
-    seed.
+    """The report without what hidden cases would give away, nor any text the submission
+    could have shaped after it could read them.
 
-    A hidden case keeps whether it passed, why, which output was wrong, and the student's own
-    exception; so a student cannot farm expected values from reports.
+    A hidden case keeps whether it passed, why, which output was wrong, and its exception's
+    type and lines in the student's file: no inputs, no values, no message, no time. The
+    submission's printed output is kept only when every case is visible: one process runs all
+    the cases (and could read them all while loading), so what it printed cannot be told apart
+    by case. The grading seed goes too, except where the student has the reference anyway.
     """
-    cases = []
-    for case in report.cases:
-        if case.visible:
-            cases.append(case)
-            continue
-        case = _hidden_case_text(case)
-        message = case.message
-        if case.reason is CaseReason.WRONG_OUTPUT:
-            names = ", ".join(check.name for check in case.outputs if not check.passed)
-            message = f"Wrong output: {names} (hidden case: values not shown)."
-        cases.append(
-            case.model_copy(update={"inputs": HIDDEN_INPUTS, "outputs": (), "message": message})
-        )
+    hidden = any(not case.visible for case in report.cases)
     # A practice run's seed is the pack's, public anyway; a grading's would give away every
     # hidden case (cases come from the spec and the seed) to a student without the reference.
     # `keep_seed`: for `grader check` run where the reference is, which holds every case anyway,
     # so that "repeat with --seed S" works.
     seed = report.seed if report.practice is not None or keep_seed else None
-    # What the code printed can quote hidden inputs too (a debugging print of the seed).
-    hidden = ", ".join(case.inputs for case in report.cases if not case.visible)
-    update = {
-        "cases": tuple(cases),
-        "view": "student",
-        "seed": seed,
-        "stdout": hide_input_numbers(report.stdout, hidden),
-        "stderr": hide_input_numbers(report.stderr, hidden),
-    }
+    update: dict[str, object] = {"view": "student", "seed": seed}
+    if hidden:
+        update |= {
+            "cases": tuple(
+                case if case.visible else _hidden_case(case, report) for case in report.cases
+            ),
+            "stdout": OUTPUT_WITHHELD,
+            "stderr": "",
+            "hints": tuple(hint for hint in report.hints if _shown_hint(hint)),
+            "peak_memory_mib": None,  # as the time: a number the submission can set
+            **_hidden_load_failure(report),
+        }
+        shown = update["cases"]
+        assert isinstance(shown, tuple)
+        for before, after in zip(report.cases, shown, strict=True):
+            if before is not after and report.message == before.message:
+                update["message"] = after.message  # nothing ran: the first case's message
+                break
     return report.model_copy(update=update)

@@ -253,6 +253,7 @@ def grade(
     prepared = prepared or prepare(path, name)
     report = _Builder(problem, expected, prepared.info, seed, started, runner.isolation())
     report.notebook = prepared.notebook
+    report.source = _SourceLines(name, prepared.code, prepared.cells)
 
     if prepared.failure is not None:
         return report.failed(prepared.failure)
@@ -441,10 +442,55 @@ def screen_source(raw: bytes, name: str) -> LoadFailure | None:
 _LIBRARY_FOLDER = re.compile(r"(?:/[^\s'\"/]+)*/(?:site|dist)-packages/")
 
 
+GRADER_CACHE = "<the grader's cache>"
+
+
 def without_library_paths(text: str) -> str:
     """The text with the grading machine's library folders cut to `.../` (JAX's warnings in
-    stderr name them): `.../jax/_src/compiler.py`, as in tracebacks."""
+    stderr name them): `.../jax/_src/compiler.py`, as in tracebacks; and the grader's cache
+    folder, which a fully isolated run sees (JAX's compilation cache), named, not spelled."""
+    cache = str(cache_root()).rstrip("/")
+    if len(cache) > 1:
+        text = text.replace(cache, GRADER_CACHE)
     return _LIBRARY_FOLDER.sub(".../", text)
+
+
+class _SourceLines:
+    """The lines of the file that ran, as the trusted side read it: a traceback's source
+    lines are taken from here, not from the worker, where the submission can rewrite
+    `linecache` (and so have a traceback quote anything, a hidden case's inputs included)."""
+
+    def __init__(self, name: str, code: bytes, cells: Sequence[CellSpan]) -> None:
+        self.name = name
+        try:
+            text = importlib.util.decode_source(code)
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            text = ""
+        self.lines = text.split("\n")
+        self.cells = {f"{name}, cell {span.cell}": span for span in cells}
+
+    def line(self, file: str, line: int) -> str:
+        """The stripped source line, or '' for a frame outside the file."""
+        span = self.cells.get(file)
+        if span is not None:
+            if not 1 <= line <= span.lines:
+                return ""
+            line += span.first_line - 1
+        elif file != self.name or self.cells:
+            return ""
+        return self.lines[line - 1].strip()[:1000] if 1 <= line <= len(self.lines) else ""
+
+    def error(self, error: ErrorInfo | None) -> ErrorInfo | None:
+        """The exception with its own frames' source lines read from the file."""
+        if error is None or not error.frames:
+            return error
+        frames = tuple(
+            frame.model_copy(update={"source": self.line(frame.file, frame.line)})
+            if frame.file == self.name or frame.file in self.cells
+            else frame
+            for frame in error.frames
+        )
+        return error.model_copy(update={"frames": frames})
 
 
 class _Builder:
@@ -463,6 +509,7 @@ class _Builder:
         self.run_limits: RunLimits | None = None  # known once a process ran
         self.x64_enabled: bool | None = None  # the submission's claim, for a hint only
         self.notebook: NotebookInfo | None = None
+        self.source: _SourceLines | None = None  # known once the file was read
         self.problem = problem
         self.expected = expected
         self.submission = submission
@@ -484,6 +531,10 @@ class _Builder:
         spec = self.problem.spec
         shown = spec.cases.visible
         cases = [c.model_copy(update={"visible": shown is None or c.name in shown}) for c in cases]
+        if self.source is not None:
+            source = self.source
+            cases = [c.model_copy(update={"error": source.error(c.error)}) for c in cases]
+            error = source.error(error)
         return Report(
             status=status,
             message=message,

@@ -23,6 +23,7 @@ from rich.text import Text
 
 from grader import safe_text
 from grader.audit import Figure
+from grader.feedback import OUTPUT_WITHHELD
 from grader.models import (
     CaseReason,
     CaseResult,
@@ -80,7 +81,9 @@ def verdict(report: Report) -> Group:
             )
     if report.notebook is not None:
         parts.extend(_notebook_lines(report))
-    if report.stdout.strip():
+    if report.stdout == OUTPUT_WITHHELD:
+        parts.append(Text(OUTPUT_WITHHELD, style="dim"))
+    elif report.stdout.strip():
         parts.append(Text("Your code printed (end of stdout):", style="bold"))
         parts.append(Text(_last_lines(report.stdout), style="dim"))
     # A student's view has the seed only where the reference is (see `student_view`): with
@@ -193,12 +196,12 @@ def _frames(frames: tuple[Frame, ...], kind: str, message: str) -> Group:
     # exception was raised): with a deep recursion, the last ones of those.
     lines = [Text("Traceback (your code, then the library line that raised):", style="dim")]
     for frame in frames[-8:]:
-        lines.append(
-            Text(f'  File "{_safe(frame.file)}", line {frame.line}, in {_safe(frame.function)}')
-        )
+        # A hidden case's frames have no function nor source (see feedback.student_view).
+        function = f", in {_safe(frame.function)}" if frame.function else ""
+        lines.append(Text(f'  File "{_safe(frame.file)}", line {frame.line}{function}'))
         if frame.source:
             lines.append(Text(f"    {_safe(frame.source)}", style="cyan"))
-    lines.append(Text(f"{_safe(kind)}: {_safe(message)}", style="red"))
+    lines.append(Text(f"{_safe(kind)}: {_safe(message)}" if message else _safe(kind), style="red"))
     return Group(*lines)
 
 

@@ -228,6 +228,12 @@ def reports(toy: Problem) -> dict[str, Report]:
     peak = Hint(id="peak_sign", kind="mistake", text="peak ignores negative values.", cases=(1,))
     for student in (FORMULA_LINK, "alice"):
         found[student] = found[student].model_copy(update={"hints": (peak,)})
+    # A hidden case in each of two reports: what a student reads of it (the failure's kind, an
+    # exception's type and line in a notebook's cell; no values, no message, no printed output).
+    for student, index in ((FORMULA_LINK, 1), ("nora", 2)):
+        cases = list(found[student].cases)
+        cases[index] = cases[index].model_copy(update={"visible": False})
+        found[student] = found[student].model_copy(update={"cases": tuple(cases)})
     return found
 
 

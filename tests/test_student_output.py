@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TOY, ReferenceCache
+from conftest import TOY, Grade, ReferenceCache
 from rich.console import Console
 
-from grader.feedback import student_view
+from grader.feedback import HIDDEN_INPUTS, OTHER_EXCEPTION, OUTPUT_WITHHELD, student_view
 from grader.grading import grade
 from grader.models import Report
 from grader.problems import Problem
@@ -39,12 +39,12 @@ def quotes_its_input(x: object, k: int) -> list[float]:
     raise ValueError(f"Invalid value: {first!r}, expected a key of length {len(x)}")  # type: ignore[arg-type]
 
 
-def _graded(toy: Problem, references: ReferenceCache) -> Report:
+def _graded(toy: Problem, references: ReferenceCache, *, hidden: bool = True) -> Report:
     from grader.run import FakeRunner
 
     return grade(
         TOY / "submissions" / "correct.py",
-        problem=_with_hidden_cases(toy),
+        problem=_with_hidden_cases(toy) if hidden else toy,
         seed=SEED,
         expected=references.get(toy, SEED),
         runner=FakeRunner(quotes_its_input),
@@ -60,16 +60,16 @@ def _text(report: Report, width: int = 120) -> str:
 def test_one_exception_in_every_case_is_shown_once(
     toy: Problem, references: ReferenceCache
 ) -> None:
-    report = _graded(toy, references)
+    report = _graded(toy, references, hidden=False)
     cases = len(report.cases)
-    text = _text(student_view(report))
+    text = _text(student_view(report), width=300)
     # In the first row only (the FakeRunner's exceptions have no frames: no traceback).
     assert text.count("expected a key of length") == 1
     assert text.count("same as case 0") == cases - 1
     assert len(text.splitlines()) <= cases + 6
 
 
-def test_hidden_cases_keep_their_inputs_out_of_exception_messages(
+def test_hidden_cases_show_the_exceptions_type_but_not_its_message(
     toy: Problem, references: ReferenceCache
 ) -> None:
     report = _graded(toy, references)
@@ -81,16 +81,18 @@ def test_hidden_cases_keep_their_inputs_out_of_exception_messages(
     for value in hidden_values:
         assert value not in shown
     for case in student.cases:
+        assert case.error is not None and case.error.type == "ValueError"
         if case.visible:
-            assert "Invalid value: <hidden>" not in case.message
+            assert case.error.message.startswith("Invalid value: ")
         else:
-            assert case.error is not None
-            assert case.error.message.startswith("Invalid value: <hidden>, expected a key")
-            assert "length <hidden>" in case.message  # len(x) is an input too
+            assert case.error.message == ""
+            assert case.message == (
+                "Your function raised ValueError (hidden case: messages and printed output "
+                "are not shown)."
+            )
     # Staff see every message as raised.
-    staff = _text(report)
     assert all(value in report.model_dump_json() for value in hidden_values)
-    assert "<hidden>" not in staff
+    assert all(value in _text(report, width=400) for value in hidden_values)
 
 
 def test_the_seed_is_in_the_staff_view_only(toy: Problem, references: ReferenceCache) -> None:
@@ -151,29 +153,315 @@ def test_gradescope_results_hide_hidden_inputs_too(
     report = _graded(toy, references)
     results = json.loads(gradescope_json(student_view(report)))
     hidden = [t for t, c in zip(results["tests"], report.cases, strict=True) if not c.visible]
-    assert all("Invalid value: <hidden>" in test["output"] for test in hidden)
+    assert hidden
+    assert all("Invalid value" not in test["output"] for test in hidden)
+    assert all(test["output"].startswith("(hidden case)\nYour function raised") for test in hidden)
 
 
-def test_printed_hidden_inputs_are_hidden_in_the_student_view(
+# A submission that tries every way out for a hidden case's inputs: printed (stdout and
+# stderr), as its exception's message, as the name of an exception class of its own, as a
+# line number and a source line it forged, as a function's name, and as what it returned.
+LEAKY = """
+import base64
+import linecache
+import sys
+
+import numpy as np
+
+_calls = [0]
+
+
+def _codes(seed, x):
+    s = int(seed)
+    raw = np.asarray(x, dtype=np.float32).tobytes()
+    first = float(np.asarray(x, dtype=np.float32)[0])
+    return [str(s), hex(s), str(s)[::-1], str(s + 1), base64.b64encode(raw).decode(), repr(first)]
+
+
+def graphdef_vs_state(seed, x, features, hidden):
+    kind = _calls[0] % 4
+    _calls[0] += 1
+    text = " ".join(_codes(seed, x))
+    print("leak:", text)
+    print("leak:", text, file=sys.stderr)
+    if kind == 0:
+        raise ValueError(text)
+    if kind == 1:
+        tag = hex(abs(int(seed)))[2:]
+        line = abs(int(seed)) % 10**6 + 1
+        kind_of_error = type("Leak_" + tag, (Exception,), {})
+        source = "\\n" * (line - 1) + f"def leak_{tag}():\\n    raise error(text)\\n"
+        linecache.cache[__file__] = (1, None, [f"# {text}\\n"] * (line + 3), __file__)
+        scope = {"error": kind_of_error, "text": text}
+        exec(compile(source, __file__, "exec"), scope)
+        scope[f"leak_{tag}"]()
+    if kind == 2:
+        return "not numbers: " + text
+    return [float(seed), float(abs(int(seed)) % 997), 0.0]
+"""
+
+
+def _hidden_codes(report: Report, problem: Problem, *, printed: bool) -> list[str]:
+    """Every spelling of a hidden case's seed and x that LEAKY prints, or (`printed` False)
+    these and a few more; none
+    that a visible case (whose inputs a student sees) shares, and none short enough to turn up
+    by chance."""
+    import base64
+
+    import numpy as np
+
+    from grader.cases import make_cases
+
+    def codes(case: object) -> set[str]:
+        values = dict(zip((p.name for p in problem.spec.parameters), case.args, strict=False))  # type: ignore[attr-defined]
+        s = int(values["seed"].value)
+        x = np.asarray(values["x"].values, dtype=np.float32)
+        raw = base64.b64encode(x.tobytes()).decode()
+        tag = hex(abs(s))[2:]
+        spelled = {str(s), hex(s), str(s)[::-1], str(s + 1), raw, repr(float(x[0]))}
+        if not printed:  # and a few more the submission did not print as such
+            spelled |= {str(abs(s)), tag, f"{float(x[0]):.6g}", str(abs(s) % 10**6 + 1)}
+        return {code for code in spelled if len(code) >= 6}
+
+    cases = {case.index: case for case in make_cases(problem.spec, report.seed or 0)}
+    shown = set().union(*(codes(cases[c.index]) for c in report.cases if c.visible))
+    hidden = set().union(*(codes(cases[c.index]) for c in report.cases if not c.visible))
+    return sorted(hidden - shown)
+
+
+@pytest.mark.slow
+def test_no_spelling_of_a_hidden_input_reaches_the_student(
+    problem: Problem, grade_file: Grade, tmp_path: Path
+) -> None:
+    from grader.render import gradescope_json
+
+    leaky = tmp_path / "leaky.py"
+    leaky.write_text(LEAKY)
+    staff = grade_file(leaky, problem, seed=11)
+    hidden = [case for case in staff.cases if not case.visible]
+    assert len(hidden) >= 8
+    # Each way out was taken by hidden cases.
+    reasons = {case.reason for case in hidden}
+    assert reasons >= {"exception", "invalid_output", "wrong_output"}
+    printed = _hidden_codes(staff, problem, printed=True)
+    codes = _hidden_codes(staff, problem, printed=False)
+    assert len(printed) > 40 and len(codes) > len(printed)
+    # The staff report keeps all of it: every code of a hidden case is in what staff read.
+    staff_text = staff.model_dump_json()
+    assert [code for code in printed if code not in staff_text] == []
+
+    student = student_view(staff)
+    student_text = "\n".join(
+        [student.model_dump_json(), _text(student, width=400), gradescope_json(student)]
+    )
+    leaked = [code for code in codes if code in student_text]
+    assert leaked == [], [student_text[student_text.find(c) - 300 :][:400] for c in leaked[:2]]
+    # What a hidden case still says: the kind of failure, and the type of Python's exception.
+    for case in student.cases:
+        if case.visible:
+            continue
+        assert case.inputs == HIDDEN_INPUTS and case.seconds is None
+        if case.reason == "exception":
+            assert case.error is not None and case.error.message == ""
+            assert case.error.type in ("ValueError", OTHER_EXCEPTION)
+            assert case.message.startswith(f"Your function raised {case.error.type}")
+            assert all(f.function == "" and f.source == "" for f in case.error.frames)
+    kinds = {case.error.type for case in student.cases if case.error and not case.visible}
+    assert kinds == {"ValueError", OTHER_EXCEPTION}
+    # The genuine line of the ValueError is still pointed at.
+    raised = next(c for c in student.cases if c.error and c.error.type == "ValueError")
+    assert (
+        raised.error is not None
+        and raised.error.line == LEAKY.split("\n").index("        raise ValueError(text)") + 1
+    )
+    # Printed output: none at all, and the student is told why.
+    assert student.stdout == OUTPUT_WITHHELD and student.stderr == ""
+    assert "Printed output is shown for visible cases only" in _text(student)
+
+
+def test_printed_output_is_shown_when_every_case_is_visible(
     toy: Problem, references: ReferenceCache
 ) -> None:
-    from grader.cases import make_cases
     from grader.run import FakeRunner
 
-    problem = _with_hidden_cases(toy)
-    cases = make_cases(problem.spec, SEED)
-    names = tuple(p.name for p in problem.spec.parameters)
-    hidden = next(c for c in cases if c.name != "k is 0")
-    first = hidden.summary(names).split("[")[1].split(",")[0].rstrip("]")
-    printed = f"debugging: x[0] = {first}\n"
     report = grade(
         TOY / "submissions" / "correct.py",
-        problem=problem,
+        problem=toy,
         seed=SEED,
         expected=references.get(toy, SEED),
-        runner=FakeRunner(quotes_its_input, stdout=printed),
+        runner=FakeRunner(quotes_its_input, stdout="debugging: here\n", stderr="careful\n"),
     )
-    assert first in report.stdout
+    assert all(case.visible for case in report.cases)
     student = student_view(report)
-    assert first not in student.stdout and "x[0] = <hidden>" in student.stdout
-    assert first not in _text(student)
+    assert (student.stdout, student.stderr) == ("debugging: here\n", "careful\n")
+    assert "Your code printed (end of stdout):\ndebugging: here" in _text(student)
+    assert all(c.error and c.error.message.startswith("Invalid value:") for c in student.cases)
+
+
+def test_a_load_failure_says_nothing_the_code_wrote_when_cases_are_hidden(
+    toy: Problem, references: ReferenceCache
+) -> None:
+    """While a file loads, its code can read every case from the worker's memory: an import
+    error's message, or the names a file defines, can carry them."""
+    from grader.models import ErrorInfo, Frame, Status
+    from grader.run import FakeRunner
+    from grader.run.protocol import LoadFailure
+
+    planted = "0x9c4f3a1b"
+    frames = (
+        Frame(file="leaky.py", line=3, function=f"f_{planted}", source=f"# {planted}"),
+        Frame(file=".../importlib/__init__.py", line=90, function="import_module", source=""),
+    )
+    failures = [
+        LoadFailure(
+            Status.IMPORT_ERROR,
+            f"leaky.py raised Leak_{planted} while being loaded: {planted} (line 3)",
+            ErrorInfo(type=f"Leak_{planted}", message=planted, frames=frames, line=3),
+        ),
+        LoadFailure(
+            Status.MISSING_FUNCTION,
+            f"leaky.py does not define a function named 'vector_stats'. It defines: f_{planted}.",
+        ),
+        LoadFailure(Status.BAD_SIGNATURE, f"vector_stats(a, {planted}) cannot be called"),
+    ]
+    for failure in failures:
+        report = grade(
+            TOY / "submissions" / "correct.py",
+            problem=_with_hidden_cases(toy),
+            seed=SEED,
+            expected=references.get(toy, SEED),
+            runner=FakeRunner(load_failure=failure),
+            display_name="leaky.py",
+        )
+        assert planted in report.model_dump_json()
+        student = student_view(report)
+        assert planted not in student.model_dump_json() + _text(student), failure.status
+        assert student.status == failure.status
+    assert student.message.startswith("Your function cannot be called with the exercise's")
+    import_error = student_view(
+        grade(
+            TOY / "submissions" / "correct.py",
+            problem=_with_hidden_cases(toy),
+            seed=SEED,
+            expected=references.get(toy, SEED),
+            runner=FakeRunner(load_failure=failures[0]),
+            display_name="leaky.py",
+        )
+    )
+    assert import_error.message.startswith(
+        f"leaky.py raised {OTHER_EXCEPTION} while being loaded (line 3)"
+    )
+    assert import_error.error is not None
+    assert [(f.file, f.line) for f in import_error.error.frames] == [("leaky.py", 3)]
+
+
+# Correct solutions that compile programs the reference does not (a jitted forward pass, other
+# orders and dtypes of the sums), which a fully isolated run may read from JAX's compilation
+# cache but not write to it.
+_OWN_PROGRAMS = (
+    "jit_forward_reversed",
+    "numpy_manual_forward",
+    "sequential_float32",
+    "tree_reduce_tuple",
+    "fsum_float64",
+)
+
+
+@pytest.mark.slow
+def test_no_output_of_a_batch_carries_the_graders_paths_or_jax_cache_chatter(
+    tmp_path: Path,
+) -> None:
+    from conftest import SUBMISSIONS
+
+    from grader.cache import cache_root
+    from grader.run.policy import full_isolation_problem
+
+    if full_isolation_problem() is not None:
+        pytest.skip("needs full isolation, where submissions read JAX's cache as another user")
+    folder = tmp_path / "class"
+    folder.mkdir()
+    for name in _OWN_PROGRAMS:
+        (folder / f"{name}.py").write_bytes((SUBMISSIONS / "correct" / f"{name}.py").read_bytes())
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "grader", "batch", str(folder), "--out", str(out), "--seed", "5"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    staff = {
+        n: Report.model_validate_json((out / "staff" / f"{n}.json").read_text())
+        for n in _OWN_PROGRAMS
+    }
+    assert all(r.full_marks and r.isolation == "full" for r in staff.values()), {
+        n: (r.status, r.score, r.isolation) for n, r in staff.items()
+    }
+    # Everything a person reads: every file the batch wrote (reports of both views, pages,
+    # summary, grades), what it printed, and each student's terminal verdict.
+    texts = {str(p.relative_to(out)): p.read_text() for p in out.rglob("*") if p.is_file()}
+    texts["batch stdout"], texts["batch stderr"] = done.stdout, done.stderr
+    for name, report in staff.items():
+        texts[f"{name} staff verdict"] = _text(report, width=400)
+        texts[f"{name} student verdict"] = _text(student_view(report), width=400)
+    assert len([n for n in texts if n.endswith(".json")]) >= 2 * len(_OWN_PROGRAMS)
+    forbidden = {
+        "the cache folder": str(cache_root()),
+        "the venv": sys.prefix,
+        "the home folder": str(Path.home()),
+        "JAX's cache warnings": "persistent compilation cache",
+    }
+    found = [
+        (what, where)
+        for where, text in texts.items()
+        for what, it in forbidden.items()
+        if it in text
+    ]
+    assert found == []
+
+
+def test_a_threshold_hint_which_states_a_hidden_input_is_for_staff_only(
+    toy: Problem, references: ReferenceCache
+) -> None:
+    from grader.models import Hint
+
+    threshold = Hint(
+        id="pattern_len(x)_above",
+        kind="pattern",
+        text="A pattern in your failures: len(x) >= 5 in every failing case, and len(x) <= 3 "
+        "in every passing one.",
+        cases=(1, 2),
+    )
+    sign = Hint(id="pattern_k_negative", kind="pattern", text="k is negative ...", cases=(1, 2))
+    hints = {"hints": (threshold, sign)}
+    hidden = _graded(toy, references).model_copy(update=hints)
+    assert student_view(hidden).hints == (sign,)
+    assert hidden.hints == (threshold, sign)
+    shown = _graded(toy, references, hidden=False).model_copy(update=hints)
+    assert student_view(shown).hints == (threshold, sign)  # every case visible: nothing hidden
+
+
+def test_the_graders_cache_folder_is_named_not_spelled_in_printed_output(
+    toy: Problem, references: ReferenceCache
+) -> None:
+    """A submission that turns JAX's cache writes back on gets JAX's warnings, which spell the
+    cache folder it was shown read-only; the report names it instead."""
+    from grader.cache import cache_root
+    from grader.grading import GRADER_CACHE
+    from grader.run import FakeRunner
+
+    warning = (
+        f".../jax/_src/compiler.py:833: UserWarning: Error writing persistent compilation cache "
+        f"entry for 'jit_f': OSError: [Errno 30] Read-only file system: '{cache_root()}/jax-0/x'"
+    )
+    report = grade(
+        TOY / "submissions" / "correct.py",
+        problem=toy,
+        seed=SEED,
+        expected=references.get(toy, SEED),
+        runner=FakeRunner(quotes_its_input, stdout=f"{cache_root()}\n", stderr=warning),
+    )
+    assert str(cache_root()) not in report.model_dump_json() + _text(report, width=400)
+    assert report.stdout == f"{GRADER_CACHE}\n"
+    assert f"Read-only file system: '{GRADER_CACHE}/jax-0/x'" in report.stderr

@@ -113,8 +113,13 @@ def hidden_paths(request: RunRequest, policy: SandboxPolicy) -> tuple[str, ...]:
     return tuple(sorted(hidden))
 
 
-def worker_environment(compilation_cache: Path | None = None) -> dict[str, str]:
-    """A minimal environment: nothing of the grader's own (tokens, keys) reaches the worker."""
+def worker_environment(
+    compilation_cache: Path | None = None, *, writes_cache: bool = False
+) -> dict[str, str]:
+    """A minimal environment: nothing of the grader's own (tokens, keys) reaches the worker.
+
+    `writes_cache`: the run fills JAX's compilation cache (the reference); any other run only
+    reads it (a fully isolated submission sees it read-only, as another user)."""
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "LANG": "C.UTF-8",
@@ -127,8 +132,14 @@ def worker_environment(compilation_cache: Path | None = None) -> dict[str, str]:
     if compilation_cache is not None:
         env |= {
             "JAX_COMPILATION_CACHE_DIR": str(compilation_cache),
-            # Cache every program: most here compile in well under the 1 s default minimum.
-            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+            # The reference caches every program: most here compile in well under the 1 s
+            # default minimum. A reader is told never to write (jax/_src/compiler.py's
+            # _cache_write returns before writing when a program compiled faster than this;
+            # reads do not look at it, nor does the cache key), rather than have JAX warn
+            # "Error writing persistent compilation cache entry ... Read-only file system:
+            # <the grader's cache folder>" into the student's stderr for every program the
+            # reference did not compile.
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0" if writes_cache else "1e9",
             "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
             # Without this, keys include a path inside the cache folder, so a moved or copied
             # cache never hits (../shared/JAX-EXECUTION-NOTES.md, "Traps").

@@ -339,7 +339,7 @@ class SubprocessRunner:
             request, limits, isolation, uid=uid, run_limits=run_limits, extra_visible=visible
         )
         request = request.model_copy(update={"confinement": confinement})
-        environment = worker_environment(cache)
+        environment = worker_environment(cache, writes_cache=self.trusted)
         result = RunResult(isolation=isolation, run_limits=run_limits)
         stdout, stderr = Tail(), Tail()
         remaining = list(request.cases)
