@@ -254,9 +254,15 @@ OUTPUT_WITHHELD = (
     "the same process, so nothing your code printed is shown: run your file yourself to see "
     "it.)"
 )
-# Statuses whose message and exception come from the worker after the submission's code ran
-# (it could read every case's inputs by then).
-_LOAD_STATUSES_WITH_ITS_TEXT = {Status.IMPORT_ERROR, Status.MISSING_FUNCTION, Status.BAD_SIGNATURE}
+# Statuses of a file that failed to load: the worker had been given no case yet (it is sent
+# each case after it has loaded, see runner._CaseFeed), so what the file said or printed holds
+# no case's inputs and is shown in full.
+_BEFORE_ANY_CASE = {
+    Status.SYNTAX_ERROR,
+    Status.IMPORT_ERROR,
+    Status.MISSING_FUNCTION,
+    Status.BAD_SIGNATURE,
+}
 
 
 def _exception_type(kind: str) -> str:
@@ -341,27 +347,6 @@ def _hidden_case(case: CaseResult, report: Report) -> CaseResult:
     )
 
 
-def _hidden_load_failure(report: Report) -> dict[str, object]:
-    """A load failure's message and exception without the words the submission's code wrote
-    while it loaded (by then it could read every case's inputs from the worker's memory)."""
-    if report.status not in _LOAD_STATUSES_WITH_ITS_TEXT:
-        return {}
-    error = _hidden_error(report.error, report) if report.error is not None else None
-    name = report.submission.path
-    if report.status is Status.IMPORT_ERROR:
-        kind = error.type if error is not None else "an exception"
-        where = f" ({error.location})" if error is not None and error.location else ""
-        message = f"{name} raised {kind} while being loaded{where}"
-    elif report.status is Status.MISSING_FUNCTION:
-        message = f"{name} does not define the function the exercise asks for, as a function"
-    else:
-        message = (
-            "Your function cannot be called with the exercise's arguments: define it with the "
-            "parameters the exercise's statement gives"
-        )
-    return {"message": f"{message} ({HIDDEN_DETAILS}).", "error": error}
-
-
 def _shown_hint(hint: Hint) -> bool:
     """Whether a student may see a hint when some cases are hidden: not a threshold, which
     states an input's value (`len(x) >= 5 in every failing case`)."""
@@ -373,10 +358,13 @@ def student_view(report: Report, *, keep_seed: bool = False) -> Report:
     could have shaped after it could read them.
 
     A hidden case keeps whether it passed, why, which output was wrong, and its exception's
-    type and lines in the student's file: no inputs, no values, no message, no time. The
-    submission's printed output is kept only when every case is visible: one process runs all
-    the cases (and could read them all while loading), so what it printed cannot be told apart
-    by case. The grading seed goes too, except where the student has the reference anyway.
+    type and lines in the student's file: no inputs, no values, no message, no time. A visible
+    case keeps its text: the worker gets the visible cases first and each case only after the
+    last one's outcome, so nothing said about a visible case could hold a hidden input. The
+    submission's printed output is kept only when every case is visible, or when the file
+    failed to load (before it was given any case): one process runs all the cases, and its
+    output cannot be told apart by case. The grading seed goes too, except where the student
+    has the reference anyway.
     """
     hidden = any(not case.visible for case in report.cases)
     # A practice run's seed is the pack's, public anyway; a grading's would give away every
@@ -390,12 +378,11 @@ def student_view(report: Report, *, keep_seed: bool = False) -> Report:
             "cases": tuple(
                 case if case.visible else _hidden_case(case, report) for case in report.cases
             ),
-            "stdout": OUTPUT_WITHHELD,
-            "stderr": "",
             "hints": tuple(hint for hint in report.hints if _shown_hint(hint)),
             "peak_memory_mib": None,  # as the time: a number the submission can set
-            **_hidden_load_failure(report),
         }
+        if report.status not in _BEFORE_ANY_CASE:
+            update |= {"stdout": OUTPUT_WITHHELD, "stderr": ""}
         shown = update["cases"]
         assert isinstance(shown, tuple)
         for before, after in zip(report.cases, shown, strict=True):

@@ -81,8 +81,15 @@ def versions() -> Versions:
 def request_for(
     problem: Problem, path: Path, display_name: str, cases: Sequence[Case], *, reference: bool
 ) -> RunRequest:
-    """What to ask a worker for: the function of a file, called on the cases."""
+    """What to ask a worker for: the function of a file, called on the cases.
+
+    The visible cases go first: a worker is given each case only after the last one's
+    outcome (`runner._CaseFeed`), so what a submission says about a visible case (which a
+    student sees) was said before it held any hidden case's inputs."""
     spec = problem.spec
+    shown = spec.cases.visible
+    if shown is not None:
+        cases = sorted(cases, key=lambda case: case.name not in shown)  # stable
     return RunRequest(
         path=str(path.resolve()),
         display_name=display_name,

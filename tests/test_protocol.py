@@ -31,10 +31,21 @@ def outcome(index: int, **extra: object) -> bytes:
 
 
 def running(*indices: int) -> Receiver:
+    """A loaded worker that has been sent every case (the runner sends them one by one)."""
     receiver = Receiver.for_cases(indices or (0, 1))
     receiver.feed(CONFINED)
     receiver.feed(LOADED)
+    receiver.sent.update(indices or (0, 1))
     return receiver
+
+
+def test_a_case_not_sent_yet_cannot_be_started() -> None:
+    receiver = Receiver.for_cases((0, 1))
+    receiver.feed(CONFINED)
+    receiver.feed(LOADED)
+    receiver.sent.add(0)
+    with pytest.raises(ProtocolViolation, match="not been sent yet"):
+        receiver.feed(line(event="start", index=1))
 
 
 def test_a_complete_run_is_accepted() -> None:
@@ -51,6 +62,7 @@ def test_a_complete_run_is_accepted() -> None:
 
 def test_sandbox_failed_before_confinement_is_the_graders_fault() -> None:
     receiver = Receiver.for_cases((0,))
+    receiver.sent.add(0)
     with pytest.raises(SandboxSetupFailed, match="mount failed"):
         receiver.feed(line(event="sandbox_failed", message="mount failed"))
 
@@ -58,6 +70,7 @@ def test_sandbox_failed_before_confinement_is_the_graders_fault() -> None:
 @pytest.mark.parametrize("when", ["after confined", "after loaded", "during a case"])
 def test_sandbox_failed_after_confinement_is_the_submissions_doing(when: str) -> None:
     receiver = Receiver.for_cases((0,))
+    receiver.sent.add(0)
     receiver.feed(CONFINED)
     if when != "after confined":
         receiver.feed(LOADED)
@@ -113,6 +126,7 @@ def test_out_of_order_messages_are_violations(messages: list[bytes], fragment: s
 
 def test_the_reference_may_send_scales_and_variants() -> None:
     receiver = Receiver.for_cases((0,), trusted=True)
+    receiver.sent.add(0)
     for message in (CONFINED, LOADED, line(event="start", index=0)):
         receiver.feed(message)
     receiver.feed(outcome(0, scales=[2.0], variants={"v": [1.0], "w": None}))

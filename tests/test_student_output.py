@@ -298,61 +298,30 @@ def test_printed_output_is_shown_when_every_case_is_visible(
     assert all(c.error and c.error.message.startswith("Invalid value:") for c in student.cases)
 
 
-def test_a_load_failure_says_nothing_the_code_wrote_when_cases_are_hidden(
-    toy: Problem, references: ReferenceCache
+@pytest.mark.slow
+def test_a_load_failure_is_shown_in_full_as_no_case_was_given_yet(
+    problem: Problem, grade_file: Grade, tmp_path: Path
 ) -> None:
-    """While a file loads, its code can read every case from the worker's memory: an import
-    error's message, or the names a file defines, can carry them."""
-    from grader.models import ErrorInfo, Frame, Status
-    from grader.run import FakeRunner
-    from grader.run.protocol import LoadFailure
-
-    planted = "0x9c4f3a1b"
-    frames = (
-        Frame(file="leaky.py", line=3, function=f"f_{planted}", source=f"# {planted}"),
-        Frame(file=".../importlib/__init__.py", line=90, function="import_module", source=""),
+    """A worker is given its first case only once the file has loaded: a file that fails to
+    load held no case's inputs, so its message and what it printed reach the student (who
+    needs them to fix an import), even when the grading has hidden cases."""
+    broken = tmp_path / "broken.py"
+    broken.write_text(
+        "import gc\n"
+        "held = [repr(o) for o in gc.get_objects() if type(o).__name__ in ('Case', 'RunRequest')]\n"
+        "print('loading, holding', len(held))\n"
+        "raise RuntimeError('no cases: ' + ' '.join(h for h in held if 'args=' in h))\n"
+        "def graphdef_vs_state(seed, x, features, hidden):\n"
+        "    return [0, 0.0, 0.0]\n"
     )
-    failures = [
-        LoadFailure(
-            Status.IMPORT_ERROR,
-            f"leaky.py raised Leak_{planted} while being loaded: {planted} (line 3)",
-            ErrorInfo(type=f"Leak_{planted}", message=planted, frames=frames, line=3),
-        ),
-        LoadFailure(
-            Status.MISSING_FUNCTION,
-            f"leaky.py does not define a function named 'vector_stats'. It defines: f_{planted}.",
-        ),
-        LoadFailure(Status.BAD_SIGNATURE, f"vector_stats(a, {planted}) cannot be called"),
-    ]
-    for failure in failures:
-        report = grade(
-            TOY / "submissions" / "correct.py",
-            problem=_with_hidden_cases(toy),
-            seed=SEED,
-            expected=references.get(toy, SEED),
-            runner=FakeRunner(load_failure=failure),
-            display_name="leaky.py",
-        )
-        assert planted in report.model_dump_json()
-        student = student_view(report)
-        assert planted not in student.model_dump_json() + _text(student), failure.status
-        assert student.status == failure.status
-    assert student.message.startswith("Your function cannot be called with the exercise's")
-    import_error = student_view(
-        grade(
-            TOY / "submissions" / "correct.py",
-            problem=_with_hidden_cases(toy),
-            seed=SEED,
-            expected=references.get(toy, SEED),
-            runner=FakeRunner(load_failure=failures[0]),
-            display_name="leaky.py",
-        )
-    )
-    assert import_error.message.startswith(
-        f"leaky.py raised {OTHER_EXCEPTION} while being loaded (line 3)"
-    )
-    assert import_error.error is not None
-    assert [(f.file, f.line) for f in import_error.error.frames] == [("leaky.py", 3)]
+    staff = grade_file(broken, problem, seed=11)
+    assert staff.status == "import_error"
+    assert any(not case.visible for case in staff.cases)
+    student = student_view(staff)
+    assert student.error is not None and student.error.message == "no cases: "
+    assert "broken.py raised RuntimeError while being loaded: no cases:" in student.message
+    assert student.stdout == "loading, holding 1\n"  # the request, which holds no case
+    assert "loading, holding 1" in _text(student)
 
 
 # Correct solutions that compile programs the reference does not (a jitted forward pass, other
@@ -465,3 +434,53 @@ def test_the_graders_cache_folder_is_named_not_spelled_in_printed_output(
     assert str(cache_root()) not in report.model_dump_json() + _text(report, width=400)
     assert report.stdout == f"{GRADER_CACHE}\n"
     assert f"Read-only file system: '{GRADER_CACHE}/jax-0/x'" in report.stderr
+
+
+# A submission that keeps every input it is called with and looks through its own process
+# for the grader's objects holding cases, then says all of it in each exception's message.
+HOARDER = """
+import gc
+
+_calls = []
+
+
+def graphdef_vs_state(seed, x, features, hidden):
+    _calls.append(int(seed))
+    held = [repr(o) for o in gc.get_objects() if type(o).__name__ in ("Case", "RunRequest")]
+    raise ValueError(f"calls {_calls} held {held}")
+"""
+
+
+@pytest.mark.slow
+def test_a_visible_case_cannot_say_a_hidden_cases_inputs(
+    problem: Problem, grade_file: Grade, tmp_path: Path
+) -> None:
+    """A worker is given each case only after the last one's outcome, the visible ones first:
+    what a visible case's exception says (shown to the student) was said before the process
+    held any hidden input."""
+    from grader.cases import make_cases
+
+    hoarder = tmp_path / "hoarder.py"
+    hoarder.write_text(HOARDER)
+    staff = grade_file(hoarder, problem, seed=11)
+    cases = {case.index: case for case in make_cases(problem.spec, 11)}
+
+    def seed_of(index: int) -> str:
+        return str(int(cases[index].args[0].value))
+
+    visible = [case for case in staff.cases if case.visible]
+    hidden = {seed_of(case.index) for case in staff.cases if not case.visible}
+    hidden = {seed for seed in hidden if len(seed) >= 4} - {seed_of(c.index) for c in visible}
+    assert len(visible) >= 3 and len(hidden) >= 8
+    # The last hidden case held every seed, the hidden ones included (staff read them all).
+    last = max((case for case in staff.cases if not case.visible), key=lambda c: c.index)
+    assert last.error is not None
+    assert all(seed in last.error.message for seed in hidden)
+    student = student_view(staff)
+    for case in student.cases:
+        if not case.visible:
+            continue
+        assert case.error is not None and seed_of(case.index) in case.error.message
+        said = case.error.message + case.message
+        assert [seed for seed in hidden if seed in said] == [], case.name
+    assert [seed for seed in hidden if seed in _text(student, width=400)] == []

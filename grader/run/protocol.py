@@ -65,6 +65,7 @@ class Receiver:
     """What one worker process has said so far, checked message by message."""
 
     requested: frozenset[int]
+    sent: set[int] = field(default_factory=set)  # cases the trusted side has written so far
     trusted: bool = False  # the reference may send scales and variants; a submission may not
     confined: bool = False
     loaded: bool = False
@@ -122,6 +123,8 @@ class Receiver:
                 raise ProtocolViolation("a case started before the last one finished")
             if message.index not in self.requested:
                 raise ProtocolViolation("a case that was not asked for")
+            if message.index not in self.sent:
+                raise ProtocolViolation("a case that had not been sent yet")
             if message.index in self.outcomes:
                 raise ProtocolViolation("a case that had already finished")
             self.current = message.index

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -182,11 +183,59 @@ class _Clock:
         return "cpu" if self.used() >= self.limits.total_seconds else None
 
 
+class _CaseFeed:
+    """Writes a worker its cases one at a time: the first once the file has loaded, the next
+    only after the last one's outcome, then the end of the stream. Whatever the submission
+    says about a case (its outcome, an exception's message) is thus written before it could
+    hold the inputs of any later case; with the visible cases first (`grading.request_for`),
+    a visible case's text cannot carry a hidden case's inputs.
+
+    Writes never block the grader: a submission that stops reading leaves the rest queued
+    here until its time runs out."""
+
+    def __init__(self, fd: int, cases: Sequence[Case], receiver: Receiver) -> None:
+        self.fd = fd
+        self.cases = list(cases)
+        self.receiver = receiver
+        self.queued = bytearray()
+        self.sent = 0
+        os.set_blocking(fd, False)
+
+    def pump(self) -> None:
+        """Queue what the worker may have now, write what the pipe takes."""
+        receiver = self.receiver
+        if self.fd < 0:
+            return
+        if receiver.loaded and not receiver.finished and receiver.current is None:
+            while self.sent < len(self.cases) and self.sent <= len(receiver.outcomes):
+                case = self.cases[self.sent]
+                receiver.sent.add(case.index)
+                self.queued += case.model_dump_json().encode() + b"\n"
+                self.sent += 1
+        try:
+            while self.queued:
+                written = os.write(self.fd, self.queued)
+                del self.queued[:written]
+        except BlockingIOError:
+            return
+        except OSError:  # the worker is gone or closed its end: nothing more to say
+            self.close()
+            return
+        if self.sent == len(self.cases) and receiver.loaded:
+            self.close()  # the end of the stream: the worker sends `done`
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
 @dataclass
 class _Attempt:
     """One worker process's life: what it said, and why it ended early if it did."""
 
     receiver: Receiver
+    feed: _CaseFeed | None = None
     group: cgroups.RunCgroup | None = None
     oom_before: int = 0  # the cgroup's OOM kills before this attempt
     stopped: CaseReason | None = None
@@ -437,11 +486,20 @@ class SubprocessRunner:
         os.close(request_read)
         os.close(result_write)
         clock.meter = CpuMeter(functools.partial(_run_pids, process.pid, group))
+        header = request.model_copy(update={"cases": ()}).model_dump_json().encode() + b"\n"
         try:
-            with os.fdopen(request_write, "wb") as pipe, contextlib.suppress(BrokenPipeError):
-                pipe.write(request.model_dump_json().encode())
+            with contextlib.suppress(BrokenPipeError):
+                # Blocking, as the worker reads it first of all (a notebook's cell table can
+                # be larger than the pipe holds).
+                while header:
+                    header = header[os.write(request_write, header) :]
+            attempt.feed = _CaseFeed(request_write, request.cases, attempt.receiver)
             self._watch(process, result_read, limits, clock, stdout, stderr, attempt)
         finally:
+            if attempt.feed is not None:
+                attempt.feed.close()
+            else:
+                os.close(request_write)
             clock.end_attempt()  # read before the kill: a killed process leaves /proc
             process.kill()
             if group is not None:
@@ -502,6 +560,8 @@ class SubprocessRunner:
                     next_oom_check = now + OOM_POLL
                 if self._cancelled.is_set():
                     raise Cancelled("grading was interrupted")  # the finally kills the run
+                if attempt.feed is not None:
+                    attempt.feed.pump()
                 events = selector.select(timeout=CPU_POLL)
                 for key, _ in events:
                     fd = int(key.fd)
@@ -526,6 +586,8 @@ class SubprocessRunner:
                         pending = bytearray(rest)
                         if not self._receive(bytes(line), attempt):
                             return
+                        if attempt.feed is not None:
+                            attempt.feed.pump()
                         if receiver.current is not None:
                             case_started = (time.monotonic(), clock.attempt_cpu())
                         else:

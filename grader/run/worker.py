@@ -29,8 +29,8 @@ import sys
 import time
 import traceback
 import types
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, BinaryIO
 
 from grader.models import ArrayArg, Case, ErrorInfo, Frame, RunRequest, ScalarArg
 
@@ -70,9 +70,16 @@ def main(argv: list[str]) -> int:
 
 
 def serve(request_fd: int, result_fd: int) -> None:
-    """Read the request, confine this process, run the cases; ends the process."""
-    with os.fdopen(request_fd, "rb") as stream:
-        request = RunRequest.model_validate_json(stream.read())
+    """Read the request, confine this process, run the cases; ends the process.
+
+    The request's first line holds everything but the cases. The cases follow one line at a
+    time: the trusted side writes the first once the file has loaded, and each next one only
+    after the outcome of the last, so that while the submission runs it holds no input of a
+    case it has not been given yet (what it says about a visible case, run first, cannot
+    carry a hidden case's inputs). The end of the stream ends the run.
+    """
+    stream = os.fdopen(request_fd, "rb")
+    request = RunRequest.model_validate_json(stream.readline())
     channel = Channel(result_fd)
     if request.confinement is not None:
         from grader.run.jail import JailError, confine
@@ -87,7 +94,7 @@ def serve(request_fd: int, result_fd: int) -> None:
     channel.send({"event": "confined"})
     function, scale_function = load(request, channel)
     if function is not None:
-        run_cases(request, function, scale_function, channel)
+        run_cases(request, function, scale_function, channel, streamed_cases(stream))
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         channel.send({"event": "done", "peak_rss_kib": peak, "x64_enabled": x64_enabled()})
     # Do not wait for threads the submission may have left running: the answer is complete.
@@ -250,17 +257,24 @@ def describe_syntax_error(
     return f"Python cannot parse {name}, {where}: {exc.msg}{shown}", error
 
 
+def streamed_cases(stream: BinaryIO) -> Iterator[Case]:
+    """The cases the trusted side sends, one per line, until it closes the stream."""
+    while line := stream.readline():
+        yield Case.model_validate_json(line)
+
+
 def run_cases(
     request: RunRequest,
     function: Callable[..., Any],
     scale_function: Callable[..., Any] | None,
     channel: Channel,
+    cases: Iterable[Case],
 ) -> None:
     """Call the function on every case and report what each call produced."""
     count = request.output_count
     module = sys.modules["submission"].__dict__
     variants = {name: module[name] for name in request.variant_functions}
-    for case in request.cases:
+    for case in cases:
         channel.send({"event": "start", "index": case.index})
         outcome: dict[str, Any] = {"index": case.index}
         started = time.perf_counter()
