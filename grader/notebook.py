@@ -1,7 +1,11 @@
 """Notebook submissions (.ipynb): which lines of a notebook run when it is graded.
 
-Trusted side. The notebook's JSON is read and validated here with nbformat, and its code cells
-are turned into a Python file by parsing only: nothing of the notebook runs in this process.
+Trusted side. The notebook's JSON is read here and the skeleton the grader uses is checked by
+hand (never its metadata, and in linear time), and its code cells are turned into a Python file
+by parsing only: nothing of the notebook runs in this process. Every step is bounded in time by
+a bound in size: the code kept from a notebook, its statements, and the bytes parsed while
+telling IPython's syntax from Python's (reading any notebook up to the size limit takes well
+under a second).
 The worker then compiles and runs that file cell by cell (as Jupyter does), so that a traceback
 says `solution.ipynb, cell 4`, line 3.
 
@@ -42,7 +46,6 @@ import json
 import re
 import sys
 import tempfile
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,13 +64,20 @@ SUBMISSION_SUFFIXES = (".py", SUFFIX)
 # Notebooks keep their cells' outputs (plots are base64 images), so they are larger than the
 # code in them: the file may be this big, the code kept from it is bounded like a .py file.
 MAX_NOTEBOOK_BYTES = 16 * 1024 * 1024
-MAX_CODE_BYTES = 1024 * 1024  # the code of its cells: as much as a .py file may hold
+# The code of its cells, and their top-level statements: a notebook is parsed here, in the
+# trusted process, where ast.parse takes ~1.5 s per MiB (170,000 `x = 1` lines: 1.9 s). A
+# tutorial's whole code is 10-40 KiB and a few hundred statements.
+MAX_CODE_BYTES = 128 * 1024
+MAX_STATEMENTS = 10_000
 MAX_CODE_CELLS = 5000
 MAX_LEFT_OUT_LISTED = 200
 # Lines that look like IPython syntax, put back one group at a time to see whether they were
 # in a string: past this many, all are taken for IPython syntax (each try parses the cell).
 MAX_MAGIC_TRIES = 20
-MAX_CELLS = 20_000  # all cells, markdown included: nbformat's schema check walks them all
+# ... and all those tries of a notebook together parse at most this many bytes.
+MAX_MAGIC_TRY_BYTES = 64 * 1024
+MAX_CELLS = 20_000  # all cells, markdown included
+_CELL_TYPES = ("code", "markdown", "raw")
 
 RAN = (
     "Graded as a notebook: of its code cells, in order, the imports, function and class "
@@ -140,8 +150,14 @@ def _clip(text: str, limit: int) -> str:
 def read(
     raw: bytes, name: str, *, validate: bool = True
 ) -> tuple[list[str], str | None] | LoadFailure:
-    """The sources of a notebook's code cells, in order, and a note when nbformat's schema
-    check found something that does not stop grading; or why the file is not a notebook."""
+    """The sources of a notebook's code cells, in order, and a note when the notebook breaks
+    nbformat 4's layout somewhere that does not stop grading; or why the file is not one.
+
+    Only the skeleton the grader uses is checked, by hand and in linear time: the format's
+    version, the list of cells, each cell's type and source, a code cell's outputs and
+    execution count. Metadata (tags, widgets, Colab's own) is never looked at: nbformat's
+    schema check walked it, and `"tags": [0, 1, ..., {}]` made its uniqueItems check quadratic
+    (a 23 KB notebook took 80 s). `validate` False skips the note."""
 
     def invalid(message: str) -> LoadFailure:
         return LoadFailure(Status.INVALID_NOTEBOOK, message)
@@ -168,7 +184,10 @@ def read(
             f"Jupyter or Colab (File > Download > Download .ipynb)."
         )
     except RecursionError:
-        return invalid(f"{name} is not a notebook: its JSON is nested too deeply.")
+        return invalid(
+            f"{name} is not a notebook: its JSON is nested too deeply (a notebook nests a few "
+            f"levels). Download it again from Jupyter or Colab (File > Download > Download .ipynb)."
+        )
     except ValueError as exc:  # a number too long to convert, say
         return invalid(
             f"{name} is not a notebook: its JSON cannot be read ({_clip(str(exc), 200)})."
@@ -184,83 +203,76 @@ def read(
             f"{name} is not a notebook: a .ipynb file is a JSON object with a list of 'cells'."
         )
     major = data.get("nbformat")
-    if major != 4:
+    if major != 4 or isinstance(major, bool | float):
+        shown = _clip(repr(major), 40)
         return invalid(
-            f"{name} says it is an nbformat {major!r} notebook; the grader reads nbformat 4 (what "
+            f"{name} says it is an nbformat {shown} notebook; the grader reads nbformat 4 (what "
             f"Jupyter and Colab save). Open it in Jupyter and save it again."
         )
-    if len(data["cells"]) > MAX_CELLS:
+    cells: list[Any] = data["cells"]
+    if len(cells) > MAX_CELLS:
         return invalid(
-            f"{name} has {len(data['cells'])} cells, more than the {MAX_CELLS} a notebook "
+            f"{name} has {len(cells)} cells, more than the {MAX_CELLS} a notebook "
             f"submission may have."
         )
-    note = _schema_problem(data) if validate else None
+    problems: list[str] = []  # where the notebook breaks nbformat 4's layout, in order
+    if not isinstance(data.get("nbformat_minor"), int) or isinstance(data["nbformat_minor"], bool):
+        problems.append("nbformat_minor (not a whole number)")
+    if not isinstance(data.get("metadata"), dict):
+        problems.append("metadata (not an object)")
     sources: list[str] = []
-    for number, cell in enumerate(data["cells"], start=1):
+    size = 0
+    for number, cell in enumerate(cells, start=1):
         if not isinstance(cell, dict) or "cell_type" not in cell:
             return invalid(f"{name}: cell {number} of the notebook is not a cell object.")
-        if cell["cell_type"] != "code":
-            continue  # markdown and raw cells are text for people
+        where = f"cells/{number - 1}"
+        kind = cell["cell_type"]
+        if kind not in _CELL_TYPES:  # a list, say: a cell nothing can run
+            problems.append(f"{where}/cell_type (not code, markdown or raw): not run")
+            continue
         source = cell.get("source", "")
         if isinstance(source, list) and all(isinstance(part, str) for part in source):
             source = "".join(source)
+        if kind != "code":
+            if not isinstance(source, str):
+                problems.append(f"{where}/source (not text)")
+            continue  # markdown and raw cells are text for people
         if not isinstance(source, str):
             return invalid(f"{name}: the source of cell {number} is not text.")
+        if not isinstance(cell.get("outputs"), list):
+            problems.append(f"{where}/outputs (a code cell needs a list of outputs)")
+        count = cell.get("execution_count")
+        if count is not None and (not isinstance(count, int) or isinstance(count, bool)):
+            problems.append(f"{where}/execution_count (not a whole number or null)")
+        if not isinstance(cell.get("metadata", {}), dict):
+            problems.append(f"{where}/metadata (not an object)")
         sources.append(source)
-    if len(sources) > MAX_CODE_CELLS:
-        return invalid(
-            f"{name} has {len(sources)} code cells, more than the {MAX_CODE_CELLS} a notebook "
-            f"submission may have."
-        )
-    if sum(len(source.encode(errors="replace")) for source in sources) > MAX_CODE_BYTES:
-        return LoadFailure(
-            Status.FILE_TOO_LARGE,
-            f"The code cells of {name} hold more than {MAX_CODE_BYTES} bytes, the most a "
-            f"submission may be.",
-        )
+        size += len(source.encode(errors="replace"))
+        if len(sources) > MAX_CODE_CELLS:
+            return invalid(
+                f"{name} has more than {MAX_CODE_CELLS} code cells, the most a notebook "
+                f"submission may have."
+            )
+        if size > MAX_CODE_BYTES:
+            return LoadFailure(
+                Status.FILE_TOO_LARGE,
+                f"The code cells of {name} hold more than {MAX_CODE_BYTES // 1024} KiB of code, "
+                f"the most a notebook submission may hold. Delete the cells your function does "
+                f"not need (old attempts, experiments, pasted data) and save it again.",
+            )
     if not sources:
         return invalid(
             f"{name} has no code cells, so there is no function to grade. Write your function "
             f"in a code cell, run it, and save the notebook."
         )
+    note = None
+    if validate and problems:
+        more = f" and {len(problems) - 1} more place(s)" if len(problems) > 1 else ""
+        note = _clip(
+            f"The notebook breaks nbformat 4's layout at {problems[0]}{more}; graded anyway.",
+            400,
+        )
     return sources, note
-
-
-def _schema_problem(data: dict[str, Any]) -> str | None:
-    """What nbformat's schema finds wrong, when the cells are still readable. Editors other
-    than Jupyter (and Colab now and then) write notebooks that break the schema in places that
-    do not matter here, such as metadata; such a notebook is graded, and the report says so."""
-    import nbformat  # the schema and its validator load in ~0.2 s: only for notebooks
-
-    # Outputs and attachments are checked by nobody here, and nbformat's validator keeps every
-    # invalid one with its context (a few kB each: 20,000 `{}` outputs took 1 GB): they go.
-    cells = [
-        {
-            key: ([] if key == "outputs" else value)
-            for key, value in cell.items()
-            if key != "attachments"
-        }
-        if isinstance(cell, dict)
-        else cell
-        for cell in data["cells"]
-    ]
-    light = {**data, "cells": cells}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # nbformat warns about missing cell ids: not our matter
-        try:
-            nbformat.validate(light, version=4, relax_add_props=True)
-        except nbformat.ValidationError as exc:
-            where = "/".join(str(part) for part in getattr(exc, "absolute_path", ()) or ())
-            message = split_lines(str(getattr(exc, "message", exc)) or "?")[0]
-            at = f" at {where}" if where else ""
-            note = f"The notebook breaks nbformat 4's schema{at} ({message})"
-            return f"{_clip(note, 400)}; graded anyway."
-        except Exception as exc:  # nbformat's validator trips on some malformed values
-            return (
-                f"nbformat could not check the notebook's schema ({type(exc).__name__}); "
-                f"graded anyway."
-            )
-    return None
 
 
 def convert(raw: bytes, name: str, *, validate: bool = True) -> Converted | LoadFailure:
@@ -292,19 +304,31 @@ def convert_cells(
     chunks: list[str] = []
     spans: list[CellSpan] = []
     line = 1
+    budget = _ParseBudget()
+    statements = 0
     for number, source in enumerate(sources, start=1):
         label = f"{name}, cell {number}"
-        python, dropped_lines = _without_ipython(source)
+        python, dropped_lines, tree = _without_ipython(source, budget)
         for at, text, why in dropped_lines:
             selection.leave_out(number, at, text, why)
         try:
-            tree = ast.parse(python, filename=label)
+            if tree is None:
+                tree = ast.parse(python, filename=label)
         except SyntaxError as exc:
             return _syntax_failure(exc, label, number)
         except (ValueError, RecursionError, MemoryError) as exc:
             why = _clip(str(exc), 200) or "it is nested too deeply or too long"
             return LoadFailure(
                 Status.SYNTAX_ERROR, f"Python cannot parse {label}: {type(exc).__name__}: {why}"
+            )
+        # (`pass` is not counted: each shell line and magic is one, to keep blocks valid)
+        statements += sum(not isinstance(statement, ast.Pass) for statement in tree.body)
+        if statements > MAX_STATEMENTS:
+            return LoadFailure(
+                Status.FILE_TOO_LARGE,
+                f"The code cells of {name} hold more than {MAX_STATEMENTS} statements (counted "
+                f"up to cell {number}), the most a notebook submission may hold. Delete the "
+                f"cells your function does not need and save it again.",
             )
         kept = _kept_source(python, tree, number, selection)
         count = kept.count("\n")
@@ -325,9 +349,32 @@ def _syntax_failure(exc: SyntaxError, label: str, cell: int) -> LoadFailure:
     return LoadFailure(Status.SYNTAX_ERROR, *describe_syntax_error(exc, label, cell))
 
 
-def _without_ipython(source: str) -> tuple[str, list[tuple[int, str, str]]]:
+@dataclass
+class _ParseBudget:
+    """Bytes a notebook's cells may still parse while telling magics from strings."""
+
+    left: int = MAX_MAGIC_TRY_BYTES
+
+    def spend(self, text: str) -> bool:
+        """Whether `text` may be parsed once more (and take it from the budget)."""
+        if len(text) > self.left:
+            return False
+        self.left -= len(text)
+        return True
+
+
+def _without_ipython(
+    source: str, budget: _ParseBudget | None = None
+) -> tuple[str, list[tuple[int, str, str]], ast.Module | None]:
     """The cell as Python, with IPython's own syntax (shell lines, magics) blanked out, line
-    numbers kept; and what was dropped, as (line, text, why)."""
+    numbers kept; what was dropped, as (line, text, why); and the cell's tree when it was
+    parsed as it is (plain Python), else None.
+
+    A line that looks like a magic may be inside a string: each is put back and the cell
+    parsed again, at most MAX_MAGIC_TRIES times per cell and MAX_MAGIC_TRY_BYTES parsed in all
+    (`budget`), after which what looks like a magic is taken for one: each try parses the whole
+    cell, and a cell of 60,000 `!` lines would otherwise be parsed 60,000 times."""
+    budget = budget or _ParseBudget()
     lines = split_lines(source)
     first = next((i for i, text in enumerate(lines) if text.strip()), None)
     if first is not None and lines[first].lstrip().startswith("%%"):
@@ -335,14 +382,15 @@ def _without_ipython(source: str) -> tuple[str, list[tuple[int, str, str]]]:
         magic_name = magic[0] if magic else ""
         if magic_name not in _PYTHON_CELL_MAGICS:
             why = f"cell magic %%{magic_name}: the cell is not run"
-            return "\n" * len(lines), [(first + 1, lines[first], why)]
+            return "\n" * len(lines), [(first + 1, lines[first], why)], None
         dropped = [(first + 1, lines[first], f"cell magic %%{magic_name} (its Python body runs)")]
         lines[first] = ""
         python = "\n".join(lines)
     else:
         dropped, python = [], source
-    if _parses_as_python(python):
-        return python, dropped  # plain Python: a `%` or `!` at a line's start is in a string
+    tree = _parse(python)
+    if tree is not None:
+        return python, dropped, tree  # plain Python: a `%` or `!` at a line's start is in a string
     original = split_lines(python)
     lines = list(original)
     candidates: list[list[int]] = []  # each: a magic's line, then its continuation lines
@@ -359,35 +407,36 @@ def _without_ipython(source: str) -> tuple[str, list[tuple[int, str, str]]]:
     # A line that looks like a magic may be inside a string: put back each one whose removal
     # the cell does not need in order to parse.
     for number, group in enumerate(candidates):
-        restored = list(lines)
-        for at in group:
-            restored[at] = original[at]
-        if number < MAX_MAGIC_TRIES and _parses_as_python("\n".join(restored)):
-            lines = restored
-            continue
+        if number < MAX_MAGIC_TRIES and budget.spend(python):
+            restored = list(lines)
+            for at in group:
+                restored[at] = original[at]
+            if _parse("\n".join(restored)) is not None:
+                lines = restored
+                continue
         text = original[group[0]]
         shell = text.lstrip().startswith("!") or text.split("=")[-1].lstrip().startswith("!")
         kind = (
             "shell command" if shell else "IPython help" if _HELP.match(text) else "IPython magic"
         )
         dropped.append((group[0] + 1, text, f"{kind}: not run when grading"))
-    return "\n".join(lines), dropped
+    return "\n".join(lines), dropped, None
 
 
-def _parses_as_python(text: str) -> bool:
+def _parse(text: str) -> ast.Module | None:
     try:
-        ast.parse(text)
+        return ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return False
-    return True
+        return None
 
 
 def _kept_source(python: str, tree: ast.Module, cell: int, selection: _Selection) -> str:
     """The cell's text with only its kept top-level statements, each on its own lines."""
     lines = split_lines(python)
     out = [""] * len(lines)
+    encoded: dict[int, bytes] = {}  # a line shared by statements after `;` is encoded once
     for statement in tree.body:
-        segment = list(_segment(lines, statement))
+        segment = list(_segment(lines, statement, encoded))
         start = segment[0][0] + 1 if segment else statement.lineno
         if isinstance(statement, ast.Import) and len(statement.names) > 1:
             statement, segment = _import_in_part(statement, segment, cell, selection)
@@ -426,7 +475,9 @@ def _import_in_part(
     return rewritten, [(segment[0][0], text), *((at, "") for at, _ in segment[1:])]
 
 
-def _segment(lines: list[str], statement: ast.stmt) -> Iterable[tuple[int, str]]:
+def _segment(
+    lines: list[str], statement: ast.stmt, encoded: dict[int, bytes] | None = None
+) -> Iterable[tuple[int, str]]:
     """The statement's own text, line by line (0-based line index, text). Columns are UTF-8
     byte offsets in ast; a statement sharing a line with others after `;` is cut out of it."""
     decorators: list[ast.expr] = getattr(statement, "decorator_list", None) or []
@@ -442,10 +493,14 @@ def _segment(lines: list[str], statement: ast.stmt) -> Iterable[tuple[int, str]]
     end_line = statement.end_lineno or start_line
     end_col = statement.end_col_offset
     for at in range(start_line - 1, end_line):
-        encoded = lines[at].encode("utf-8", "surrogatepass")
+        line = encoded.get(at) if encoded is not None else None
+        if line is None:
+            line = lines[at].encode("utf-8", "surrogatepass")
+            if encoded is not None:
+                encoded[at] = line
         begin = start_col if at == start_line - 1 else 0
-        end = end_col if at == end_line - 1 and end_col is not None else len(encoded)
-        text = encoded[begin:end].decode("utf-8", "surrogatepass")
+        end = end_col if at == end_line - 1 and end_col is not None else len(line)
+        text = line[begin:end].decode("utf-8", "surrogatepass")
         if at == start_line - 1:
             text = text.lstrip()
         yield at, text
@@ -639,6 +694,11 @@ def check(
     return view
 
 
+def _parses_as_ipython(cell: str) -> bool:
+    python, _, tree = _without_ipython(cell)
+    return tree is not None or _parse(python) is not None
+
+
 _NOT_PYTHON = "# (a run of this cell was not Python, a typo fixed later, say: left out)\n"
 
 
@@ -649,9 +709,7 @@ def _grade_history(
     from grader.grading import check as check_file
     from grader.problems import find_problem
 
-    sources = [
-        cell if _parses_as_python(_without_ipython(cell)[0]) else _NOT_PYTHON for cell in history
-    ]
+    sources = [cell if _parses_as_ipython(cell) else _NOT_PYTHON for cell in history]
     notebook = {
         "nbformat": 4,
         "nbformat_minor": 5,
