@@ -838,3 +838,63 @@ def test_orbax_without_its_export_submodule_is_left_out() -> None:
     assert result.info.left_out[0].why == (
         "orbax.export is not installed where grading runs: your function must not need it"
     )
+
+
+TUTORIALS = sorted((Path(__file__).parent / "notebooks").glob("*.ipynb"))
+# For each notebook of tests/notebooks, what it is there for: (cell, the line's text, why).
+TUTORIAL_LINES = {
+    "digits_cnn_training": [
+        (
+            2,
+            "from orbax.export import ExportManager, JaxModule, ServingConfig",
+            "orbax.export is not installed where grading runs: your function must not need it",
+        ),
+        (4, "model = CNN(rngs=nnx.Rngs(0))", "demo code: runs CNN, defined in the notebook"),
+    ],
+    "randomness_and_ensembles": [
+        (4, "in_axes = nnx.prefix(model, state_axes)", "uses model, which is left out"),
+        (
+            4,
+            "@nnx.split_rngs(splits=5, only='dropout')",
+            "its decorator @nnx.vmap(in_axes=(in_axes, None), out_axes=0): uses in_axes, "
+            "which is left out",
+        ),
+    ],
+    "nnx_basics_split_merge": [
+        (4, "graphdef, state = nnx.split(my_layer)", "uses my_layer, which is left out"),
+    ],
+    "colab_data_pipeline": [
+        (1, "from google.colab import drive", "Colab-only import: not needed for grading"),
+        (7, "%%bash", "cell magic %%bash: the cell is not run"),
+    ],
+    "regression_checkpoints": [
+        (
+            4,
+            "first_loss = fast_mse(model, xs, ys)",
+            "demo code: runs fast_mse, defined in the notebook",
+        ),
+    ],
+}
+
+
+def test_the_tutorial_corpus_is_all_here() -> None:
+    assert {path.stem for path in TUTORIALS} == set(TUTORIAL_LINES)
+    assert len(TUTORIALS) >= 5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", TUTORIALS, ids=lambda p: p.stem)
+def test_tutorial_style_notebooks_get_full_marks(
+    path: Path, problem: Problem, references: ReferenceCache, runner: SubprocessRunner
+) -> None:
+    """Notebooks as tutorials and Colab homework are written (tests/notebooks/README.md), each
+    with a correct function appended: full marks, and the lines they exercise listed."""
+    report = grade(
+        path, problem=problem, seed=11, expected=references.get(problem, 11), runner=runner
+    )
+    assert report.status is Status.GRADED, report.message
+    assert report.full_marks, [c.message for c in report.cases if not c.passed]
+    assert report.notebook is not None
+    listed = {(item.cell, item.text, item.why) for item in report.notebook.left_out}
+    for line in TUTORIAL_LINES[path.stem]:
+        assert line in listed, sorted(listed)
