@@ -861,7 +861,8 @@ TUTORIAL_LINES = {
         ),
     ],
     "nnx_basics_split_merge": [
-        (4, "graphdef, state = nnx.split(my_layer)", "uses my_layer, which is left out"),
+        (2, "y = my_layer(x)", "uses my_layer, which is left out"),
+        (3, "graphdef, state = nnx.split(my_layer)", "uses my_layer, which is left out"),
     ],
     "colab_data_pipeline": [
         (1, "from google.colab import drive", "Colab-only import: not needed for grading"),
