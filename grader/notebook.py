@@ -609,13 +609,15 @@ def _why_definition_left_out(
     rule of a cell. None keeps the definition."""
     for decorator in statement.decorator_list:
         # `@d` calls d with the definition: written as that call, the usual rule applies.
-        why = _why_expressions_left_out([_called(decorator)], selection)
+        why = _why_expressions_left_out([_called(decorator)], selection, bound=False)
         if why is not None:
             return f"its decorator @{_clip(ast.unparse(decorator), 60)}: {why}"
     if isinstance(statement, ast.ClassDef):
         metaclasses = [_called(k.value) for k in statement.keywords if k.arg == "metaclass"]
         others = [k.value for k in statement.keywords if k.arg != "metaclass"]
-        why = _why_expressions_left_out([*statement.bases, *metaclasses, *others], selection)
+        why = _why_expressions_left_out(
+            [*statement.bases, *metaclasses, *others], selection, bound=False
+        )
         if why is not None:
             return f"its base classes: {why}"
         hooked = sorted(_names(statement.bases) & selection.hooked)
@@ -624,7 +626,7 @@ def _why_definition_left_out(
         return _why_class_body_left_out(statement, selection)
     arguments = statement.args
     defaults = [*arguments.defaults, *(d for d in arguments.kw_defaults if d is not None)]
-    why = _why_expressions_left_out(defaults, selection)
+    why = _why_expressions_left_out(defaults, selection, bound=False)
     if why is not None:
         return f"a default value: {why}"
     every = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
@@ -632,7 +634,7 @@ def _why_definition_left_out(
     annotations = [arg.annotation for arg in every if arg.annotation is not None]
     if statement.returns is not None:
         annotations.append(statement.returns)
-    why = _why_expressions_left_out(annotations, selection)
+    why = _why_expressions_left_out(annotations, selection, bound=False)
     if why is not None:
         return f"an annotation: {why}"
     return None
@@ -794,7 +796,11 @@ def _why_assignment_left_out(
 
 
 def _why_expressions_left_out(
-    expressions: Sequence[ast.expr], selection: _Selection, reads: set[str] | None = None
+    expressions: Sequence[ast.expr],
+    selection: _Selection,
+    reads: set[str] | None = None,
+    *,
+    bound: bool = True,
 ) -> str | None:
     """Why evaluating these expressions at load would run what a notebook's demo code runs,
     or None. Left out: calling the notebook's own functions and classes (or a name bound to
@@ -802,7 +808,10 @@ def _why_expressions_left_out(
     (`jax.jit(f)`, `functools.partial(f, 2)`); `print`/`input`/`open`/...; reaching code by
     name (`globals()`, `__import__`, `getattr`, `builtins`, `sys.modules`), whether called
     there or kept for later; the grader's own check; and reading a name that was left out.
-    `reads` gets the names the expressions read. One walk of each expression (a notebook may
+    `reads` gets the names the expressions read. `bound`: the value may be kept under a name
+    (an assignment: `show = print` is left out, `show(x)` would call print); else (a default
+    value, an annotation, a base class) what reaches code by name counts only where it is called
+    (`def log(x, out=print)` runs nothing at load). One walk of each expression (a notebook may
     hold 5,000 statements)."""
     for expression in expressions:
         parents: dict[int, ast.AST] = {}
@@ -819,15 +828,20 @@ def _why_expressions_left_out(
                     return "the grader's own check: not run when grading"
                 if callee in _INTERACTIVE:
                     return f"demo code: calls {callee}"
-            elif isinstance(node, ast.Attribute) and (
-                node.attr in _INDIRECT_ATTRIBUTES
-                or (node.attr.startswith("__") and node.attr not in _SAFE_DUNDERS)
+            elif (
+                isinstance(node, ast.Attribute)
+                and (
+                    node.attr in _INDIRECT_ATTRIBUTES
+                    or (node.attr.startswith("__") and node.attr not in _SAFE_DUNDERS)
+                )
+                and (bound or _under_call(node, parents))
             ):
                 return f"reaches code by name through .{_clip(node.attr, 40)}"
             elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
-                if node.id in _INDIRECT:
-                    return f"reaches code by name through {node.id}"
-                if node.id in _INTERACTIVE:
+                reaches = node.id in _INDIRECT or node.id in _INTERACTIVE
+                if reaches and (bound or _under_call(node, parents)):
+                    if node.id in _INDIRECT:
+                        return f"reaches code by name through {node.id}"
                     return f"demo code: uses {node.id}"
                 names.add(node.id)
                 if node.id in selection.defined:
@@ -841,6 +855,15 @@ def _why_expressions_left_out(
         if reads is not None:
             reads |= names
     return None
+
+
+def _under_call(node: ast.AST, parents: dict[int, ast.AST]) -> bool:
+    up = parents.get(id(node))
+    while up is not None:
+        if isinstance(up, ast.Call):
+            return True
+        up = parents.get(id(up))
+    return False
 
 
 def _runs(name: ast.Name, parents: dict[int, ast.AST]) -> bool:

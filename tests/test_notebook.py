@@ -746,7 +746,8 @@ def test_targets_are_not_uses_and_definitions_use_what_they_need() -> None:
         "model = nnx.Linear(4, 2, rngs=nnx.Rngs(0))\nstate = nnx.state(model)\n"
         "in_axes = nnx.StateAxes({...: None})\nmodel = None",
         "@nnx.vmap(in_axes=(in_axes, 0))\ndef batched(m, x):\n    return m(x)\n\n"
-        "def scaled(x, factor=state):\n    return x\n\nclass Head(model.__class__):\n    pass\n\n"
+        "def scaled(x, factor=state, log=print, find=getattr):\n    return x\n\n"
+        "class Head(model.__class__):\n    pass\n\ndef where(x=globals()):\n    return x\n\n"
         "def kept(x: jax.Array = x) -> jax.Array:\n    return x + y",
     )
     assert cell_code(result, 2) == [
@@ -764,9 +765,13 @@ def test_targets_are_not_uses_and_definitions_use_what_they_need() -> None:
     kept = cell_code(result, 4)
     assert kept[-2:] == ["def kept(x: jax.Array = x) -> jax.Array:", "    return x + y"]
     assert kept[0] == "@nnx.vmap(in_axes=(in_axes, 0))"
-    assert result.info.left_out_count == 1
-    (head,) = result.info.left_out
-    assert head.why == "its base classes: reaches code by name through .__class__"
+    # Naming print or getattr, or a dunder, runs nothing where the name cannot be kept (a
+    # default value, a base class); calling globals() there does.
+    assert "def scaled(x, factor=state, log=print, find=getattr):" in kept
+    assert "class Head(model.__class__):" in kept
+    assert [(item.text, item.why) for item in result.info.left_out] == [
+        ("def where(x=globals()):", "a default value: reaches code by name through globals")
+    ]
 
 
 def test_a_decorator_default_or_base_over_a_left_out_name_leaves_the_definition_out() -> None:
