@@ -904,3 +904,24 @@ def test_tutorial_style_notebooks_get_full_marks(
     listed = {(item.cell, item.text, item.why) for item in report.notebook.left_out}
     for line in TUTORIAL_LINES[path.stem]:
         assert line in listed, sorted(listed)
+
+
+def test_the_doors_that_read_a_notebook_are_bounded_too(tmp_path: Path) -> None:
+    """check, batch, serve, the worker queue, pr grade and Gradescope read a submission with
+    grading.prepare; the problem is found with defined_functions: both convert once."""
+    import time
+
+    from grader.grading import prepare
+
+    raw = _raw(_code_cell(_F.replace("f(", "graphdef_vs_state("), metadata=BOMB_METADATA))
+    path = tmp_path / "bomb.ipynb"
+    path.write_bytes(raw)
+    started = time.monotonic()
+    prepared = prepare(path, "bomb.ipynb")
+    assert defined_functions(raw.decode()) == {"graphdef_vs_state"}
+    assert time.monotonic() - started < 1
+    assert prepared.failure is None and prepared.notebook is not None
+    assert prepared.notebook.note is None
+
+
+BOMB_METADATA = {"tags": [*range(150_000), {}], "colab": {"id": [[0, {}]] * 1000}}
