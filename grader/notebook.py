@@ -314,7 +314,7 @@ def read(
 
 def convert(raw: bytes, name: str, *, validate: bool = True) -> Converted | LoadFailure:
     """A notebook file as the Python file that runs, or why it cannot be graded (`validate`:
-    check nbformat's schema, for the report's note)."""
+    note where it breaks nbformat 4's layout, for the report)."""
     try:
         read_result = read(raw, name, validate=validate)
         if isinstance(read_result, LoadFailure):
