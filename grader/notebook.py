@@ -75,10 +75,11 @@ SUBMISSION_SUFFIXES = (".py", SUFFIX)
 # Notebooks keep their cells' outputs (plots are base64 images), so they are larger than the
 # code in them: the file may be this big, the code kept from it is bounded like a .py file.
 MAX_NOTEBOOK_BYTES = 16 * 1024 * 1024
-# The code of its cells, and their top-level statements: a notebook is parsed here, in the
-# trusted process, where ast.parse takes ~1.5 s per MiB (170,000 `x = 1` lines: 1.9 s). A
-# tutorial's whole code is 10-40 KiB and a few hundred statements; the rules below then walk each
-# statement's expressions (5,000 assignments: ~0.2 s).
+# The code of its cells, and their statements outside functions (the top level and class
+# bodies, which the rules below walk): a notebook is parsed here, in the trusted process, where
+# ast.parse takes ~1.5 s per MiB (170,000 `x = 1` lines: 1.9 s). A tutorial's whole code is
+# 10-40 KiB and a few hundred statements; the rules then walk each statement's expressions
+# (5,000 assignments: ~0.2 s).
 MAX_CODE_BYTES = 128 * 1024
 MAX_STATEMENTS = 5_000
 MAX_CODE_CELLS = 5000
@@ -358,14 +359,13 @@ def convert_cells(
             return LoadFailure(
                 Status.SYNTAX_ERROR, f"Python cannot parse {label}: {type(exc).__name__}: {why}"
             )
-        # (`pass` is not counted: each shell line and magic is one, to keep blocks valid)
-        statements += sum(not isinstance(statement, ast.Pass) for statement in tree.body)
+        statements += _statements_at_load(tree.body)
         if statements > MAX_STATEMENTS:
             return LoadFailure(
                 Status.FILE_TOO_LARGE,
-                f"The code cells of {name} hold more than {MAX_STATEMENTS} statements (counted "
-                f"up to cell {number}), the most a notebook submission may hold. Delete the "
-                f"cells your function does not need and save it again.",
+                f"The code cells of {name} hold more than {MAX_STATEMENTS} statements outside "
+                f"functions (counted up to cell {number}), the most a notebook submission may "
+                f"hold. Delete the cells your function does not need and save it again.",
             )
         kept = _kept_source(python, tree, number, selection)
         count = kept.count("\n")
@@ -380,6 +380,20 @@ def convert_cells(
         note=note,
     )
     return Converted(source="".join(chunks), cells=tuple(spans), info=info)
+
+
+def _statements_at_load(body: list[ast.stmt]) -> int:
+    """The statements the rules below look at: the top level's and class bodies' (a function's
+    body is not looked at). `pass` is not counted: each shell line and magic becomes one."""
+    count = 0
+    stack = [body]
+    while stack:
+        for statement in stack.pop():
+            if not isinstance(statement, ast.Pass):
+                count += 1
+            if isinstance(statement, ast.ClassDef):
+                stack.append(statement.body)
+    return count
 
 
 def _syntax_failure(exc: SyntaxError, label: str, cell: int) -> LoadFailure:

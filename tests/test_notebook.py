@@ -568,7 +568,7 @@ def _raw(*cells: dict[str, object]) -> bytes:
 _F = "def f(x):\n    return x\n"
 _MARKDOWN = {"cell_type": "markdown", "metadata": {}, "source": "a"}
 _TOO_BIG = "hold more than 128 KiB of code, the most a notebook submission may hold"
-_TOO_MANY = "hold more than 5000 statements (counted up to cell 1)"
+_TOO_MANY = "hold more than 5000 statements outside functions (counted up to cell 1)"
 _MAGIC_IN_STRING = 's = """\n!not a shell line\n"""\n'
 
 # What a hostile notebook can make the trusted process do, each near the upload limit: a tag
@@ -599,6 +599,16 @@ BOMBS = {
     "many-cells": (_raw(*[_MARKDOWN] * 19_999, _code_cell(_F)), None),
     "too-many-cells": (_raw(*[_MARKDOWN] * 20_001), "more than the 20000 a notebook"),
     "statements": (_raw(_code_cell("x = 1\n" * 5_001)), _TOO_MANY),
+    "class-body": (_raw(_code_cell("class A:\n" + "    x=1\n" * 13_000)), _TOO_MANY),
+    "methods": (
+        _raw(
+            _code_cell(
+                "class A:\n"
+                + "".join(f" def m{i}(s,a=1,b=(2,3))->int:pass\n" for i in range(3_500))
+            )
+        ),
+        None,
+    ),
     "semicolons": (_raw(_code_cell("x=1;" * 32_000 + "\n!ls")), _TOO_MANY),
     "dense-then-magic": (
         _raw(_code_cell("x=1\n" * 3_999 + "x = [(1, 2), {3: 4}]\n" * 1_000 + "!ls")),
@@ -632,7 +642,7 @@ def test_any_notebook_is_read_well_under_a_second_or_refused(
 
 
 def test_the_size_limits_have_the_status_of_a_file_too_large() -> None:
-    for key in ("long-code", "statements", "semicolons"):
+    for key in ("long-code", "statements", "semicolons", "class-body"):
         result = convert(BOMBS[key][0], "hw.ipynb")
         assert isinstance(result, LoadFailure) and result.status is Status.FILE_TOO_LARGE
         assert "Delete the cells your function does not need" in result.message
