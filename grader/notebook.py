@@ -1,7 +1,11 @@
 """Notebook submissions (.ipynb): which lines of a notebook run when it is graded.
 
-Trusted side. The notebook's JSON is read and validated here with nbformat, and its code cells
-are turned into a Python file by parsing only: nothing of the notebook runs in this process.
+Trusted side. The notebook's JSON is read here and the skeleton the grader uses is checked by
+hand (never its metadata, and in linear time), and its code cells are turned into a Python file
+by parsing only: nothing of the notebook runs in this process. Every step is bounded in time by
+a bound in size: the code kept from a notebook, its statements, and the bytes parsed while
+telling IPython's syntax from Python's (reading any notebook up to the size limit takes well
+under a second).
 The worker then compiles and runs that file cell by cell (as Jupyter does), so that a traceback
 says `solution.ipynb, cell 4`, line 3.
 
@@ -11,12 +15,22 @@ carries demo code (prints, plots, training loops, calls of the function on test 
 grading. So of each code cell, in order, only the definitions run:
 
 - imports, except Colab-only ones (`google.colab`) and modules the grader does not have
-  (matplotlib, say), one by one: a notebook that imports them still works as long as the
-  function does not need them;
-- `def`, `class` (with their decorators) and `jax.config.update(...)` with plain values;
-- assignments, unless they run something the notebook defines (`model = TwoLayer(...)`,
-  `y = jax.jit(f)(x)`; `fast = jax.jit(f)` passes f on and is kept), call
-  `print`/`input`/`open`/..., or use a name left out.
+  (matplotlib, say, or `orbax.export` where `orbax` is installed without it: each submodule is
+  looked up on its parent's path, without running the package), one by one: a notebook that
+  imports them still works as long as the function does not need them;
+- `def`, `class` and `jax.config.update(...)` with plain values;
+- assignments (`x, y = jnp.ones(3), jnp.ones(2)`: a target is not a use).
+
+A definition runs code too: its decorators (each called with what it decorates), default
+values, annotations, base classes (and a notebook base's `__init_subclass__`) and a class's
+whole body. All that, and an assignment's value, is held to one rule: it is left out if it runs
+something the notebook defines (`model = TwoLayer(...)`, `y = jax.jit(f)(x)`, `@my_decorator`,
+`map(f, xs)`; `fast = jax.jit(f)` only wraps f and is kept, and calling `fast` later runs f),
+calls or names `print`/`input`/`open`/..., reaches code by name (`globals()`, `__import__`,
+`getattr`, `sys.modules`, dunder attributes, `import builtins`), or uses a name left out (a
+function decorated with `@nnx.vmap(in_axes=(in_axes, None))` after `in_axes` was left out). A
+class whose body holds a statement that would be left out at the top level (a loop, a call) is
+left out whole. So what the report says ran is all that runs at load.
 
 Everything else is left out and listed by cell and line: expressions and calls, `for`,
 `while`, `if`, `with`, `try`, shell lines (`!pip install ...`), line magics (`%matplotlib
@@ -37,12 +51,12 @@ in a Jupyter or Colab cell grades what the kernel has run so far.
 from __future__ import annotations
 
 import ast
+import importlib.machinery
 import importlib.util
 import json
 import re
 import sys
 import tempfile
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,18 +75,30 @@ SUBMISSION_SUFFIXES = (".py", SUFFIX)
 # Notebooks keep their cells' outputs (plots are base64 images), so they are larger than the
 # code in them: the file may be this big, the code kept from it is bounded like a .py file.
 MAX_NOTEBOOK_BYTES = 16 * 1024 * 1024
-MAX_CODE_BYTES = 1024 * 1024  # the code of its cells: as much as a .py file may hold
+# The code of its cells, and their statements outside functions (the top level and class
+# bodies, which the rules below walk): a notebook is parsed here, in the trusted process, where
+# ast.parse takes ~1.5 s per MiB (170,000 `x = 1` lines: 1.9 s). A tutorial's whole code is
+# 10-40 KiB and a few hundred statements; the rules then walk each statement's expressions
+# (5,000 assignments: ~0.2 s).
+MAX_CODE_BYTES = 128 * 1024
+MAX_STATEMENTS = 5_000
 MAX_CODE_CELLS = 5000
 MAX_LEFT_OUT_LISTED = 200
 # Lines that look like IPython syntax, put back one group at a time to see whether they were
 # in a string: past this many, all are taken for IPython syntax (each try parses the cell).
 MAX_MAGIC_TRIES = 20
-MAX_CELLS = 20_000  # all cells, markdown included: nbformat's schema check walks them all
+# ... and all those tries of a notebook together parse at most this many bytes.
+MAX_MAGIC_TRY_BYTES = 64 * 1024
+MAX_CELLS = 20_000  # all cells, markdown included
+_CELL_TYPES = ("code", "markdown", "raw")
 
 RAN = (
-    "Graded as a notebook: of its code cells, in order, the imports, function and class "
-    "definitions and assignments ran; demo code (calls, prints, loops, plots), shell commands "
-    "(!), magics (%) and Colab-only imports were left out."
+    "Graded as a notebook: of its code cells, in order, only imports, function and class "
+    "definitions (with their decorators, default values and class bodies) and assignments "
+    "ran, and none that calls a function or class of the notebook, print/input/open, or reaches "
+    "code by name (globals(), __import__, getattr); everything else (calls, prints, loops, "
+    "plots, shell commands (!), magics (%), Colab-only imports and modules not installed) was "
+    "left out and is listed."
 )
 
 # Cell magics whose body is Python that the kernel runs: the magic line is dropped, the body
@@ -81,6 +107,27 @@ RAN = (
 _PYTHON_CELL_MAGICS = {"time", "capture"}
 # Builtins whose call in an assignment needs a person or a file: left out.
 _INTERACTIVE = {"print", "input", "open", "breakpoint", "help", "exec", "eval", "display"}
+# Names that reach code by name (`globals()["f"](x)`, `__import__("builtins").print`,
+# `getattr(m, "f")`): an expression using them is left out whether it calls them there or
+# keeps them for later (`p = getattr`), since what they reach cannot be read from the code.
+_INDIRECT = {
+    "globals", "locals", "vars", "__import__", "getattr", "setattr", "delattr", "compile",
+    "__builtins__", "__loader__", "__spec__", "exec", "eval",
+}  # fmt: skip
+# Attributes that do the same: `sys.modules["__main__"]`, `f.__globals__`, `sys._getframe()`.
+_INDIRECT_ATTRIBUTES = {"modules", "_getframe", "f_globals", "f_locals", "f_back"}
+_SAFE_DUNDERS = {"__name__", "__qualname__", "__doc__", "__version__", "__module__"}
+# Modules whose import gives the same reach: left out like a module the grader lacks.
+_INDIRECT_MODULES = {"builtins", "__main__", "importlib", "inspect", "gc", "ctypes"}
+# Transforms that wrap a function without calling it: `jax.jit(f)` passes f on; any other
+# call given f (`map(f, xs)`, `functools.reduce(f, xs)`, `jax.lax.scan(f, ...)`) runs it.
+_WRAPPERS = {
+    "jit", "grad", "value_and_grad", "vmap", "pmap", "jacfwd", "jacrev", "hessian",
+    "checkpoint", "remat", "custom_jvp", "custom_vjp", "named_call", "make_jaxpr",
+    "partial", "Partial", "wraps", "cache", "lru_cache", "cached_property",
+    "staticmethod", "classmethod", "property", "filter_jit", "filter_grad",
+    "filter_value_and_grad", "shard_map",
+}  # fmt: skip
 # An assignment from a shell command or magic: `files = !ls`, `t = %timeit -o f()`.
 # (One character class, so that a long line fails in linear time.)
 _MAGIC_ASSIGNMENT = re.compile(r"[\w.,\s]+=\s*[!%]")
@@ -116,6 +163,7 @@ class _Selection:
 
     defined: set[str] = field(default_factory=set)  # functions and classes of the notebook
     graders: set[str] = field(default_factory=set)  # names imports of the grader itself bind
+    hooked: set[str] = field(default_factory=set)  # classes whose subclassing runs their code
     left_out_names: set[str] = field(default_factory=set)  # names only demo code assigns
     left_out: list[LeftOut] = field(default_factory=list)  # the first MAX_LEFT_OUT_LISTED
     count: int = 0  # all that was left out
@@ -140,8 +188,14 @@ def _clip(text: str, limit: int) -> str:
 def read(
     raw: bytes, name: str, *, validate: bool = True
 ) -> tuple[list[str], str | None] | LoadFailure:
-    """The sources of a notebook's code cells, in order, and a note when nbformat's schema
-    check found something that does not stop grading; or why the file is not a notebook."""
+    """The sources of a notebook's code cells, in order, and a note when the notebook breaks
+    nbformat 4's layout somewhere that does not stop grading; or why the file is not one.
+
+    Only the skeleton the grader uses is checked, by hand and in linear time: the format's
+    version, the list of cells, each cell's type and source, a code cell's outputs and
+    execution count. Metadata (tags, widgets, Colab's own) is never looked at: nbformat's
+    schema check walked it, and `"tags": [0, 1, ..., {}]` made its uniqueItems check quadratic
+    (a 23 KB notebook took 80 s). `validate` False skips the note."""
 
     def invalid(message: str) -> LoadFailure:
         return LoadFailure(Status.INVALID_NOTEBOOK, message)
@@ -168,7 +222,10 @@ def read(
             f"Jupyter or Colab (File > Download > Download .ipynb)."
         )
     except RecursionError:
-        return invalid(f"{name} is not a notebook: its JSON is nested too deeply.")
+        return invalid(
+            f"{name} is not a notebook: its JSON is nested too deeply (a notebook nests a few "
+            f"levels). Download it again from Jupyter or Colab (File > Download > Download .ipynb)."
+        )
     except ValueError as exc:  # a number too long to convert, say
         return invalid(
             f"{name} is not a notebook: its JSON cannot be read ({_clip(str(exc), 200)})."
@@ -184,88 +241,81 @@ def read(
             f"{name} is not a notebook: a .ipynb file is a JSON object with a list of 'cells'."
         )
     major = data.get("nbformat")
-    if major != 4:
+    if major != 4 or isinstance(major, bool | float):
+        shown = _clip(repr(major), 40)
         return invalid(
-            f"{name} says it is an nbformat {major!r} notebook; the grader reads nbformat 4 (what "
+            f"{name} says it is an nbformat {shown} notebook; the grader reads nbformat 4 (what "
             f"Jupyter and Colab save). Open it in Jupyter and save it again."
         )
-    if len(data["cells"]) > MAX_CELLS:
+    cells: list[Any] = data["cells"]
+    if len(cells) > MAX_CELLS:
         return invalid(
-            f"{name} has {len(data['cells'])} cells, more than the {MAX_CELLS} a notebook "
+            f"{name} has {len(cells)} cells, more than the {MAX_CELLS} a notebook "
             f"submission may have."
         )
-    note = _schema_problem(data) if validate else None
+    problems: list[str] = []  # where the notebook breaks nbformat 4's layout, in order
+    if not isinstance(data.get("nbformat_minor"), int) or isinstance(data["nbformat_minor"], bool):
+        problems.append("nbformat_minor (not a whole number)")
+    if not isinstance(data.get("metadata"), dict):
+        problems.append("metadata (not an object)")
     sources: list[str] = []
-    for number, cell in enumerate(data["cells"], start=1):
+    size = 0
+    for number, cell in enumerate(cells, start=1):
         if not isinstance(cell, dict) or "cell_type" not in cell:
             return invalid(f"{name}: cell {number} of the notebook is not a cell object.")
-        if cell["cell_type"] != "code":
-            continue  # markdown and raw cells are text for people
+        where = f"cells/{number - 1}"
+        kind = cell["cell_type"]
+        if kind not in _CELL_TYPES:  # a list, say: a cell nothing can run
+            problems.append(f"{where}/cell_type (not code, markdown or raw): not run")
+            continue
         source = cell.get("source", "")
         if isinstance(source, list) and all(isinstance(part, str) for part in source):
             source = "".join(source)
+        if kind != "code":
+            if not isinstance(source, str):
+                problems.append(f"{where}/source (not text)")
+            continue  # markdown and raw cells are text for people
         if not isinstance(source, str):
             return invalid(f"{name}: the source of cell {number} is not text.")
+        if not isinstance(cell.get("outputs"), list):
+            problems.append(f"{where}/outputs (a code cell needs a list of outputs)")
+        count = cell.get("execution_count")
+        if count is not None and (not isinstance(count, int) or isinstance(count, bool)):
+            problems.append(f"{where}/execution_count (not a whole number or null)")
+        if not isinstance(cell.get("metadata", {}), dict):
+            problems.append(f"{where}/metadata (not an object)")
         sources.append(source)
-    if len(sources) > MAX_CODE_CELLS:
-        return invalid(
-            f"{name} has {len(sources)} code cells, more than the {MAX_CODE_CELLS} a notebook "
-            f"submission may have."
-        )
-    if sum(len(source.encode(errors="replace")) for source in sources) > MAX_CODE_BYTES:
-        return LoadFailure(
-            Status.FILE_TOO_LARGE,
-            f"The code cells of {name} hold more than {MAX_CODE_BYTES} bytes, the most a "
-            f"submission may be.",
-        )
+        size += len(source.encode(errors="replace"))
+        if len(sources) > MAX_CODE_CELLS:
+            return invalid(
+                f"{name} has more than {MAX_CODE_CELLS} code cells, the most a notebook "
+                f"submission may have."
+            )
+        if size > MAX_CODE_BYTES:
+            return LoadFailure(
+                Status.FILE_TOO_LARGE,
+                f"The code cells of {name} hold more than {MAX_CODE_BYTES // 1024} KiB of code, "
+                f"the most a notebook submission may hold. Delete the cells your function does "
+                f"not need (old attempts, experiments, pasted data) and save it again.",
+            )
     if not sources:
         return invalid(
             f"{name} has no code cells, so there is no function to grade. Write your function "
             f"in a code cell, run it, and save the notebook."
         )
+    note = None
+    if validate and problems:
+        more = f" and {len(problems) - 1} more place(s)" if len(problems) > 1 else ""
+        note = _clip(
+            f"The notebook breaks nbformat 4's layout at {problems[0]}{more}; graded anyway.",
+            400,
+        )
     return sources, note
-
-
-def _schema_problem(data: dict[str, Any]) -> str | None:
-    """What nbformat's schema finds wrong, when the cells are still readable. Editors other
-    than Jupyter (and Colab now and then) write notebooks that break the schema in places that
-    do not matter here, such as metadata; such a notebook is graded, and the report says so."""
-    import nbformat  # the schema and its validator load in ~0.2 s: only for notebooks
-
-    # Outputs and attachments are checked by nobody here, and nbformat's validator keeps every
-    # invalid one with its context (a few kB each: 20,000 `{}` outputs took 1 GB): they go.
-    cells = [
-        {
-            key: ([] if key == "outputs" else value)
-            for key, value in cell.items()
-            if key != "attachments"
-        }
-        if isinstance(cell, dict)
-        else cell
-        for cell in data["cells"]
-    ]
-    light = {**data, "cells": cells}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # nbformat warns about missing cell ids: not our matter
-        try:
-            nbformat.validate(light, version=4, relax_add_props=True)
-        except nbformat.ValidationError as exc:
-            where = "/".join(str(part) for part in getattr(exc, "absolute_path", ()) or ())
-            message = split_lines(str(getattr(exc, "message", exc)) or "?")[0]
-            at = f" at {where}" if where else ""
-            note = f"The notebook breaks nbformat 4's schema{at} ({message})"
-            return f"{_clip(note, 400)}; graded anyway."
-        except Exception as exc:  # nbformat's validator trips on some malformed values
-            return (
-                f"nbformat could not check the notebook's schema ({type(exc).__name__}); "
-                f"graded anyway."
-            )
-    return None
 
 
 def convert(raw: bytes, name: str, *, validate: bool = True) -> Converted | LoadFailure:
     """A notebook file as the Python file that runs, or why it cannot be graded (`validate`:
-    check nbformat's schema, for the report's note)."""
+    note where it breaks nbformat 4's layout, for the report)."""
     try:
         read_result = read(raw, name, validate=validate)
         if isinstance(read_result, LoadFailure):
@@ -292,19 +342,30 @@ def convert_cells(
     chunks: list[str] = []
     spans: list[CellSpan] = []
     line = 1
+    budget = _ParseBudget()
+    statements = 0
     for number, source in enumerate(sources, start=1):
         label = f"{name}, cell {number}"
-        python, dropped_lines = _without_ipython(source)
+        python, dropped_lines, tree = _without_ipython(source, budget)
         for at, text, why in dropped_lines:
             selection.leave_out(number, at, text, why)
         try:
-            tree = ast.parse(python, filename=label)
+            if tree is None:
+                tree = ast.parse(python, filename=label)
         except SyntaxError as exc:
             return _syntax_failure(exc, label, number)
         except (ValueError, RecursionError, MemoryError) as exc:
             why = _clip(str(exc), 200) or "it is nested too deeply or too long"
             return LoadFailure(
                 Status.SYNTAX_ERROR, f"Python cannot parse {label}: {type(exc).__name__}: {why}"
+            )
+        statements += _statements_at_load(tree.body)
+        if statements > MAX_STATEMENTS:
+            return LoadFailure(
+                Status.FILE_TOO_LARGE,
+                f"The code cells of {name} hold more than {MAX_STATEMENTS} statements outside "
+                f"functions (counted up to cell {number}), the most a notebook submission may "
+                f"hold. Delete the cells your function does not need and save it again.",
             )
         kept = _kept_source(python, tree, number, selection)
         count = kept.count("\n")
@@ -321,13 +382,51 @@ def convert_cells(
     return Converted(source="".join(chunks), cells=tuple(spans), info=info)
 
 
+def _statements_at_load(body: list[ast.stmt]) -> int:
+    """The statements the rules below look at: the top level's and class bodies' (a function's
+    body is not looked at). `pass` is not counted: each shell line and magic becomes one."""
+    count = 0
+    stack = [body]
+    while stack:
+        for statement in stack.pop():
+            if not isinstance(statement, ast.Pass):
+                count += 1
+            if isinstance(statement, ast.ClassDef):
+                stack.append(statement.body)
+    return count
+
+
 def _syntax_failure(exc: SyntaxError, label: str, cell: int) -> LoadFailure:
     return LoadFailure(Status.SYNTAX_ERROR, *describe_syntax_error(exc, label, cell))
 
 
-def _without_ipython(source: str) -> tuple[str, list[tuple[int, str, str]]]:
+@dataclass
+class _ParseBudget:
+    """Bytes a notebook's cells may still parse while telling magics from strings."""
+
+    left: int = MAX_MAGIC_TRY_BYTES
+
+    def spend(self, text: str) -> bool:
+        """Whether `text` may be parsed once more (and take it from the budget)."""
+        if len(text) > self.left:
+            return False
+        self.left -= len(text)
+        return True
+
+
+def _without_ipython(
+    source: str, budget: _ParseBudget | None = None
+) -> tuple[str, list[tuple[int, str, str]], ast.Module | None]:
     """The cell as Python, with IPython's own syntax (shell lines, magics) blanked out, line
-    numbers kept; and what was dropped, as (line, text, why)."""
+    numbers kept; what was dropped, as (line, text, why); and the cell's tree when it was
+    parsed as it is (plain Python), else None.
+
+    A line that looks like a magic may be inside a string: each is put back and the cell
+    parsed again, at most MAX_MAGIC_TRIES times per cell and MAX_MAGIC_TRY_BYTES parsed in all
+    (`budget`, which the cell's first parse as it is also spends when it has such lines),
+    after which what looks like a magic is taken for one: each try parses the whole cell, and
+    a cell of 60,000 `!` lines would otherwise be parsed 60,000 times."""
+    budget = budget or _ParseBudget()
     lines = split_lines(source)
     first = next((i for i, text in enumerate(lines) if text.strip()), None)
     if first is not None and lines[first].lstrip().startswith("%%"):
@@ -335,14 +434,12 @@ def _without_ipython(source: str) -> tuple[str, list[tuple[int, str, str]]]:
         magic_name = magic[0] if magic else ""
         if magic_name not in _PYTHON_CELL_MAGICS:
             why = f"cell magic %%{magic_name}: the cell is not run"
-            return "\n" * len(lines), [(first + 1, lines[first], why)]
+            return "\n" * len(lines), [(first + 1, lines[first], why)], None
         dropped = [(first + 1, lines[first], f"cell magic %%{magic_name} (its Python body runs)")]
         lines[first] = ""
         python = "\n".join(lines)
     else:
         dropped, python = [], source
-    if _parses_as_python(python):
-        return python, dropped  # plain Python: a `%` or `!` at a line's start is in a string
     original = split_lines(python)
     lines = list(original)
     candidates: list[list[int]] = []  # each: a magic's line, then its continuation lines
@@ -356,38 +453,46 @@ def _without_ipython(source: str) -> tuple[str, list[tuple[int, str, str]]]:
             candidates.append([at])
             # `pass` keeps an indented block valid.
             lines[at] = f"{text[: len(text) - len(stripped)]}pass"
+    # Plain Python (a `%` or `!` at a line's start is in a string) parses as it is. With lines
+    # that look like magics, that parse is a try like the others below (past the budget, a
+    # cell of 30,000 `x=1;` and a `!ls` is parsed once, not twice).
+    if not candidates or budget.spend(python):
+        tree = _parse(python)
+        if tree is not None:
+            return python, dropped, tree
     # A line that looks like a magic may be inside a string: put back each one whose removal
     # the cell does not need in order to parse.
     for number, group in enumerate(candidates):
-        restored = list(lines)
-        for at in group:
-            restored[at] = original[at]
-        if number < MAX_MAGIC_TRIES and _parses_as_python("\n".join(restored)):
-            lines = restored
-            continue
+        if number < MAX_MAGIC_TRIES and budget.spend(python):
+            restored = list(lines)
+            for at in group:
+                restored[at] = original[at]
+            if _parse("\n".join(restored)) is not None:
+                lines = restored
+                continue
         text = original[group[0]]
         shell = text.lstrip().startswith("!") or text.split("=")[-1].lstrip().startswith("!")
         kind = (
             "shell command" if shell else "IPython help" if _HELP.match(text) else "IPython magic"
         )
         dropped.append((group[0] + 1, text, f"{kind}: not run when grading"))
-    return "\n".join(lines), dropped
+    return "\n".join(lines), dropped, None
 
 
-def _parses_as_python(text: str) -> bool:
+def _parse(text: str) -> ast.Module | None:
     try:
-        ast.parse(text)
+        return ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return False
-    return True
+        return None
 
 
 def _kept_source(python: str, tree: ast.Module, cell: int, selection: _Selection) -> str:
     """The cell's text with only its kept top-level statements, each on its own lines."""
     lines = split_lines(python)
     out = [""] * len(lines)
+    encoded: dict[int, bytes] = {}  # a line shared by statements after `;` is encoded once
     for statement in tree.body:
-        segment = list(_segment(lines, statement))
+        segment = list(_segment(lines, statement, encoded))
         start = segment[0][0] + 1 if segment else statement.lineno
         if isinstance(statement, ast.Import) and len(statement.names) > 1:
             statement, segment = _import_in_part(statement, segment, cell, selection)
@@ -426,7 +531,9 @@ def _import_in_part(
     return rewritten, [(segment[0][0], text), *((at, "") for at, _ in segment[1:])]
 
 
-def _segment(lines: list[str], statement: ast.stmt) -> Iterable[tuple[int, str]]:
+def _segment(
+    lines: list[str], statement: ast.stmt, encoded: dict[int, bytes] | None = None
+) -> Iterable[tuple[int, str]]:
     """The statement's own text, line by line (0-based line index, text). Columns are UTF-8
     byte offsets in ast; a statement sharing a line with others after `;` is cut out of it."""
     decorators: list[ast.expr] = getattr(statement, "decorator_list", None) or []
@@ -442,10 +549,14 @@ def _segment(lines: list[str], statement: ast.stmt) -> Iterable[tuple[int, str]]
     end_line = statement.end_lineno or start_line
     end_col = statement.end_col_offset
     for at in range(start_line - 1, end_line):
-        encoded = lines[at].encode("utf-8", "surrogatepass")
+        line = encoded.get(at) if encoded is not None else None
+        if line is None:
+            line = lines[at].encode("utf-8", "surrogatepass")
+            if encoded is not None:
+                encoded[at] = line
         begin = start_col if at == start_line - 1 else 0
-        end = end_col if at == end_line - 1 and end_col is not None else len(encoded)
-        text = encoded[begin:end].decode("utf-8", "surrogatepass")
+        end = end_col if at == end_line - 1 and end_col is not None else len(line)
+        text = line[begin:end].decode("utf-8", "surrogatepass")
         if at == start_line - 1:
             text = text.lstrip()
         yield at, text
@@ -455,16 +566,27 @@ def _why_left_out(statement: ast.stmt, selection: _Selection) -> str | None:
     """None to keep the statement; else why it is left out ("" to leave it out unlisted)."""
     match statement:
         case ast.FunctionDef() | ast.AsyncFunctionDef() | ast.ClassDef():
-            selection.defined.add(statement.name)
-            selection.left_out_names.discard(statement.name)
-            return None
+            why = _why_definition_left_out(statement, selection)
+            if why is None:
+                selection.defined.add(statement.name)
+                selection.left_out_names.discard(statement.name)
+                if isinstance(statement, ast.ClassDef) and _has_hooks(statement, selection):
+                    selection.hooked.add(statement.name)
+            else:
+                selection.left_out_names.add(statement.name)
+            return why
         case ast.Import() | ast.ImportFrom():
             return _why_import_left_out(statement, selection)
         case ast.Assign() | ast.AnnAssign() | ast.AugAssign():
-            why = _why_assignment_left_out(statement, selection)
+            reads: set[str] = set()
+            why = _why_assignment_left_out(statement, selection, reads)
             targets = _assigned_names(statement)
             if why is None:
                 selection.left_out_names -= targets
+                if reads & selection.defined:
+                    selection.defined |= targets  # `fast = jax.jit(f)`: calling fast runs f
+                else:
+                    selection.defined -= targets
             else:
                 selection.left_out_names |= targets
             return why
@@ -474,6 +596,11 @@ def _why_left_out(statement: ast.stmt, selection: _Selection) -> str | None:
             func
         ) == "jax.config.update" and all(isinstance(arg, ast.Constant) for arg in args):
             return None  # jax.config.update("jax_enable_x64", True): part of the set-up
+    return _why_demo(statement)
+
+
+def _why_demo(statement: ast.stmt) -> str:
+    match statement:
         case ast.Expr():
             return "demo code: a call or expression at the top level"
         case ast.For() | ast.AsyncFor() | ast.While():
@@ -487,15 +614,100 @@ def _why_left_out(statement: ast.stmt, selection: _Selection) -> str | None:
     return "not a definition: only imports, definitions and assignments run"
 
 
-def _why_import_left_out(
-    statement: ast.Import | ast.ImportFrom, selection: _Selection
+def _why_definition_left_out(
+    statement: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef, selection: _Selection
 ) -> str | None:
+    """A `def` or `class` runs code when it runs: its decorators (each is called with what it
+    decorates), default values, annotations, base classes and `metaclass=`, and a class's whole
+    body. What runs there is held to the rule of an assignment's value; a class body to the
+    rule of a cell. None keeps the definition."""
+    for decorator in statement.decorator_list:
+        # `@d` calls d with the definition: written as that call, the usual rule applies.
+        why = _why_expressions_left_out([_called(decorator)], selection, bound=False)
+        if why is not None:
+            return f"its decorator @{_clip(ast.unparse(decorator), 60)}: {why}"
+    if isinstance(statement, ast.ClassDef):
+        metaclasses = [_called(k.value) for k in statement.keywords if k.arg == "metaclass"]
+        others = [k.value for k in statement.keywords if k.arg != "metaclass"]
+        why = _why_expressions_left_out(
+            [*statement.bases, *metaclasses, *others], selection, bound=False
+        )
+        if why is not None:
+            return f"its base classes: {why}"
+        hooked = sorted(_names(statement.bases) & selection.hooked)
+        if hooked:
+            return f"demo code: subclassing {hooked[0]} runs its __init_subclass__"
+        return _why_class_body_left_out(statement, selection)
+    arguments = statement.args
+    defaults = [*arguments.defaults, *(d for d in arguments.kw_defaults if d is not None)]
+    why = _why_expressions_left_out(defaults, selection, bound=False)
+    if why is not None:
+        return f"a default value: {why}"
+    every = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
+    every += [arg for arg in (arguments.vararg, arguments.kwarg) if arg is not None]
+    annotations = [arg.annotation for arg in every if arg.annotation is not None]
+    if statement.returns is not None:
+        annotations.append(statement.returns)
+    why = _why_expressions_left_out(annotations, selection, bound=False)
+    if why is not None:
+        return f"an annotation: {why}"
+    return None
+
+
+def _why_class_body_left_out(statement: ast.ClassDef, selection: _Selection) -> str | None:
+    """A class body runs when the class is defined: each of its statements must be one that
+    would run at the top level (the class is left out whole otherwise; a method's body is
+    not run, only its decorators and defaults)."""
+    for inner in statement.body:
+        match inner:
+            case ast.FunctionDef() | ast.AsyncFunctionDef() | ast.ClassDef():
+                why = _why_definition_left_out(inner, selection)
+            case ast.Assign() | ast.AnnAssign() | ast.AugAssign():
+                why = _why_assignment_left_out(inner, selection)
+            case ast.Expr(value=ast.Constant()) | ast.Pass():
+                why = None  # a docstring, `...`
+            case ast.Import() | ast.ImportFrom():
+                why = _why_import_left_out(inner, selection, record=False)
+            case _:
+                why = _why_demo(inner).replace("at the top level", "in the class body")
+        if why is not None:
+            decorators = getattr(inner, "decorator_list", [])
+            line = min([inner.lineno, *(decorator.lineno for decorator in decorators)])
+            return f"in its body, line {line}: {why}"
+    return None
+
+
+def _called(node: ast.expr) -> ast.Call:
+    """`node(...)`: what a decorator or a metaclass does with what it is given."""
+    call = ast.Call(func=node, args=[], keywords=[])
+    return ast.copy_location(call, node)
+
+
+def _has_hooks(statement: ast.ClassDef, selection: _Selection) -> bool:
+    """Whether subclassing this class runs its code (`__init_subclass__`, its own or a base's
+    of the notebook)."""
+    own = {
+        inner.name
+        for inner in statement.body
+        if isinstance(inner, ast.FunctionDef | ast.AsyncFunctionDef)
+    } | {name for inner in statement.body for name in _assigned_names(inner)}
+    return "__init_subclass__" in own or bool(_names(statement.bases) & selection.hooked)
+
+
+def _why_import_left_out(
+    statement: ast.Import | ast.ImportFrom, selection: _Selection, *, record: bool = True
+) -> str | None:
+    """None to keep an import; else why it is left out. `record`: remember the names it binds
+    (at the top level, not in a class body)."""
     if isinstance(statement, ast.ImportFrom):
         modules = [statement.module or ""] if statement.level == 0 else []
         names = [alias.asname or alias.name for alias in statement.names]
     else:
         modules = [alias.name for alias in statement.names]
         names = [alias.asname or alias.name.split(".")[0] for alias in statement.names]
+    if not record:
+        selection = _Selection()  # a scratch copy: a class body's names are its own
+    why = None
     for module in modules:
         if module == "grader" or module.startswith("grader."):
             selection.graders.update(names)  # kept: but a call of it runs no check here
@@ -503,64 +715,203 @@ def _why_import_left_out(
         if module == "__future__":
             continue
         if module == "google.colab" or module.startswith("google.colab."):
-            selection.left_out_names.update(names)
-            return "Colab-only import: not needed for grading"
-        top = module.split(".")[0]
-        if top in sys.stdlib_module_names:
+            why = "Colab-only import: not needed for grading"
+            break
+        if module.split(".")[0] in _INDIRECT_MODULES:
+            why = f"imports {module.split('.')[0]}, which reaches code by name"
+            break
+        if module.split(".")[0] in sys.stdlib_module_names:
             continue
-        try:
-            found = importlib.util.find_spec(top) is not None
-        except (ImportError, ValueError):
-            found = False
-        if not found:
-            selection.left_out_names.update(names)
-            return f"{top} is not installed where grading runs: your function must not need it"
+        froms = (
+            [alias.name for alias in statement.names]
+            if isinstance(statement, ast.ImportFrom)
+            else []
+        )
+        missing = _missing_module(module, froms)
+        if missing is not None:
+            why = f"{missing} is not installed where grading runs: your function must not need it"
+            break
+    if why is not None:
+        selection.left_out_names.update(names)
+        return why
     selection.left_out_names.difference_update(names)
+    selection.defined.difference_update(names)
     return None
 
 
-def _why_assignment_left_out(statement: ast.stmt, selection: _Selection) -> str | None:
+def _missing_module(module: str, froms: Sequence[str] = ()) -> str | None:
+    """The first part of a dotted module path that is not installed here, or None when it is.
+    Found as Python's import system would find it, without importing anything: the top-level
+    package by its finders, each submodule on its parent's path (`orbax` installed does not
+    make `orbax.export` so). A name imported from a namespace package (a folder without
+    __init__.py, which cannot define names) must be a submodule too."""
+    parts = module.split(".")
+    try:
+        spec = importlib.util.find_spec(parts[0])  # a top-level name: nothing runs
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        return parts[0]
+    for depth in range(1, len(parts)):
+        name = ".".join(parts[: depth + 1])
+        spec = _submodule(spec, name)
+        if spec is None:
+            return name
+    if spec.submodule_search_locations is not None and spec.origin in (None, "namespace"):
+        for item in froms:
+            if item != "*" and _submodule(spec, f"{module}.{item}") is None:
+                return f"{module}.{item}"
+    return None
+
+
+def _submodule(parent: importlib.machinery.ModuleSpec, name: str) -> Any:
+    locations = parent.submodule_search_locations
+    if not locations:
+        return None
+    try:
+        return importlib.machinery.PathFinder.find_spec(name, list(locations))
+    except (ImportError, ValueError):
+        return None
+
+
+def _why_assignment_left_out(
+    statement: ast.stmt, selection: _Selection, reads: set[str] | None = None
+) -> str | None:
+    """None to keep an assignment; else why it is left out. What runs is its value, its
+    annotation (`x: T = v` at the top level evaluates T) and the parts of its targets that are
+    read (`d[key] = v` reads d and key). A target's own name is not a use."""
     value = getattr(statement, "value", None)
-    if value is None:
-        return None  # `x: int`
-    wrapped: set[int] = set()  # `jax.jit(f)`, `partial(f, 2)`: f passed on, not run
-    if isinstance(value, ast.Call) and _dotted(value.func).split(".")[0] not in selection.defined:
-        wrapped = {
-            id(arg)
-            for arg in [*value.args, *(keyword.value for keyword in value.keywords)]
-            if isinstance(arg, ast.Name)
-        }
-    calls = [node for node in ast.walk(value) if isinstance(node, ast.Call)]
-    for node in calls:
-        callee = _dotted(node.func)
-        root = callee.split(".")[0]
-        if root in selection.graders:
-            return "the grader's own check: not run when grading"
-        if callee in _INTERACTIVE:
-            return f"demo code: calls {callee}"
-    if calls:
-        for name in ast.walk(value):
-            if (
-                isinstance(name, ast.Name)
-                and name.id in selection.defined
-                and id(name) not in wrapped
-            ):
-                return f"demo code: runs {name.id}, defined in the notebook"
-    used = {node.id for node in ast.walk(statement) if isinstance(node, ast.Name)}
-    if isinstance(statement, ast.Assign | ast.AnnAssign):
-        # A target's own name is not "used" (x = 1 after x was left out is fine).
-        targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
-        used = {node.id for node in ast.walk(value) if isinstance(node, ast.Name)} | {
-            node.id
-            for target in targets
-            if not isinstance(target, ast.Name)
-            for node in ast.walk(target)
-            if isinstance(node, ast.Name)
-        }
-    needs = sorted(used & selection.left_out_names)
-    if needs:
-        return f"uses {needs[0]}, which is left out"
+    parts: list[ast.expr] = [] if value is None else [value]
+    annotation = getattr(statement, "annotation", None)
+    if annotation is not None:
+        parts.append(annotation)
+    targets: list[ast.expr] = (
+        list(statement.targets)
+        if isinstance(statement, ast.Assign)
+        else [statement.target]
+        if isinstance(statement, ast.AnnAssign | ast.AugAssign)
+        else []
+    )
+    value_reads: set[str] = set()
+    why = _why_expressions_left_out(parts[:1], selection, value_reads)
+    why = why or _why_expressions_left_out([*parts[1:], *targets], selection)
+    if why is not None:
+        return why
+    if reads is not None:
+        reads |= value_reads
+    read = statement.target if isinstance(statement, ast.AugAssign) else None  # `x += 1` reads x
+    if isinstance(read, ast.Name) and read.id in selection.left_out_names:
+        return f"uses {read.id}, which is left out"
+    stored = [target for target in targets if not isinstance(target, ast.Name | ast.Tuple)]
+    if stored and value_reads & selection.defined:
+        name = sorted(value_reads & selection.defined)[0]
+        return f"stores {name} in an attribute or item, where the grader cannot follow it"
     return None
+
+
+def _why_expressions_left_out(
+    expressions: Sequence[ast.expr],
+    selection: _Selection,
+    reads: set[str] | None = None,
+    *,
+    bound: bool = True,
+) -> str | None:
+    """Why evaluating these expressions at load would run what a notebook's demo code runs,
+    or None. Left out: calling the notebook's own functions and classes (or a name bound to
+    one, `fast = jax.jit(f)`), but not passing them to a transform that only wraps them
+    (`jax.jit(f)`, `functools.partial(f, 2)`); `print`/`input`/`open`/...; reaching code by
+    name (`globals()`, `__import__`, `getattr`, `builtins`, `sys.modules`), whether called
+    there or kept for later; the grader's own check; and reading a name that was left out.
+    `reads` gets the names the expressions read. `bound`: the value may be kept under a name
+    (an assignment: `show = print` is left out, `show(x)` would call print); else (a default
+    value, an annotation, a base class) what reaches code by name counts only where it is called
+    (`def log(x, out=print)` runs nothing at load). One walk of each expression (a notebook may
+    hold 5,000 statements)."""
+    for expression in expressions:
+        parents: dict[int, ast.AST] = {}
+        notebook_names: list[ast.Name] = []
+        names: set[str] = set()
+        queue: list[ast.AST] = [expression]
+        for node in queue:  # breadth first, as ast.walk, noting each node's parent
+            for child in ast.iter_child_nodes(node):
+                parents[id(child)] = node
+                queue.append(child)
+            if isinstance(node, ast.Call):
+                callee = _dotted(node.func)
+                if callee.split(".")[0] in selection.graders:
+                    return "the grader's own check: not run when grading"
+                if callee in _INTERACTIVE:
+                    return f"demo code: calls {callee}"
+            elif (
+                isinstance(node, ast.Attribute)
+                and (
+                    node.attr in _INDIRECT_ATTRIBUTES
+                    or (node.attr.startswith("__") and node.attr not in _SAFE_DUNDERS)
+                )
+                and (bound or _under_call(node, parents))
+            ):
+                return f"reaches code by name through .{_clip(node.attr, 40)}"
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+                reaches = node.id in _INDIRECT or node.id in _INTERACTIVE
+                if reaches and (bound or _under_call(node, parents)):
+                    if node.id in _INDIRECT:
+                        return f"reaches code by name through {node.id}"
+                    return f"demo code: uses {node.id}"
+                names.add(node.id)
+                if node.id in selection.defined:
+                    notebook_names.append(node)
+        for name in notebook_names:
+            if _runs(name, parents):
+                return f"demo code: runs {name.id}, defined in the notebook"
+        needs = sorted(names & selection.left_out_names)
+        if needs:
+            return f"uses {needs[0]}, which is left out"
+        if reads is not None:
+            reads |= names
+    return None
+
+
+def _under_call(node: ast.AST, parents: dict[int, ast.AST]) -> bool:
+    up = parents.get(id(node))
+    while up is not None:
+        if isinstance(up, ast.Call):
+            return True
+        up = parents.get(id(up))
+    return False
+
+
+def _runs(name: ast.Name, parents: dict[int, ast.AST]) -> bool:
+    """Whether a name of the notebook's code is run where it stands: anywhere in or under a
+    call, or subscripted (`Model[int]`), unless passed straight to a transform that only wraps
+    it and whose result is not called there (`jax.jit(f)`, not `jax.jit(f)(x)`)."""
+    parent = parents.get(id(name))
+    if isinstance(parent, ast.keyword):
+        parent = parents.get(id(parent))
+    if (
+        isinstance(parent, ast.Call)
+        and parent.func is not name
+        and _dotted(parent.func).split(".")[-1] in _WRAPPERS
+        and not isinstance(parents.get(id(parent)), ast.Call)
+    ):
+        return False
+    node: ast.AST | None = name
+    while node is not None:
+        up = parents.get(id(node))
+        if isinstance(up, ast.Call) or (isinstance(up, ast.Subscript) and up.value is node):
+            return True
+        node = up
+    return False
+
+
+def _names(node: ast.AST | Sequence[ast.AST]) -> set[str]:
+    """The names an expression reads (a target's own names are stored, not read)."""
+    nodes = node if isinstance(node, Sequence) else [node]
+    return {
+        inner.id
+        for item in nodes
+        for inner in ast.walk(item)
+        if isinstance(inner, ast.Name) and isinstance(inner.ctx, ast.Load)
+    }
 
 
 def _assigned_names(statement: ast.stmt) -> set[str]:
@@ -639,6 +990,11 @@ def check(
     return view
 
 
+def _parses_as_ipython(cell: str) -> bool:
+    python, _, tree = _without_ipython(cell)
+    return tree is not None or _parse(python) is not None
+
+
 _NOT_PYTHON = "# (a run of this cell was not Python, a typo fixed later, say: left out)\n"
 
 
@@ -649,9 +1005,7 @@ def _grade_history(
     from grader.grading import check as check_file
     from grader.problems import find_problem
 
-    sources = [
-        cell if _parses_as_python(_without_ipython(cell)[0]) else _NOT_PYTHON for cell in history
-    ]
+    sources = [cell if _parses_as_ipython(cell) else _NOT_PYTHON for cell in history]
     notebook = {
         "nbformat": 4,
         "nbformat_minor": 5,
