@@ -450,6 +450,9 @@ class SubprocessRunner:
         request_read, request_write = os.pipe()
         result_read, result_write = os.pipe()
         full = request.confinement is not None and request.confinement.isolation == "full"
+        # The cgroup's CPU usage is cumulative over the run's attempts: this attempt's is what
+        # it adds from here (None: the cgroup does not account for CPU, /proc is read).
+        usage_before = group.cpu_seconds() if group is not None else None
         try:
             process = self.launcher.start(
                 environment,
@@ -468,7 +471,12 @@ class SubprocessRunner:
             raise
         os.close(request_read)
         os.close(result_write)
-        clock.meter = CpuMeter(functools.partial(_run_pids, process.pid, group))
+        accounted = None
+        if group is not None and usage_before is not None:
+            accounted = functools.partial(_cgroup_cpu, group, usage_before)
+        clock.meter = CpuMeter(
+            functools.partial(_run_pids, process.pid, group), accounted=accounted
+        )
         try:
             with os.fdopen(request_write, "wb") as pipe, contextlib.suppress(BrokenPipeError):
                 pipe.write(request.model_dump_json().encode())
@@ -629,6 +637,12 @@ def _run_pids(worker: int, group: cgroups.RunCgroup | None) -> set[int]:
     if group is not None:
         found.update(group.pids())
     return found
+
+
+def _cgroup_cpu(group: cgroups.RunCgroup, before: float) -> float | None:
+    """CPU seconds the run's cgroup accounted since `before` (every process, reaped or not)."""
+    usage = group.cpu_seconds()
+    return None if usage is None else max(0.0, usage - before)
 
 
 def _drain(selector: selectors.BaseSelector, tails: dict[int, Tail], grace: float = 0.5) -> None:
