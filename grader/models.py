@@ -439,6 +439,12 @@ class Confinement(Frozen):
     open_files: int = Field(description="RLIMIT_NOFILE: open file descriptors.")
     processes: int = Field(description="RLIMIT_NPROC: processes and threads of its uid.")
     tmp_bytes: int = Field(description="Size of its private /tmp ('full').")
+    refuse_sigchld_changes: bool = Field(
+        False,
+        description="Refuse changes to SIGCHLD's action (seccomp): set where no cgroup accounts "
+        "for the run's CPU time, since children the kernel reaps for a process that ignores "
+        "SIGCHLD are counted in no process's CPU time.",
+    )
 
 
 class CellSpan(Frozen):

@@ -182,6 +182,52 @@ def test_orphans_count_against_the_cpu_limit_without_a_cgroup(
     _assert_stopped_by_cpu(report)
 
 
+def test_without_a_cgroup_sigchld_cannot_be_ignored_so_no_child_escapes_the_count(
+    tmp_path: Path, toy: Problem, references: ReferenceCache, no_cgroups: None
+) -> None:
+    # The kernel adds a child it reaps for a SIGCHLD-ignoring parent to no one's CPU time, and
+    # only a cgroup would have counted it: without one, the change is refused.
+    path = tmp_path / "ignores_sigchld.py"
+    path.write_text(BURN + IGNORES_SIGCHLD)
+    runner = SubprocessRunner(policy=SandboxPolicy(isolation="basic"))
+    expected = references.get(toy, 1)
+    try:
+        report = grade(
+            path, problem=toy, seed=1, expected=expected, runner=runner, limits=BURN_LIMITS
+        )
+    finally:
+        runner.close()
+    assert report.run_limits == "per_process"
+    first = report.cases[0]
+    assert first.reason is CaseReason.EXCEPTION, (report.status, first.message)
+    assert first.error is not None
+    assert first.error.type == "PermissionError"
+    assert first.seconds < 1  # refused at once, before any child ran
+
+
+def test_the_sigchld_filter_refuses_only_changes_to_sigchld() -> None:
+    probe = (
+        "import signal, subprocess\n"
+        "from grader.run import seccomp\n"
+        "assert seccomp.install(refuse_sigchld_changes=True)\n"
+        "seen = [signal.getsignal(signal.SIGCHLD) == signal.SIG_DFL]\n"
+        "signal.signal(signal.SIGUSR1, signal.SIG_IGN)\n"
+        "for action in (signal.SIG_IGN, lambda *a: None):\n"
+        "    try:\n"
+        "        signal.signal(signal.SIGCHLD, action)\n"
+        "        seen.append('changed')\n"
+        "    except PermissionError:\n"
+        "        seen.append('refused')\n"
+        "seen.append(subprocess.run(['true']).returncode)\n"
+        "print(seen)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[True, 'refused', 'refused', 0]"
+
+
 @pytest.mark.slow
 def test_the_slowest_correct_style_gets_full_marks_in_a_two_worker_batch(
     tmp_path: Path,

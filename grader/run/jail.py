@@ -53,7 +53,7 @@ def confine(confinement: Confinement, submission: str) -> str:
     elif confinement.own_uid:
         submission = _enter_own_uid(confinement, submission)
     _set_limits(confinement)
-    seccomp.install()
+    seccomp.install(refuse_sigchld_changes=confinement.refuse_sigchld_changes)
     return submission
 
 

@@ -273,6 +273,7 @@ class SubprocessRunner:
         run_limits: RunLimits,
         extra_visible: tuple[str, ...] = (),
         own_uid: bool | None = None,
+        cpu_accounted: bool = False,
     ) -> Confinement | None:
         """The limits and isolation the worker applies to itself before loading the file."""
         if isolation == "none":
@@ -296,6 +297,7 @@ class SubprocessRunner:
             open_files=1024,
             processes=PROCESSES,
             tmp_bytes=64 * 1024 * 1024,
+            refuse_sigchld_changes=not cpu_accounted,
         )
 
     def run(self, request: RunRequest, limits: Limits) -> RunResult:
@@ -369,6 +371,7 @@ class SubprocessRunner:
             run_limits=run_limits,
             extra_visible=visible,
             own_uid=own_uid,
+            cpu_accounted=group is not None and group.cpu_seconds() is not None,
         )
         request = request.model_copy(update={"confinement": confinement})
         environment = worker_environment(cache, writes_cache=self.trusted)
