@@ -251,8 +251,14 @@ class UidPool:
 _UID_LINE = re.compile(rb"^Uid:\s+(\d+)\s+(\d+)\s+(\d+)", re.MULTILINE)
 
 
-def uid_pids(uid: int) -> list[int]:
-    """Processes with this uid (real, effective or saved), as /proc lists them now."""
+_STATE_LINE = re.compile(rb"^State:\s+([A-Za-z])", re.MULTILINE)
+
+
+def uid_pids(uid: int, *, live: bool = False) -> list[int]:
+    """Processes with this uid (real, effective or saved), as /proc lists them now.
+
+    `live`: without zombies (ended, waiting for their parent to reap them; they run nothing).
+    """
     found = []
     with os.scandir("/proc") as entries:
         for entry in entries:
@@ -260,11 +266,16 @@ def uid_pids(uid: int) -> list[int]:
                 continue
             try:
                 with open(f"/proc/{entry.name}/status", "rb") as stream:  # noqa: PTH123
-                    match = _UID_LINE.search(stream.read())
+                    status = stream.read()
             except OSError:
                 continue
-            if match and uid in {int(value) for value in match.groups()}:
-                found.append(int(entry.name))
+            match = _UID_LINE.search(status)
+            if not match or uid not in {int(value) for value in match.groups()}:
+                continue
+            state = _STATE_LINE.search(status)
+            if live and state is not None and state.group(1) in {b"Z", b"X"}:
+                continue
+            found.append(int(entry.name))
     return found
 
 
