@@ -240,8 +240,9 @@ def run_autograder(root: Path, console: Console | None = None) -> int:
     console = console or output_console(soft_wrap=True)
     results = root / "results" / "results.json"
     source = root / "source"
+    for unprotected in _make_private(root):
+        console.print(f"warning: {safe_text.terminal(unprotected)}", markup=False)
     try:
-        _make_private(root)
         config = json.loads((source / CONFIG).read_text(encoding="utf-8"))
         problem = load_problem(
             str(config["problem"]),
@@ -272,12 +273,18 @@ def run_autograder(root: Path, console: Console | None = None) -> int:
     return 0
 
 
-def _make_private(root: Path) -> None:
+def _make_private(root: Path) -> list[str]:
     """Only the grader may enter the autograder's folders: the spec, the seed, the reference
-    and the results are out of reach of a submission running under a uid of its own."""
+    and the results are out of reach of a submission running under a uid of its own.
+    Returns what could not be made private, for staff."""
+    problems = []
     for folder in (root, root / "source", root / "results"):
         if folder.is_dir() and not folder.is_symlink():
-            folder.chmod(0o700)
+            try:
+                folder.chmod(0o700)
+            except OSError as exc:
+                problems.append(f"{folder} could not be made private (mode 0700): {exc}")
+    return problems
 
 
 def _isolation_line(runner: SubprocessRunner) -> str:

@@ -322,7 +322,14 @@ class SubprocessRunner:
         uid = self.policy.uid if own_uid else None
         pooled = own_uid and uid is None
         if pooled:
-            uid = uid_pool.acquire()
+            try:
+                uid = uid_pool.acquire()
+            except (OSError, RuntimeError):
+                if isolation == "full":
+                    raise
+                # Basic isolation is no worse than before without one: the grader's own uid
+                # (the report says so).
+                own_uid = pooled = False
         ended = False
         try:
             result = self._run(
