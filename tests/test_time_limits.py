@@ -165,12 +165,13 @@ def test_children_reaped_by_the_kernel_count_against_the_cpu_limit(
     _assert_stopped_by_cpu(report)
 
 
+@pytest.mark.parametrize("preload", [True, False], ids=["zygote", "fresh_interpreter"])
 def test_orphans_count_against_the_cpu_limit_without_a_cgroup(
-    tmp_path: Path, toy: Problem, references: ReferenceCache, no_cgroups: None
+    tmp_path: Path, toy: Problem, references: ReferenceCache, no_cgroups: None, preload: bool
 ) -> None:
     path = tmp_path / "orphans.py"
     path.write_text(BURN + ORPHANS)
-    runner = SubprocessRunner(policy=SandboxPolicy(isolation="basic"))
+    runner = SubprocessRunner(policy=SandboxPolicy(isolation="basic"), preload=preload)
     expected = references.get(toy, 1)
     try:
         report = grade(

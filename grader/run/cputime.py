@@ -10,10 +10,11 @@ child processes), measured by the trusted side, never taken from what the worker
   whoever reaped it;
 - otherwise from /proc: utime+stime+cutime+cstime of the worker's tree (walked through the
   children lists). A process reaped by its parent is counted in that parent's cutime/cstime;
-  an orphan is re-parented to the run's subreaper (grader/run/zygote.py), which reaps it, so
-  it is counted there. A child of a process that ignores SIGCHLD is reaped by the kernel and
-  counted nowhere once it ended: only its time while it was seen alive counts (the meter
-  keeps its highest reading). That is the one gap left without a cgroup.
+  an orphan is re-parented to the run's subreaper (the zygote's per-run child, or a fresh
+  interpreter's trusted parent: grader/run/zygote.py, worker.py), which reaps it, so it is
+  counted there (with full isolation, the namespace's init holds it, a zombie until reaped). A child of a process that ignores SIGCHLD is reaped by the kernel and
+  counted nowhere once it ended, so without a cgroup the worker's seccomp filter refuses
+  changes to SIGCHLD's action (grader/run/seccomp.py).
 
 A wall-clock backstop several times larger (Limits.wall_factor) still stops a run that waits
 instead of computing (a sleep, a blocked read). Where /proc cannot be read at all, the limits
