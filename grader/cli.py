@@ -75,6 +75,7 @@ from grader.render import (
     statement,
 )
 from grader.run import SandboxPolicy, SubprocessRunner, full_isolation_problem
+from grader.run.policy import run_uid_problem
 from grader.storage import read_regular, write_atomic
 
 
@@ -165,9 +166,16 @@ def _staff_runner(
             f"submission could then read this account's files and environment; see "
             f"docs/sandbox.md)."
         )
+    uid_problem = run_uid_problem()
+    who = (
+        "each submission runs as an unprivileged uid of its own, whose every process is "
+        "killed when its run ends"
+        if uid_problem is None
+        else f"submissions run as your own user ({safe_text.markup(uid_problem)})"
+    )
     Console(stderr=True).print(
-        f"[yellow]warning:[/] grading with basic isolation ({safe_text.markup(why)}): submissions "
-        f"run as your own user; caches are not trusted."
+        f"[yellow]warning:[/] grading with basic isolation ({safe_text.markup(why)}): {who}; "
+        f"caches are not trusted."
     )
     return runner, False
 

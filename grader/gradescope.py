@@ -48,6 +48,7 @@ from grader.notebook import SUBMISSION_SUFFIXES
 from grader.problems import REPO_ROOT, Problem, defined_functions, load_problem
 from grader.render import gradescope_json, output_console, print_report
 from grader.run import SubprocessRunner
+from grader.run.policy import full_isolation_problem, run_uid_problem
 from grader.storage import write_atomic
 
 ROOT_ENV = "GRADER_AUTOGRADER_ROOT"
@@ -239,6 +240,8 @@ def run_autograder(root: Path, console: Console | None = None) -> int:
     console = console or output_console(soft_wrap=True)
     results = root / "results" / "results.json"
     source = root / "source"
+    for unprotected in _make_private(root):
+        console.print(f"warning: {safe_text.terminal(unprotected)}", markup=False)
     try:
         config = json.loads((source / CONFIG).read_text(encoding="utf-8"))
         problem = load_problem(
@@ -264,8 +267,43 @@ def run_autograder(root: Path, console: Console | None = None) -> int:
         )
         console.print(safe_text.error_lines(str(exc), "grader error: "), markup=False)
         return 1
+    # Last: the run's processes are all gone by now (the runner killed every process of the
+    # submission's uid before it returned), so nothing of the submission can rewrite it.
     write_atomic(results, gradescope_json(student_view(report)))
     return 0
+
+
+def _make_private(root: Path) -> list[str]:
+    """Only the grader may enter the autograder's folders: the spec, the seed, the reference
+    and the results are out of reach of a submission running under a uid of its own.
+    Returns what could not be made private, for staff."""
+    problems = []
+    for folder in (root, root / "source", root / "results"):
+        if folder.is_dir() and not folder.is_symlink():
+            try:
+                folder.chmod(0o700)
+            except OSError as exc:
+                problems.append(f"{folder} could not be made private (mode 0700): {exc}")
+    return problems
+
+
+def _isolation_line(runner: SubprocessRunner) -> str:
+    """Staff's line on how submissions are isolated here, and what that leaves open."""
+    isolation = runner.isolation()
+    if isolation == "full":
+        return "isolation full"
+    why = full_isolation_problem()
+    uid_problem = run_uid_problem()
+    if uid_problem is None:
+        return (
+            f"isolation basic, own uid (no namespaces: {why}): the submission runs as an "
+            f"unprivileged uid of its own, every process of which is killed before "
+            f"results.json is written"
+        )
+    return (
+        f"isolation basic, same uid as the grader ({uid_problem}): the submission could read "
+        f"the spec and change results.json; run the autograder as root"
+    )
 
 
 def _grade(path: Path, problem: Problem, seed: int, root: Path, console: Console) -> Report:
@@ -273,8 +311,9 @@ def _grade(path: Path, problem: Problem, seed: int, root: Path, console: Console
     full = runner.isolation() == "full"
     console.print(
         f"grading {safe_text.markup(str(path.relative_to(root)))} for {problem.spec.id} "
-        f"v{problem.spec.version}, seed {seed}, isolation {runner.isolation()}"
+        f"v{problem.spec.version}, seed {seed}"
     )
+    console.print(safe_text.markup(_isolation_line(runner)))
     expected = run_reference(
         problem,
         make_cases(problem.spec, seed),

@@ -273,6 +273,7 @@ def grade(
         request = request.model_copy(update={"private_paths": hide, "cells": prepared.cells})
         run = runner.run(request, limits)
     report.run_limits = run.run_limits
+    report.own_uid = run.own_uid
     report.x64_enabled = run.x64_enabled
     if run.load_failure is not None:
         return report.failed(run.load_failure, run.stdout, run.stderr)
@@ -514,6 +515,7 @@ class _Builder:
     ) -> None:
         self.isolation = isolation
         self.run_limits: RunLimits | None = None  # known once a process ran
+        self.own_uid: bool | None = None  # known once a process ran
         self.x64_enabled: bool | None = None  # the submission's claim, for a hint only
         self.notebook: NotebookInfo | None = None
         self.source: _SourceLines | None = None  # known once the file was read
@@ -561,6 +563,7 @@ class _Builder:
             seed=self.seed,
             isolation=self.isolation,
             run_limits=self.run_limits,
+            own_uid=self.own_uid,
             error=error,
             stdout=without_library_paths(stdout),
             stderr=without_library_paths(stderr),

@@ -414,11 +414,16 @@ class Confinement(Frozen):
 
     isolation: Isolation = Field(
         description="'full': new PID/network/mount namespaces, hidden folders, unprivileged "
-        "uid, resource limits. 'basic': resource limits only (the grader is not root or has "
-        "no namespaces). 'none': trusted code (the reference)."
+        "uid, resource limits. 'basic': resource limits, and a uid of its own where the "
+        "grader is root (no namespaces). 'none': trusted code (the reference)."
     )
-    uid: int = Field(description="User id the submission runs as ('full' only).")
-    gid: int = Field(description="Group id the submission runs as ('full' only).")
+    own_uid: bool = Field(
+        False,
+        description="Whether the submission switches to `uid` ('full' always does; 'basic' "
+        "where the grader is root with CAP_SETUID).",
+    )
+    uid: int = Field(description="User id the submission runs as (when `own_uid`).")
+    gid: int = Field(description="Group id the submission runs as (when `own_uid`).")
     root: str = Field(
         description="An empty folder of the grader's, where the submission's root is built."
     )
@@ -434,6 +439,12 @@ class Confinement(Frozen):
     open_files: int = Field(description="RLIMIT_NOFILE: open file descriptors.")
     processes: int = Field(description="RLIMIT_NPROC: processes and threads of its uid.")
     tmp_bytes: int = Field(description="Size of its private /tmp ('full').")
+    refuse_sigchld_changes: bool = Field(
+        False,
+        description="Refuse changes to SIGCHLD's action (seccomp): set where no cgroup accounts "
+        "for the run's CPU time, since children the kernel reaps for a process that ignores "
+        "SIGCHLD are counted in no process's CPU time.",
+    )
 
 
 class CellSpan(Frozen):
@@ -734,6 +745,13 @@ class Report(Frozen):
     isolation: Isolation = Field(
         description="How the submission was isolated: 'full' (namespaces, unprivileged uid, "
         "hidden folders, limits) or 'basic' (resource limits and its own session only)."
+    )
+    own_uid: bool | None = Field(
+        None,
+        description="Whether the submission ran under an unprivileged uid of its own (always "
+        "with 'full'; with 'basic' where the grader is root), so that it could not touch the "
+        "grader's files or processes. False: it ran as the grader's own user. None when no "
+        "process was started.",
     )
     run_limits: Literal["cgroup", "per_process", "none"] | None = Field(
         None,

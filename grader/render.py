@@ -98,12 +98,19 @@ def verdict(report: Report) -> Group:
     parts.append(
         Text(
             f"{origin}{_safe(report.submission.path)} · sha256 "
-            f"{report.submission.sha256[:12]} · isolation: {report.isolation} · "
+            f"{report.submission.sha256[:12]} · isolation: {isolation_label(report)} · "
             f"{report.seconds:.1f} s",
             style="dim",
         )
     )
     return Group(*parts)  # type: ignore[arg-type]
+
+
+def isolation_label(report: Report) -> str:
+    """How the submission was isolated, saying for basic isolation which user it ran as."""
+    if report.isolation != "basic" or report.own_uid is None:
+        return report.isolation
+    return "basic, own uid" if report.own_uid else "basic, same uid as the grader"
 
 
 _LEFT_OUT_SHOWN = 8
@@ -409,6 +416,7 @@ def student_page(student: str, report: Report) -> str:
         json_link=safe_text.relative_link(student, ".json"),
         staff_link="./staff/" + safe_text.relative_link(student, ".json")[2:],
         report=report,
+        isolation=isolation_label(report),
         score=f"{report.score:g}",
         max_score=f"{report.max_score:g}",
         hints=[" ".join(hint.text.split()) for hint in report.hints],

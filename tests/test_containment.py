@@ -26,7 +26,8 @@ from grader.models import Report, Status
 from grader.problems import Problem
 from grader.run import SandboxPolicy, SubprocessRunner, full_isolation_problem
 from grader.run import cgroup as cgroups
-from grader.run.policy import RUN_UID_BASE, UidPool, uid_in_use
+from grader.run.launch import kill_uid
+from grader.run.policy import RUN_UID_BASE, UidPool, uid_in_use, uid_pids
 from grader.storage import read_regular
 
 GRADER = [sys.executable, "-m", "grader"]
@@ -110,6 +111,34 @@ def wait_until_gone(uids: set[int], seconds: float = 5.0) -> set[int]:
     while (alive := run_uids_alive(uids)) and time.monotonic() < end:
         time.sleep(0.1)
     return alive
+
+
+@pytest.mark.usefixtures("require_root_isolation")
+def test_kill_uid_ends_every_session_of_a_uid_and_does_not_wait_for_zombies() -> None:
+    # What a submission without a PID namespace leaves: processes in sessions of their own.
+    uid = RUN_UID_BASE + 424_250
+    spawn = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "setsid"]
+    leaders = [
+        subprocess.Popen([*spawn, "sh", "-c", "sleep 60 & sleep 60 & wait"]) for _ in range(3)
+    ]
+    try:
+        deadline = time.monotonic() + 5
+        while len(uid_pids(uid, live=True)) < 9 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(uid_pids(uid, live=True)) == 9
+        started = time.monotonic()
+        # The leaders become zombies of this process until it reaps them: not a reason to wait.
+        assert kill_uid(uid, sys.executable, timeout=5)
+        assert time.monotonic() - started < 2
+        assert uid_pids(uid, live=True) == []
+    finally:
+        for leader in leaders:
+            leader.kill()
+            leader.wait()
+    deadline = time.monotonic() + 5  # the leaders' zombie children are init's to reap
+    while uid_pids(uid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert uid_pids(uid) == []
 
 
 @pytest.mark.usefixtures("require_root_isolation")

@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import stat
 import subprocess
 import sys
+import tempfile
+import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import TOY
 from helpers import FAKE_GREEN, notebook_from_source
+
+from grader.run.policy import uid_pids
 
 # The toy problem with an exception hint, so that a hint can reach results.json.
 HINT = "k arrives as a float: call int(k) before using it as an index."
@@ -200,3 +207,148 @@ def test_a_broken_autograder_still_writes_results_and_tells_staff(
     assert results["score"] == 0.0
     assert "fault in the course's set-up, not in your code" in str(results["output"])
     assert "is invalid" in done.stdout  # what staff read in the autograder's stdout
+
+
+# --------------------------------------------------------------------------------------------
+# Gradescope's container: root, but no namespaces and no writable cgroup (basic isolation)
+# --------------------------------------------------------------------------------------------
+
+# Leaves its process group and session (setsid and a double fork) while the file loads, and
+# waits for results.json to rewrite it with full marks; says where it got to in `marks`.
+WATCHER = """\
+import json, os, time
+MARKS = {marks!r}
+RESULTS = {results!r}
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        with open(os.path.join(MARKS, "watcher"), "w") as out:
+            out.write(f"{{os.getpid()}} {{os.getuid()}}")
+        for _ in range(1200):
+            try:
+                if os.path.exists(RESULTS):
+                    with open(RESULTS, "w") as out:
+                        json.dump({{"score": 8.0, "output": "all good", "tests": []}}, out)
+                    open(os.path.join(MARKS, "rewrote"), "w").close()
+                    break
+            except OSError:
+                pass
+            try:
+                with open({spec!r}) as spec:
+                    open(os.path.join(MARKS, "read_spec"), "w").write(spec.read())
+            except OSError:
+                pass
+            time.sleep(0.05)
+        time.sleep(600)
+    os._exit(0)
+os.wait()
+
+
+def vector_stats(x, k):
+    return [0, 0.0, 0.0]
+"""
+
+
+def _python_readable_mounts() -> str:
+    """Shell lines that, inside a private mount namespace, let other users reach this
+    Python installation (here under /root, 0700; Gradescope's is in /usr or /opt)."""
+    base = Path(sys.base_prefix).resolve()
+    blocked = [p for p in reversed(base.parents) if not p.stat().st_mode & 0o001]
+    if not blocked:
+        return ""
+    top = blocked[0]
+    child = base.relative_to(top).parts[0]
+    return (
+        f'mkdir -p "$KEEP" && mount --bind {top} "$KEEP" && '
+        f"mount -t tmpfs -o mode=0755 tmpfs {top} && mkdir -p {top / child} && "
+        f'mount --bind "$KEEP/{child}" {top / child} && '
+    )
+
+
+def _run_autograder_basic(
+    root: Path, tmp_path: Path
+) -> tuple[subprocess.CompletedProcess[str], dict[str, object]]:
+    """run_autograder as Gradescope runs it: root, `unshare` not on its PATH, no cgroups."""
+    unshare = shutil.which("unshare")
+    if os.geteuid() != 0 or unshare is None:
+        pytest.skip("needs root and util-linux's unshare to build Gradescope's container")
+    fake_bin = tmp_path / "bin"  # bash and env only: no unshare
+    fake_bin.mkdir()
+    for tool in ("bash", "env"):
+        found = shutil.which(tool)
+        assert found is not None
+        (fake_bin / tool).symlink_to(found)
+    script = (
+        "set -e; mount --make-rprivate / && "
+        "mount -t tmpfs -o mode=0555 tmpfs /sys/fs/cgroup && "
+        f"{_python_readable_mounts()}"
+        'PATH="$RUN_PATH" exec "$@"'
+    )
+    env = {
+        **os.environ,
+        "GRADER_AUTOGRADER_ROOT": str(root),
+        "GRADER_VENV": str(VENV),
+        "RUN_PATH": f"{fake_bin}{os.pathsep}{VENV / 'bin'}",
+        "KEEP": str(tmp_path / "keep"),
+    }
+    done = subprocess.run(
+        [unshare, "--mount", "sh", "-c", script, "sh", str(root / "source" / "run_autograder")],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd="/",
+        check=False,
+        timeout=180,
+    )
+    written = root / "results" / "results.json"
+    assert written.exists(), done.stdout + done.stderr
+    return done, json.loads(written.read_text())
+
+
+@pytest.fixture
+def marks() -> Iterator[Path]:
+    """A folder the submission's uid can write to, outside pytest's private folders."""
+    folder = Path(tempfile.mkdtemp(prefix="grader-marks-"))
+    folder.chmod(0o1777)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_watcher_that_left_its_session_cannot_rewrite_results_in_basic_isolation(
+    autograder_zip: Path, tmp_path: Path, marks: Path
+) -> None:
+    root = tmp_path / "autograder"
+    results = root / "results" / "results.json"
+    spec = root / "source" / "problems" / "vector_stats.toml"
+    hostile = WATCHER.format(marks=str(marks), results=str(results), spec=str(spec))
+    root = _gradescope_layout(tmp_path, autograder_zip, {"solution.py": hostile})
+    done, graded = _run_autograder_basic(root, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "isolation basic, own uid" in done.stdout, done.stdout
+    # The watcher ran, under a uid of its own, and is gone; it never reached results or spec.
+    pid, uid = (int(word) for word in (marks / "watcher").read_text().split())
+    assert uid not in (0, os.getuid())
+    assert not Path(f"/proc/{pid}").exists()
+    assert uid_pids(uid) == []
+    time.sleep(0.3)  # what it would have done by now
+    assert not (marks / "rewrote").exists()
+    assert not (marks / "read_spec").exists()
+    graded = json.loads(results.read_text())
+    assert graded["score"] == 0.0
+    assert len(graded["tests"]) == 4
+    assert all(test["status"] == "failed" for test in graded["tests"])
+
+
+def test_a_correct_file_gets_full_marks_under_its_own_uid_in_basic_isolation(
+    autograder_zip: Path, tmp_path: Path
+) -> None:
+    root = _gradescope_layout(tmp_path, autograder_zip, {"solution.py": CORRECT})
+    done, results = _run_autograder_basic(root, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "isolation basic, own uid" in done.stdout
+    assert "isolation: basic, own uid" in done.stdout  # the staff report says so too
+    tests = results["tests"]
+    assert isinstance(tests, list)
+    assert results["score"] == sum(test["max_score"] for test in tests) > 0
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700
+    assert stat.S_IMODE((root / "results").stat().st_mode) == 0o700

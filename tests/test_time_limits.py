@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,10 @@ from conftest import SUBMISSIONS, TOY, ReferenceCache
 from grader.grading import grade
 from grader.models import CaseReason, Limits, Report, Status
 from grader.problems import Problem
+from grader.run import SubprocessRunner
+from grader.run import cgroup as cgroups
 from grader.run.cputime import CpuMeter, tree_pids
+from grader.run.policy import SandboxPolicy
 
 GRADER = [sys.executable, "-m", "grader"]
 
@@ -87,6 +91,142 @@ def test_a_slow_case_is_judged_by_cpu_time_not_by_waiting(
     first = report.cases[0]
     assert first.reason is CaseReason.TIMEOUT
     assert "stopped after 1 s of CPU time" in first.message
+
+
+# Children that burn CPU one after another, each gone before the next starts, so that the live
+# processes never add up to the limit: only accounting that counts ended processes sees them.
+BURN = """
+import os, signal, time
+
+
+def _burn(seconds):
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+"""
+IGNORES_SIGCHLD = """
+def vector_stats(x, k):
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    for _ in range(30):
+        if os.fork() == 0:
+            _burn(0.1)
+            os._exit(0)
+        try:
+            os.wait()  # with SIGCHLD ignored: returns (ECHILD) once the child is gone
+        except ChildProcessError:
+            pass
+    return [len(x), sum(v * k for v in x), max(abs(v) for v in x)]
+"""
+ORPHANS = """
+def vector_stats(x, k):
+    for _ in range(30):
+        reader, writer = os.pipe()
+        if os.fork() == 0:
+            if os.fork() == 0:  # the grandchild, orphaned at once
+                _burn(0.1)
+                os._exit(0)
+            os._exit(0)
+        os.close(writer)
+        os.wait()
+        os.read(reader, 1)  # returns at the grandchild's end (it held the pipe's other end)
+        os.close(reader)
+    return [len(x), sum(v * k for v in x), max(abs(v) for v in x)]
+"""
+# 3 CPU-s in all, past a 1 s case limit; the wall-clock backstop (8 s) far beyond.
+BURN_LIMITS = Limits(case_seconds=1, total_seconds=20, wall_factor=8, max_restarts=0)
+
+
+def _assert_stopped_by_cpu(report: Report) -> None:
+    first = report.cases[0]
+    assert first.reason is CaseReason.TIMEOUT, (report.status, first.message)
+    assert "stopped after 1 s of CPU time" in first.message
+
+
+@pytest.fixture
+def no_cgroups(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Runs without a cgroup, as where /sys/fs/cgroup cannot be written (Gradescope)."""
+    cgroups._layout.cache_clear()
+    monkeypatch.setattr(cgroups, "ROOT", tmp_path / "no-cgroups")
+    assert cgroups.unavailable() is not None
+    yield
+    cgroups._layout.cache_clear()
+
+
+def test_children_reaped_by_the_kernel_count_against_the_cpu_limit(
+    tmp_path: Path, toy: Problem, references: ReferenceCache
+) -> None:
+    if (why := cgroups.unavailable()) is not None:
+        pytest.skip(f"no cgroups here: {why}")
+    path = tmp_path / "ignores_sigchld.py"
+    path.write_text(BURN + IGNORES_SIGCHLD)
+    report = grade(path, problem=toy, seed=1, expected=references.get(toy, 1), limits=BURN_LIMITS)
+    assert report.run_limits == "cgroup"
+    _assert_stopped_by_cpu(report)
+
+
+@pytest.mark.parametrize("preload", [True, False], ids=["zygote", "fresh_interpreter"])
+def test_orphans_count_against_the_cpu_limit_without_a_cgroup(
+    tmp_path: Path, toy: Problem, references: ReferenceCache, no_cgroups: None, preload: bool
+) -> None:
+    path = tmp_path / "orphans.py"
+    path.write_text(BURN + ORPHANS)
+    runner = SubprocessRunner(policy=SandboxPolicy(isolation="basic"), preload=preload)
+    expected = references.get(toy, 1)
+    try:
+        report = grade(
+            path, problem=toy, seed=1, expected=expected, runner=runner, limits=BURN_LIMITS
+        )
+    finally:
+        runner.close()
+    assert report.run_limits == "per_process"
+    _assert_stopped_by_cpu(report)
+
+
+def test_without_a_cgroup_sigchld_cannot_be_ignored_so_no_child_escapes_the_count(
+    tmp_path: Path, toy: Problem, references: ReferenceCache, no_cgroups: None
+) -> None:
+    # The kernel adds a child it reaps for a SIGCHLD-ignoring parent to no one's CPU time, and
+    # only a cgroup would have counted it: without one, the change is refused.
+    path = tmp_path / "ignores_sigchld.py"
+    path.write_text(BURN + IGNORES_SIGCHLD)
+    runner = SubprocessRunner(policy=SandboxPolicy(isolation="basic"))
+    expected = references.get(toy, 1)
+    try:
+        report = grade(
+            path, problem=toy, seed=1, expected=expected, runner=runner, limits=BURN_LIMITS
+        )
+    finally:
+        runner.close()
+    assert report.run_limits == "per_process"
+    first = report.cases[0]
+    assert first.reason is CaseReason.EXCEPTION, (report.status, first.message)
+    assert first.error is not None
+    assert first.error.type == "PermissionError"
+    assert first.seconds < 1  # refused at once, before any child ran
+
+
+def test_the_sigchld_filter_refuses_only_changes_to_sigchld() -> None:
+    probe = (
+        "import signal, subprocess\n"
+        "from grader.run import seccomp\n"
+        "assert seccomp.install(refuse_sigchld_changes=True)\n"
+        "seen = [signal.getsignal(signal.SIGCHLD) == signal.SIG_DFL]\n"
+        "signal.signal(signal.SIGUSR1, signal.SIG_IGN)\n"
+        "for action in (signal.SIG_IGN, lambda *a: None):\n"
+        "    try:\n"
+        "        signal.signal(signal.SIGCHLD, action)\n"
+        "        seen.append('changed')\n"
+        "    except PermissionError:\n"
+        "        seen.append('refused')\n"
+        "seen.append(subprocess.run(['true']).returncode)\n"
+        "print(seen)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[True, 'refused', 'refused', 0]"
 
 
 @pytest.mark.slow

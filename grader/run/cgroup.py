@@ -4,10 +4,12 @@ Trusted side only. cgroup v2 (GitHub's runners, current distributions) and v1 (o
 this development machine) are both supported:
 
 - v2: a folder under `/sys/fs/cgroup/grader-runs/` with `memory.max`, `memory.swap.max`,
-  `pids.max`; `memory.events` counts OOM kills; `cgroup.kill` ends every process in it.
+  `pids.max`; `memory.events` counts OOM kills; `cgroup.kill` ends every process in it;
+  `cpu.stat`'s `usage_usec` is the CPU time of all its processes, reaped or not.
 - v1: a folder of the same name in the `memory` and `pids` hierarchies, under the grader's own
   cgroup there; `memory.limit_in_bytes` (and `memory.memsw.limit_in_bytes` where swap
-  accounting exists), `pids.max`; `memory.oom_control` counts OOM kills.
+  accounting exists), `pids.max`; `memory.oom_control` counts OOM kills. Where the `cpuacct`
+  controller is mounted, a folder there too: `cpuacct.usage` is the run's CPU time.
 
 Where none can be made (not root, no controllers, a read-only /sys), `available()` says why and
 runs keep their per-process limits only; the report records which one applied.
@@ -32,7 +34,7 @@ _counter = itertools.count()
 @dataclass(frozen=True)
 class _Layout:
     version: int
-    parents: tuple[Path, ...]  # v2: one folder; v1: (memory, pids)
+    parents: tuple[Path, ...]  # v2: one folder; v1: (memory, pids) and cpuacct if mounted
 
 
 def _own_v1_path(controller: str) -> str:
@@ -71,6 +73,15 @@ def _layout() -> _Layout | str:
             parent.mkdir(exist_ok=True)
             _clean_stale(parent)
             parents.append(parent)
+        cpuacct = ROOT / "cpuacct"  # often a link to cpu,cpuacct
+        if (cpuacct / "cpuacct.usage").exists():
+            try:
+                parent = cpuacct / _own_v1_path("cpuacct") / PARENT
+                parent.mkdir(exist_ok=True)
+                _clean_stale(parent)
+                parents.append(parent)
+            except OSError:
+                pass  # CPU time is then read from /proc (grader/run/cputime.py)
         return _Layout(1, tuple(parents))
     except OSError as exc:
         return f"cgroups cannot be created here: {exc}"
@@ -97,7 +108,7 @@ class RunCgroup:
 
     def __init__(self, version: int, folders: tuple[Path, ...]) -> None:
         self.version = version
-        self.folders = folders  # v2: one; v1: memory, pids
+        self.folders = folders  # v2: one; v1: memory, pids, and cpuacct if mounted
 
     @classmethod
     def create(cls, memory_bytes: int, processes: int) -> RunCgroup:
@@ -119,7 +130,7 @@ class RunCgroup:
                     _write(folder / "memory.swap.max", 0)
                 _write(folder / "pids.max", processes)
             else:
-                memory, pids = self.folders
+                memory, pids = self.folders[:2]
                 _write(memory / "memory.limit_in_bytes", memory_bytes)
                 with contextlib.suppress(FileNotFoundError, PermissionError):
                     _write(memory / "memory.memsw.limit_in_bytes", memory_bytes)
@@ -142,6 +153,24 @@ class RunCgroup:
             with contextlib.suppress(OSError):
                 found |= {int(p) for p in Path(procs).read_text().split()}
         return sorted(found)
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time of every process that ran in it, ended and reaped or not; None if this
+        cgroup does not account for CPU (v1 without cpuacct)."""
+        try:
+            if self.version == 2:
+                for line in (self.folders[0] / "cpu.stat").read_text().splitlines():
+                    key, _, value = line.partition(" ")
+                    if key == "usage_usec":
+                        return int(value) / 1e6
+                return None
+            for folder in self.folders:
+                usage = folder / "cpuacct.usage"
+                if usage.exists():
+                    return int(usage.read_text()) / 1e9
+        except (OSError, ValueError):
+            pass
+        return None
 
     def oom_kills(self) -> int:
         """How many of its processes the kernel killed for exceeding the memory limit."""

@@ -2,11 +2,20 @@
 
 A correct solution must not time out because the machine is busy: wall-clock time grows with
 the load of other graders and other users, CPU time hardly does. So the limits count the CPU
-time of the worker's whole process tree (all its threads, XLA's compile threads included, and
-any child processes), read from /proc by the trusted side, never from what the worker says.
-Every process of a run is found through its cgroup when there is one (children that left the
-worker's tree included), else by walking /proc's children lists from the worker. Processes
-already reaped are counted in their parent's cutime/cstime.
+time of every process of the run (all its threads, XLA's compile threads included, and any
+child processes), measured by the trusted side, never taken from what the worker says:
+
+- where the run has a cgroup, from the cgroup's own accounting (`cpuacct.usage` on v1,
+  `cpu.stat` on v2), which counts every process that ever ran in it, however it ended and
+  whoever reaped it;
+- otherwise from /proc: utime+stime+cutime+cstime of the worker's tree (walked through the
+  children lists). A process reaped by its parent is counted in that parent's cutime/cstime;
+  an orphan is re-parented to the run's subreaper (the zygote's per-run child, or a fresh
+  interpreter's trusted parent: grader/run/zygote.py, worker.py), which reaps it, so it is
+  counted there (with full isolation, the namespace's init holds it, a zombie until
+  reaped). A child of a process that ignores SIGCHLD is reaped by the kernel and counted
+  nowhere once it ended, so without a cgroup the worker's seccomp filter refuses changes to
+  SIGCHLD's action (grader/run/seccomp.py).
 
 A wall-clock backstop several times larger (Limits.wall_factor) still stops a run that waits
 instead of computing (a sleep, a blocked read). Where /proc cannot be read at all, the limits
@@ -68,12 +77,21 @@ def cpu_seconds(pids: Iterable[int]) -> float | None:
 class CpuMeter:
     """The CPU time of one worker process's run so far, never decreasing.
 
-    `pids` lists the run's processes (its cgroup's, or the worker's tree): a process that
-    ended unreaped drops out of the sum, so the highest reading is kept.
+    `accounted`, when given and answering, is what counts (the run's cgroup's usage since the
+    attempt started); otherwise `pids` lists the run's processes (its cgroup's, or the
+    worker's tree): a process that ended unreaped drops out of the sum, so the highest reading
+    is kept.
     """
 
-    def __init__(self, pids: Callable[[], Iterable[int]], *, interval: float = 0.05) -> None:
+    def __init__(
+        self,
+        pids: Callable[[], Iterable[int]],
+        *,
+        interval: float = 0.05,
+        accounted: Callable[[], float | None] | None = None,
+    ) -> None:
         self._pids = pids
+        self._accounted = accounted
         self.highest: float | None = None
         self._interval = interval  # at most one reading of /proc in this many seconds
         self._last = -math.inf
@@ -84,7 +102,9 @@ class CpuMeter:
         if not fresh and now - self._last < self._interval:
             return self.highest
         self._last = now
-        reading = cpu_seconds(self._pids())
+        reading = self._accounted() if self._accounted is not None else None
+        if reading is None:
+            reading = cpu_seconds(self._pids())
         if reading is not None:
             self.highest = reading if self.highest is None else max(self.highest, reading)
         return self.highest

@@ -49,6 +49,7 @@ class FakeRunner:
             stderr=self.stderr,
             isolation=self._isolation,
             run_limits=self.run_limits,
+            own_uid=self._isolation == "full",  # as a real root grader with namespaces
         )
         if self.load_failure is not None or self.function is None:
             result.load_failure = self.load_failure or LoadFailure(

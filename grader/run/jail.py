@@ -4,6 +4,8 @@ Called by the worker first thing, with the `Confinement` the trusted side asked 
 
 - resource limits (address space, CPU seconds, processes, file size, open files, no core
   dumps), always;
+- when the sandbox is `basic` but the grader is root: an unprivileged uid of its own, a private
+  copy of the file in the run's folder, nothing else (no namespaces to be had);
 - when the sandbox is `full` (the grader is root and started the worker with `unshare` in new
   PID, network, mount, IPC and UTS namespaces): a new root on a tmpfs holding only the system
   folders, the Python installation and its packages, the grader package and the compilation
@@ -48,8 +50,10 @@ def confine(confinement: Confinement, submission: str) -> str:
     """Apply the confinement; return the path the submission should now be loaded from."""
     if confinement.isolation == "full":
         submission = _enter_full(confinement, submission)
+    elif confinement.own_uid:
+        submission = _enter_own_uid(confinement, submission)
     _set_limits(confinement)
-    seccomp.install()
+    seccomp.install(refuse_sigchld_changes=confinement.refuse_sigchld_changes)
     return submission
 
 
@@ -61,7 +65,7 @@ def _set_limits(confinement: Confinement) -> None:
         resource.RLIMIT_NOFILE: confinement.open_files,
         resource.RLIMIT_CORE: 0,
     }
-    if confinement.isolation == "full":
+    if confinement.isolation == "full" or confinement.own_uid:
         # Counted per uid, so only meaningful once the submission has a uid of its own.
         limits[resource.RLIMIT_NPROC] = confinement.processes
     for kind, value in limits.items():
@@ -114,13 +118,41 @@ def _enter_full(confinement: Confinement, submission: str) -> str:
     os.chown(target, confinement.uid, confinement.gid)
     os.chroot(root)
     os.chdir(WORK_DIR)
+    _drop_to(confinement)
+    return f"{WORK_DIR}/{target.name}"
+
+
+def _enter_own_uid(confinement: Confinement, submission: str) -> str:
+    """Basic isolation as root: the same file system, but as an unprivileged uid of its own.
+
+    The submission gets a private copy of its file in the run's folder (made its own), and
+    can then neither read the grader's private (0700) folders, nor signal or trace the
+    grader's processes, nor write what the grader writes; the trusted side kills every process
+    of that uid when the run ends (grader/run/launch.py, kill_uid).
+    """
+    if os.geteuid() != 0:
+        raise JailError("running the submission as another user needs root")
+    source = Path(submission).read_bytes()
+    work = Path(confinement.root)
+    target = work / Path(submission).name
+    target.write_bytes(source)
+    os.chown(work, confinement.uid, confinement.gid)
+    os.chown(target, confinement.uid, confinement.gid)
+    os.chdir(work)
+    _drop_to(confinement)
+    return str(target)
+
+
+def _drop_to(confinement: Confinement) -> None:
+    """Become the run's uid and gid for good: no groups, no way back, no new privileges."""
     os.setgroups([])
-    os.setgid(confinement.gid)
-    os.setuid(confinement.uid)
+    os.setresgid(confinement.gid, confinement.gid, confinement.gid)
+    os.setresuid(confinement.uid, confinement.uid, confinement.uid)
     if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         raise JailError("cannot set no_new_privs")
-    # Changing uid clears the parent-death signal: set it again, so that this process (the
-    # init of its PID namespace, and so everything in it) dies when its parent is killed.
+    # Changing uid clears the parent-death signal: set it again, so that this process (with
+    # full isolation the init of its PID namespace, and so everything in it) dies when its
+    # parent is killed.
     if _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
         raise JailError("cannot set the parent-death signal")
     try:
@@ -129,7 +161,6 @@ def _enter_full(confinement: Confinement, submission: str) -> str:
         pass
     else:
         raise JailError("privileges could be regained after dropping them")
-    return f"{WORK_DIR}/{target.name}"
 
 
 def _graft(path: str, root: str, *, recursive: bool, read_only: bool = True) -> None:

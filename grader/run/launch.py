@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from grader.run.cgroup import RunCgroup
-from grader.run.policy import UNSHARE_FLAGS
+from grader.run.policy import UNSHARE_FLAGS, uid_pids
 
 STATUS_WAIT = 30.0  # seconds for a forked child to report its worker's pid
 REAP_WAIT = 5.0  # seconds for a worker's parent to reap it once it was killed
@@ -80,6 +80,55 @@ class Launcher(Protocol):
     def close(self) -> None:
         """Release what the launcher holds (a zygote)."""
         ...
+
+
+KILL_UID_WAIT = 10.0  # seconds to end every process of a run's uid
+
+# Run as the run's uid: kill(-1, SIGKILL) signals every process that uid may signal (its own)
+# but the caller, at once for the processes that exist at that moment. procps' and
+# util-linux's kill do it with `-9 -1`; Python where neither is installed.
+_KILL_AS_UID = "import os, signal\nfor _ in range(3):\n    os.kill(-1, signal.SIGKILL)\n"
+_KILL_BINARIES = ("/bin/kill", "/usr/bin/kill")
+
+
+def kill_uid(uid: int, python: str, timeout: float = KILL_UID_WAIT) -> bool:
+    """SIGKILL every process of a run's uid until none is left running; True when none is.
+
+    A submission without a PID namespace of its own can leave its process group and session
+    (setsid, a double fork): nothing but its uid still ties such a process to its run. First
+    `kill(-1, SIGKILL)` from a child switched to that uid (what the kernel does for every one
+    of its processes at once, so a fork racing a scan cannot slip through), then, for what is
+    left, a /proc scan killing each process found, repeated until the scan finds none (zombies
+    aside: they run nothing, and their parents reap them).
+    """
+    if uid == 0 or os.geteuid() != 0:
+        return False
+    end = time.monotonic() + timeout
+    if not uid_pids(uid, live=True):
+        return True
+    binary = next((path for path in _KILL_BINARIES if os.access(path, os.X_OK)), None)
+    command = [binary, "-9", "-1"] if binary else [python, "-I", "-S", "-c", _KILL_AS_UID]
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        subprocess.run(
+            command,
+            user=uid,
+            group=uid,
+            extra_groups=[],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd="/",
+            env={},
+            timeout=timeout,
+            check=False,
+        )
+    while pids := uid_pids(uid, live=True):
+        for pid in pids:
+            _kill_pid(pid)
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def _kill_pid(pid: int) -> None:

@@ -71,6 +71,54 @@ def full_isolation_problem() -> str | None:
     return None
 
 
+CAP_SETGID = 6
+CAP_SETUID = 7
+_CAP_LINE = re.compile(r"^CapEff:\s+([0-9a-f]+)$", re.MULTILINE)
+
+
+@functools.cache
+def run_uid_problem() -> str | None:
+    """Why a submission cannot run under an unprivileged uid of its own, or None if it can.
+
+    Full isolation always gives it one. Without namespaces (Gradescope's container, Docker's
+    default: root, but no `unshare`), a root grader with CAP_SETUID and CAP_SETGID still can:
+    the submission then cannot signal the grader, write its results, or read its private
+    folders (made 0700), and every process of that uid is killed when the run ends. The
+    Python installation must be readable by other users for that uid to run it.
+    """
+    if os.geteuid() != 0:
+        return "the grader is not running as root, so the submission runs as the grader's user"
+    try:
+        match = _CAP_LINE.search(Path("/proc/self/status").read_text())
+    except OSError as exc:
+        return f"the grader's capabilities cannot be read: {exc}"
+    effective = int(match.group(1), 16) if match else 0
+    if not effective & (1 << CAP_SETUID) or not effective & (1 << CAP_SETGID):
+        return "the grader lacks CAP_SETUID or CAP_SETGID, so it cannot switch to another user"
+    for path in visible_paths():
+        if not _reachable_by_others(Path(path)):
+            return (
+                f"the Python installation ({path}) cannot be read by other users, so the "
+                f"submission could not run as one"
+            )
+    return None
+
+
+def run_uid_available() -> bool:
+    """Whether submissions run under a uid of their own (see run_uid_problem)."""
+    return run_uid_problem() is None
+
+
+def _reachable_by_others(path: Path) -> bool:
+    """Whether a user with no group in common can list the folder and every folder above it."""
+    try:
+        if not path.stat().st_mode & 0o004:
+            return False
+        return all(parent.stat().st_mode & 0o001 for parent in (path, *path.parents))
+    except OSError:
+        return True  # a folder that does not exist is not needed
+
+
 def visible_paths() -> tuple[str, ...]:
     """Folders the worker needs to run: the Python installation, its packages, the grader."""
     paths = {
@@ -203,20 +251,37 @@ class UidPool:
 _UID_LINE = re.compile(rb"^Uid:\s+(\d+)\s+(\d+)\s+(\d+)", re.MULTILINE)
 
 
-def uid_in_use(uid: int) -> bool:
-    """Whether any process on the machine has this uid (real, effective or saved)."""
+_STATE_LINE = re.compile(rb"^State:\s+([A-Za-z])", re.MULTILINE)
+
+
+def uid_pids(uid: int, *, live: bool = False) -> list[int]:
+    """Processes with this uid (real, effective or saved), as /proc lists them now.
+
+    `live`: without zombies (ended, waiting for their parent to reap them; they run nothing).
+    """
+    found = []
     with os.scandir("/proc") as entries:
         for entry in entries:
             if not entry.name.isdigit():
                 continue
             try:
                 with open(f"/proc/{entry.name}/status", "rb") as stream:  # noqa: PTH123
-                    match = _UID_LINE.search(stream.read())
+                    status = stream.read()
             except OSError:
                 continue
-            if match and uid in {int(value) for value in match.groups()}:
-                return True
-    return False
+            match = _UID_LINE.search(status)
+            if not match or uid not in {int(value) for value in match.groups()}:
+                continue
+            state = _STATE_LINE.search(status)
+            if live and state is not None and state.group(1) in {b"Z", b"X"}:
+                continue
+            found.append(int(entry.name))
+    return found
+
+
+def uid_in_use(uid: int) -> bool:
+    """Whether any process on the machine has this uid (real, effective or saved)."""
+    return bool(uid_pids(uid))
 
 
 uid_pool = UidPool()

@@ -46,17 +46,20 @@ from grader.models import (
 from grader.run import cgroup as cgroups
 from grader.run.cputime import CpuMeter, tree_pids
 from grader.run.launch import (
+    KILL_UID_WAIT,
     InterpreterLauncher,
     Launcher,
     LaunchError,
     WorkerProcess,
     ZygoteLauncher,
+    kill_uid,
 )
 from grader.run.linux import PR_SET_DUMPABLE, prctl
 from grader.run.policy import (
     SandboxPolicy,
     full_isolation_problem,
     hidden_paths,
+    run_uid_available,
     uid_pool,
     visible_paths,
     worker_environment,
@@ -102,6 +105,7 @@ class RunResult:
     peak_rss_kib: int | None = None
     x64_enabled: bool | None = None  # the submission's claim, for a hint only
     cpu_seconds: float | None = None  # of all its processes, as /proc says; None: unknown
+    own_uid: bool = False  # it ran under an unprivileged uid of its own
 
 
 class Runner(Protocol):
@@ -317,6 +321,8 @@ class SubprocessRunner:
         uid: int,
         run_limits: RunLimits,
         extra_visible: tuple[str, ...] = (),
+        own_uid: bool | None = None,
+        cpu_accounted: bool = False,
     ) -> Confinement | None:
         """The limits and isolation the worker applies to itself before loading the file."""
         if isolation == "none":
@@ -324,6 +330,7 @@ class SubprocessRunner:
         memory = limits.memory_mb * 1024 * 1024
         return Confinement(
             isolation=isolation,
+            own_uid=isolation == "full" if own_uid is None else own_uid,
             uid=uid,
             gid=uid,
             root="",  # set for each attempt: a fresh empty folder
@@ -339,6 +346,7 @@ class SubprocessRunner:
             open_files=1024,
             processes=PROCESSES,
             tmp_bytes=64 * 1024 * 1024,
+            refuse_sigchld_changes=not cpu_accounted,
         )
 
     def run(self, request: RunRequest, limits: Limits) -> RunResult:
@@ -357,18 +365,43 @@ class SubprocessRunner:
         run_limits: RunLimits = (
             "none" if isolation == "none" else ("cgroup" if group is not None else "per_process")
         )
-        uid = self.policy.uid
-        pooled = isolation == "full" and uid is None
+        # Full isolation always switches to an unprivileged uid; basic isolation does too
+        # where the grader is root (Gradescope's and Docker's containers have no namespaces).
+        own_uid = isolation == "full" or (isolation == "basic" and run_uid_available())
+        uid = self.policy.uid if own_uid else None
+        pooled = own_uid and uid is None
         if pooled:
-            uid = uid_pool.acquire()
+            try:
+                uid = uid_pool.acquire()
+            except (OSError, RuntimeError):
+                if isolation == "full":
+                    raise
+                # Basic isolation is no worse than before without one: the grader's own uid
+                # (the report says so).
+                own_uid = pooled = False
+        ended = False
         try:
-            result = self._run(request, limits, isolation, uid or 0, group, run_limits)
+            result = self._run(
+                request, limits, isolation, uid or 0, group, run_limits, own_uid=own_uid
+            )
         finally:
             if group is not None:
                 group.kill()
                 group.remove()
-            if pooled and uid is not None:
-                uid_pool.release(uid)
+            # Whatever left the run's process group and session (setsid, a double fork) and
+            # has no cgroup or PID namespace to be found by is found by its uid.
+            # (Only a uid of the pool or of basic isolation: a uid staff chose for full
+            # isolation may be shared with other programs, and nothing leaves a namespace.)
+            killable = own_uid and (pooled or isolation == "basic")
+            ended = uid is None or not killable or kill_uid(uid, self.python)
+            if pooled and uid is not None and ended:
+                uid_pool.release(uid)  # an unkillable process keeps its uid out of the pool
+        if not ended:
+            raise SandboxUnavailable(
+                f"processes of the submission's uid {uid} could not be killed within "
+                f"{KILL_UID_WAIT:g} s; its verdict is not written while they may still run."
+            )
+        result.own_uid = own_uid
         result.seconds = time.monotonic() - started
         return result
 
@@ -380,12 +413,21 @@ class SubprocessRunner:
         uid: int,
         group: cgroups.RunCgroup | None,
         run_limits: RunLimits,
+        *,
+        own_uid: bool,
     ) -> RunResult:
         clock = _Clock(limits)
         cache = self.compilation_cache_for(isolation)
         visible = (str(cache),) if cache else ()
         confinement = self.confinement(
-            request, limits, isolation, uid=uid, run_limits=run_limits, extra_visible=visible
+            request,
+            limits,
+            isolation,
+            uid=uid,
+            run_limits=run_limits,
+            extra_visible=visible,
+            own_uid=own_uid,
+            cpu_accounted=group is not None and group.cpu_seconds() is not None,
         )
         request = request.model_copy(update={"confinement": confinement})
         environment = worker_environment(cache, writes_cache=self.trusted)
@@ -467,6 +509,9 @@ class SubprocessRunner:
         request_read, request_write = os.pipe()
         result_read, result_write = os.pipe()
         full = request.confinement is not None and request.confinement.isolation == "full"
+        # The cgroup's CPU usage is cumulative over the run's attempts: this attempt's is what
+        # it adds from here (None: the cgroup does not account for CPU, /proc is read).
+        usage_before = group.cpu_seconds() if group is not None else None
         try:
             process = self.launcher.start(
                 environment,
@@ -485,7 +530,12 @@ class SubprocessRunner:
             raise
         os.close(request_read)
         os.close(result_write)
-        clock.meter = CpuMeter(functools.partial(_run_pids, process.pid, group))
+        accounted = None
+        if group is not None and usage_before is not None:
+            accounted = functools.partial(_cgroup_cpu, group, usage_before)
+        clock.meter = CpuMeter(
+            functools.partial(_run_pids, process.pid, group), accounted=accounted
+        )
         header = request.model_copy(update={"cases": ()}).model_dump_json().encode() + b"\n"
         try:
             with contextlib.suppress(BrokenPipeError):
@@ -659,6 +709,12 @@ def _run_pids(worker: int, group: cgroups.RunCgroup | None) -> set[int]:
     if group is not None:
         found.update(group.pids())
     return found
+
+
+def _cgroup_cpu(group: cgroups.RunCgroup, before: float) -> float | None:
+    """CPU seconds the run's cgroup accounted since `before` (every process, reaped or not)."""
+    usage = group.cpu_seconds()
+    return None if usage is None else max(0.0, usage - before)
 
 
 def _drain(selector: selectors.BaseSelector, tails: dict[int, Tail], grace: float = 0.5) -> None:

@@ -65,11 +65,11 @@ class Channel:
 
 
 def main(argv: list[str]) -> int:
-    serve(int(argv[1]), int(argv[2]))
+    serve(int(argv[1]), int(argv[2]), reaper=True)
     return 0
 
 
-def serve(request_fd: int, result_fd: int) -> None:
+def serve(request_fd: int, result_fd: int, *, reaper: bool = False) -> None:
     """Read the request, confine this process, run the cases; ends the process.
 
     The request's first line holds everything but the cases. The cases follow one line at a
@@ -77,9 +77,15 @@ def serve(request_fd: int, result_fd: int) -> None:
     after the outcome of the last, so that while the submission runs it holds no input of a
     case it has not been given yet (what it says about a visible case, run first, cannot
     carry a hidden case's inputs). The end of the stream ends the run.
+
+    `reaper`: started as a fresh interpreter, which no subreaper of the grader's watches over:
+    without full isolation, fork first and stay behind as one (see `_stay_as_reaper`).
     """
     stream = os.fdopen(request_fd, "rb")
     request = RunRequest.model_validate_json(stream.readline())
+    confinement = request.confinement
+    if reaper and confinement is not None and confinement.isolation != "full":
+        _stay_as_reaper(result_fd)  # returns in the child only
     channel = Channel(result_fd)
     if request.confinement is not None:
         from grader.run.jail import JailError, confine
@@ -101,6 +107,56 @@ def serve(request_fd: int, result_fd: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def _stay_as_reaper(result_fd: int) -> None:
+    """Fork; the child returns to run the submission, this process stays trusted.
+
+    It is a child subreaper, as the zygote's per-run child is (grader/run/zygote.py): the
+    run's orphans are re-parented to it and reaped by it, so their CPU time stays in the tree
+    the grader measures (cutime/cstime), and it ends as its child ended (the same exit code or
+    signal), so the grader's view of the run is unchanged. Nothing of the submission runs here.
+    """
+    import signal
+
+    from grader.run.linux import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, libc
+
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    parent = os.getpid()
+    child = os.fork()
+    if child == 0:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(70)  # the reaper was killed before the parent-death signal was set
+        return
+    # Only the child writes to the grader: its pipes close when it ends.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    os.close(result_fd)
+    status = 0
+    while True:
+        try:
+            ended, word = os.waitpid(-1, 0)
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            break
+        if ended == child:
+            status = word
+            break
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:  # end by the same signal (SIGKILL's action cannot be set, nor need be)
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            if number not in {signal.SIGKILL, signal.SIGSTOP}:
+                signal.signal(number, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, [number])
+            os.kill(os.getpid(), number)
+        finally:
+            os._exit(128 + number)
+    os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 70)
 
 
 def load(

@@ -9,12 +9,17 @@ zygote forks a child that
 1. joins the run's cgroups (their `cgroup.procs` files come in the header), starts a session
    of its own and, for full isolation, enters new mount, network, IPC, UTS and PID namespaces
    (what `unshare` does on the other path);
-2. forks the worker, which is PID 1 of the new namespace, and writes `pid N` (the worker's
-   pid as the grader sees it) to the status pipe, so that the grader can kill the namespace's
-   init itself: the worker may clear its parent-death signal, but it cannot survive that;
+2. becomes a child subreaper (so that the run's orphans, a double fork's grandchild say, are
+   re-parented to it rather than to the zygote or the machine's init, and stay in the run's
+   tree), forks the worker, which is PID 1 of the new namespace, and writes `pid N` (the
+   worker's pid as the grader sees it) to the status pipe, so that the grader can kill the
+   namespace's init itself: the worker may clear its parent-death signal, but it cannot
+   survive that;
 3. the worker takes the pipes as stdin (/dev/null), stdout and stderr, confines itself
    (grader/run/jail.py) and runs the cases (grader/run/worker.py);
-4. the child waits for it and writes `exit C` to the status pipe.
+4. the child reaps every process re-parented to it (their CPU time then counts in its own
+   cutime/cstime, which the grader reads: grader/run/cputime.py) until the worker ends, and
+   writes `exit C` to the status pipe.
 
 The zygote replies with the child's pid. It handles no student data: only file descriptors
 and a small JSON header cross its socket.
@@ -114,6 +119,9 @@ def _child(fds: list[int], *, full: bool, cwd: str, cgroups: list[str]) -> None:
     ):
         os.write(status, f"error unshare failed: {errno_text()}\n".encode())
         os._exit(71)
+    # Orphans of the run (without full isolation; with it they go to the namespace's init)
+    # are re-parented here, reaped below, and so counted in this process's cutime/cstime.
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     worker = os.fork()
     if worker == 0:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -132,12 +140,17 @@ def _child(fds: list[int], *, full: bool, cwd: str, cgroups: list[str]) -> None:
         os.write(status, f"pid {worker}\n".encode())
     for fd in (stdout, stderr, request, result):
         os.close(fd)
+    wait_status = 0
     while True:
         try:
-            _, wait_status = os.waitpid(worker, 0)
-            break
+            ended, status_word = os.waitpid(-1, 0)
         except InterruptedError:
             continue
+        except ChildProcessError:
+            break  # cannot happen before the worker was reaped; nothing left to wait for
+        if ended == worker:
+            wait_status = status_word
+            break
     with contextlib.suppress(OSError):
         os.write(status, f"exit {os.waitstatus_to_exitcode(wait_status)}\n".encode())
     os._exit(0)
