@@ -269,42 +269,62 @@ def _exception_type(kind: str) -> str:
     return kind if kind in _SHOWN_EXCEPTION_TYPES else OTHER_EXCEPTION
 
 
-def _own_frames(error: ErrorInfo, report: Report) -> tuple[Frame, ...]:
-    """The submission's own frames, with only what the trusted side can vouch for: the file's
-    name (the report's) and a line that exists in a file of its size. The function's name and
-    the source line are the submission's to forge (a code object renamed, linecache patched)."""
+def _shown_lines(report: Report) -> set[tuple[str, int]]:
+    """The (file, line) places of the submission's frames in its visible cases' exceptions.
+
+    A visible case ran before the process held any hidden input (grader/run/runner.py,
+    `_CaseFeed`), so these places say nothing of a hidden case. Any other line a hidden case
+    gives is the submission's to choose (a code object compiled with `"\\n" * seed` in front,
+    or `co_firstlineno` replaced, sits at any line of any length of file): a channel."""
+    places: set[tuple[str, int]] = set()
+    for case in report.cases:
+        if case.visible and case.error is not None:
+            places.update((frame.file, frame.line) for frame in case.error.frames)
+            if case.error.line:
+                places.add((_frame_file(case.error.cell, report), case.error.line))
+    return places
+
+
+def _one_more_line(report: Report, shown: set[tuple[str, int]]) -> None:
+    """Add the line the first hidden case raised at, if no visible case showed it, so that a
+    student whose code fails only on hidden cases still learns where; one line per grading, in
+    the file's range, so whatever the code chose says at most log2(its lines) bits of a case
+    whose inputs come from this grading's fresh seed."""
+    for case in report.cases:
+        error = case.error
+        if case.visible or error is None or not error.line:
+            continue
+        place = (_frame_file(error.cell, report), error.line)
+        if place in shown:
+            continue
+        in_range = 0 < error.line <= report.submission.size + 1
+        if in_range and (error.cell is None or 0 < error.cell <= report.submission.size):
+            shown.add(place)
+        return
+
+
+def _frame_file(cell: int | None, report: Report) -> str:
     name = report.submission.path
-    frames = []
-    for frame in error.frames:
-        own = frame.file == name or (
-            frame.file.startswith(f"{name}, cell ")
-            and _bounded(frame.file[len(name) + 7 :], report) is not None
-        )
-        if own and _bounded(str(frame.line), report) is not None:
-            frames.append(Frame(file=frame.file, line=frame.line, function="", source=""))
-    return tuple(frames)
+    return f"{name}, cell {cell}" if cell else name
 
 
-def _bounded(number: str, report: Report) -> int | None:
-    """A line or cell number that a file of the submission's size can have, else None (a
-    code object compiled with `"\\n" * seed` in front would give any line number)."""
-    if not (number.isascii() and number.isdigit() and 0 < len(number) <= 10):
-        return None
-    value = int(number)
-    return value if 0 < value <= report.submission.size + 1 else None
-
-
-def _hidden_error(error: ErrorInfo, report: Report) -> ErrorInfo:
-    """An exception as a hidden case may show it: its type if Python's or JAX's, the lines of
-    the submission it passed through; never its message."""
-    line = _bounded(str(error.line or 0), report)
-    cell = _bounded(str(error.cell or 0), report) if line is not None else None
+def _hidden_error(error: ErrorInfo, report: Report, shown: set[tuple[str, int]]) -> ErrorInfo:
+    """An exception as a hidden case may show it: its type if Python's or JAX's, and the lines
+    of the submission it passed through where a visible case's exception passed too; never
+    its message, nor a line only hidden cases reached."""
+    frames = tuple(
+        Frame(file=frame.file, line=frame.line, function="", source="")
+        for frame in error.frames
+        if (frame.file, frame.line) in shown
+    )
+    place = (_frame_file(error.cell, report), error.line or 0)
+    known = place in shown
     return ErrorInfo(
         type=_exception_type(error.type),
         message="",
-        frames=_own_frames(error, report),
-        line=line,
-        cell=cell,
+        frames=frames,
+        line=error.line if known else None,
+        cell=error.cell if known else None,
     )
 
 
@@ -312,12 +332,19 @@ def _where(error: ErrorInfo) -> str:
     return f" at {error.location}" if error.location else ""
 
 
-def _hidden_case(case: CaseResult, report: Report) -> CaseResult:
+def _hidden_case(case: CaseResult, report: Report, shown: set[tuple[str, int]]) -> CaseResult:
     """A hidden case from facts the trusted side holds: whether it passed, why, which output
     was wrong, the exception's type and line. No text the submission wrote (its exception's
     message, what it returned, what it printed) and no value of the case."""
-    error = _hidden_error(case.error, report) if case.error is not None else None
-    message = case.message  # the grader's own words: passed, timeout, crash, not run
+    error = _hidden_error(case.error, report, shown) if case.error is not None else None
+    message = case.message  # the grader's own words: passed, timeout, not run
+    if case.reason is CaseReason.CRASHED:
+        # How the process ended (its exit code, a signal, a broken message) is the
+        # submission's to choose: a byte of an input in an exit code.
+        message = (
+            "The process running your code ended during this case (hidden case: how it ended "
+            "is not shown). Look for os._exit, a signal or a crash of a library."
+        )
     if case.reason is CaseReason.WRONG_OUTPUT:
         names = ", ".join(check.name for check in case.outputs if not check.passed)
         message = f"Wrong output: {names} (hidden case: values not shown)."
@@ -336,6 +363,11 @@ def _hidden_case(case: CaseResult, report: Report) -> CaseResult:
             )
         else:
             message = f"Your function raised {error.type}{_where(error)} ({HIDDEN_DETAILS})."
+            if case.error is not None and case.error.line and not error.line:
+                message += (
+                    " Nor its line: a grading shows one line that only hidden cases reached, "
+                    "the first case's."
+                )
     return case.model_copy(
         update={
             "inputs": HIDDEN_INPUTS,
@@ -374,9 +406,12 @@ def student_view(report: Report, *, keep_seed: bool = False) -> Report:
     seed = report.seed if report.practice is not None or keep_seed else None
     update: dict[str, object] = {"view": "student", "seed": seed}
     if hidden:
+        shown_lines = _shown_lines(report)
+        _one_more_line(report, shown_lines)
         update |= {
             "cases": tuple(
-                case if case.visible else _hidden_case(case, report) for case in report.cases
+                case if case.visible else _hidden_case(case, report, shown_lines)
+                for case in report.cases
             ),
             "hints": tuple(hint for hint in report.hints if _shown_hint(hint)),
             "peak_memory_mib": None,  # as the time: a number the submission can set

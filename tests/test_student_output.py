@@ -484,3 +484,72 @@ def test_a_visible_case_cannot_say_a_hidden_cases_inputs(
         said = case.error.message + case.message
         assert [seed for seed in hidden if seed in said] == [], case.name
     assert [seed for seed in hidden if seed in _text(student, width=400)] == []
+
+
+# A submission that puts a number made from a hidden input where a student would otherwise
+# read it: the line its exception is raised at (a code object compiled under its own file's
+# name, after that many blank lines), or the exit code of its process.
+FORGER = """
+import os
+
+MODE = {mode!r}
+_calls = [0]
+
+
+def vector_stats(x, k):
+    _calls[0] += 1
+    number = int(round(abs(float(x[0])) * 1000)) % 40000 + 7
+    if MODE == "exit" and k != 0:  # the visible case is "k is 0"
+        os._exit(number % 250 + 3)
+    scope = {{}}
+    source = "\\n" * number + "def vector_stats():\\n    raise ValueError('forged')\\n"
+    exec(compile(source, __file__, "exec"), scope)
+    scope["vector_stats"]()
+"""
+CALL = '    scope["vector_stats"]()'
+
+
+@pytest.mark.parametrize("mode", ["line", "exit"])
+def test_a_hidden_case_shows_no_line_or_exit_code_the_code_chose(
+    mode: str, toy: Problem, references: ReferenceCache, tmp_path: Path
+) -> None:
+    forger = tmp_path / "forger.py"
+    # A long comment, so that any line number up to the file's size in bytes looks possible.
+    forger.write_text(FORGER.format(mode=mode) + "# " + "padding " * 6000 + "\n")
+    problem = _with_hidden_cases(toy)
+    staff = grade(forger, problem=problem, seed=SEED, expected=references.get(toy, SEED))
+    hidden = [case for case in staff.cases if not case.visible]
+    assert len(hidden) >= 3
+    numbers: list[str] = []
+    for case in hidden:  # the staff report holds each number the submission chose
+        x0 = float(case.inputs.split("[", 1)[1].split(",")[0].split("]")[0])
+        number = round(abs(x0) * 1000) % 40000 + 7
+        if mode == "exit" and case.inputs.endswith("k=0"):
+            continue
+        if mode == "exit":
+            numbers.append(str(number % 250 + 3))
+            assert f"exited with code {numbers[-1]}" in case.message
+        else:
+            numbers.append(str(number + 2))
+            assert case.error is not None and case.error.line == number + 2
+    student = student_view(staff)
+    text = _text(student, width=400)
+    if mode == "line":  # one line per grading that only hidden cases reached: the first's
+        first = student.cases[hidden[0].index]
+        assert first.error is not None and str(first.error.line) == numbers[0]
+        numbers = numbers[1:]
+    for case in student.cases[hidden[0].index + 1 :] if mode == "line" else student.cases:
+        if case.visible:  # its forged line ran before any hidden input was sent: shown
+            assert mode == "exit" or (case.error is not None and case.error.line)
+            continue
+        said = case.message + (case.error.model_dump_json() if case.error else "")
+        assert not any(number in said for number in numbers), said
+        if mode == "line":
+            # Only the line of the real call, which the visible case's traceback showed too.
+            assert case.error is not None and case.error.line is None
+            assert [f.line for f in case.error.frames] == [FORGER.split("\n").index(CALL) + 1]
+            assert "Nor its line: a grading shows one line that only hidden cases" in case.message
+        else:
+            assert case.message.startswith("The process running your code ended during this")
+    assert len(numbers) >= 2
+    assert not any(f"line {number}" in text or f"code {number}" in text for number in numbers)
