@@ -84,6 +84,9 @@ MAX_CODE_BYTES = 128 * 1024
 MAX_STATEMENTS = 5_000
 MAX_CODE_CELLS = 5000
 MAX_LEFT_OUT_LISTED = 200
+# An expression nested deeper than this is left out: CPython's compiler fails on a few
+# thousand levels (RecursionError), honest code nests a few.
+MAX_EXPRESSION_DEPTH = 200
 # Lines that look like IPython syntax, put back one group at a time to see whether they were
 # in a string: past this many, all are taken for IPython syntax (each try parses the cell).
 MAX_MAGIC_TRIES = 20
@@ -115,10 +118,30 @@ _INDIRECT = {
     "__builtins__", "__loader__", "__spec__", "exec", "eval",
 }  # fmt: skip
 # Attributes that do the same: `sys.modules["__main__"]`, `f.__globals__`, `sys._getframe()`.
-_INDIRECT_ATTRIBUTES = {"modules", "_getframe", "f_globals", "f_locals", "f_back"}
+_INDIRECT_ATTRIBUTES = {
+    "modules", "_getframe", "f_globals", "f_locals", "f_back", "attrgetter", "methodcaller",
+    "resolve_name",
+}  # fmt: skip
 _SAFE_DUNDERS = {"__name__", "__qualname__", "__doc__", "__version__", "__module__"}
 # Modules whose import gives the same reach: left out like a module the grader lacks.
-_INDIRECT_MODULES = {"builtins", "__main__", "importlib", "inspect", "gc", "ctypes"}
+# Modules that run code named in a string or in bytes (`timeit.timeit("import submission;
+# submission.train()")`, `pydoc.locate("submission.train")()`, `pickle.loads(...)`) or in
+# another process (`subprocess.run(...)`), which no rule read from the code can follow.
+_INDIRECT_MODULES = {
+    "builtins", "__main__", "importlib", "inspect", "gc", "ctypes", "timeit", "pydoc",
+    "pickle", "_pickle", "pickletools", "copyreg", "marshal", "shelve", "dill", "cloudpickle",
+    "joblib", "runpy", "code", "codeop", "pdb", "bdb", "trace", "cProfile", "profile",
+    "doctest", "subprocess", "multiprocessing", "concurrent", "pty", "pkgutil", "zipimport",
+}  # fmt: skip
+# Calls that are demo code wherever they stand: output, shell commands, ending the process.
+_DEMO_CALLS = {
+    "sys.stdout.write", "sys.stderr.write", "sys.stdout.writelines", "sys.stderr.writelines",
+    "sys.stdout.flush", "sys.stderr.flush", "sys.exit", "os.system", "os.popen",
+    "os.startfile", "os.fork", "os.forkpty", "os.kill", "os.killpg", "os.abort", "os._exit",
+    "exit", "quit", "os.remove", "os.unlink", "os.rmdir", "os.removedirs", "os.rename",
+    "os.replace", "os.chdir", "shutil.rmtree", "shutil.move",
+}  # fmt: skip
+_DEMO_CALL_PREFIXES = ("os.exec", "os.spawn", "os.posix_spawn", "sys.stdout.", "sys.stderr.")
 # Transforms that wrap a function without calling it: `jax.jit(f)` passes f on; any other
 # call given f (`map(f, xs)`, `functools.reduce(f, xs)`, `jax.lax.scan(f, ...)`) runs it.
 _WRAPPERS = {
@@ -165,6 +188,8 @@ class _Selection:
     graders: set[str] = field(default_factory=set)  # names imports of the grader itself bind
     hooked: set[str] = field(default_factory=set)  # classes whose subclassing runs their code
     left_out_names: set[str] = field(default_factory=set)  # names only demo code assigns
+    plain: set[str] = field(default_factory=set)  # data classes whose call runs no notebook code
+    missing: dict[tuple[str, tuple[str, ...]], str | None] = field(default_factory=dict)
     left_out: list[LeftOut] = field(default_factory=list)  # the first MAX_LEFT_OUT_LISTED
     count: int = 0  # all that was left out
 
@@ -389,7 +414,9 @@ def _statements_at_load(body: list[ast.stmt]) -> int:
     stack = [body]
     while stack:
         for statement in stack.pop():
-            if not isinstance(statement, ast.Pass):
+            if isinstance(statement, ast.Import | ast.ImportFrom):
+                count += len(statement.names)  # each name is looked up: `import q, q, ...`
+            elif not isinstance(statement, ast.Pass):
                 count += 1
             if isinstance(statement, ast.ClassDef):
                 stack.append(statement.body)
@@ -705,8 +732,8 @@ def _why_import_left_out(
     else:
         modules = [alias.name for alias in statement.names]
         names = [alias.asname or alias.name.split(".")[0] for alias in statement.names]
-    if not record:
-        selection = _Selection()  # a scratch copy: a class body's names are its own
+    if not record:  # a scratch copy: a class body's names are its own
+        selection = _Selection(graders=set(selection.graders), missing=selection.missing)
     why = None
     for module in modules:
         if module == "grader" or module.startswith("grader."):
@@ -727,7 +754,10 @@ def _why_import_left_out(
             if isinstance(statement, ast.ImportFrom)
             else []
         )
-        missing = _missing_module(module, froms)
+        key = (module, tuple(froms))
+        if key not in selection.missing:  # `import q, q, q, ...`: each module looked up once
+            selection.missing[key] = _missing_module(module, froms)
+        missing = selection.missing[key]
         if missing is not None:
             why = f"{missing} is not installed where grading runs: your function must not need it"
             break
@@ -828,19 +858,43 @@ def _why_expressions_left_out(
     (`def log(x, out=print)` runs nothing at load). One walk of each expression (a notebook may
     hold 5,000 statements)."""
     for expression in expressions:
+        # Per node, found top-down in the one walk: whether it is in or under a call
+        # (`under`), whether it runs where it stands (`runs`: in or under a call, or the value
+        # subscripted, `Model[int]`), and whether it is in a lambda's body, which runs only
+        # when the lambda is called (`deferred`). Each is a constant-time step from its
+        # parent's: walking up from each name was quadratic (a 2,900-deep expression of
+        # 62,000 names took 34 s).
+        state: dict[int, tuple[bool, bool, bool]] = {id(expression): (False, False, False)}
+        depth: dict[int, int] = {id(expression): 0}
         parents: dict[int, ast.AST] = {}
         notebook_names: list[ast.Name] = []
         names: set[str] = set()
         queue: list[ast.AST] = [expression]
-        for node in queue:  # breadth first, as ast.walk, noting each node's parent
+        for node in queue:  # breadth first, as ast.walk
+            under, runs, deferred = state[id(node)]
+            is_call = isinstance(node, ast.Call)
+            level = depth[id(node)] + 1
+            if level > MAX_EXPRESSION_DEPTH:  # breadth first: reached after few nodes
+                return (
+                    f"nested more than {MAX_EXPRESSION_DEPTH} levels deep, more than Python "
+                    f"compiles"
+                )
             for child in ast.iter_child_nodes(node):
                 parents[id(child)] = node
+                depth[id(child)] = level
+                if isinstance(node, ast.Lambda) and child is node.body:
+                    state[id(child)] = (under or is_call, runs, True)
+                else:
+                    here = is_call or (isinstance(node, ast.Subscript) and child is node.value)
+                    state[id(child)] = (under or is_call, runs or (here and not deferred), deferred)
                 queue.append(child)
-            if isinstance(node, ast.Call):
+            if is_call:
                 callee = _dotted(node.func)
                 if callee.split(".")[0] in selection.graders:
                     return "the grader's own check: not run when grading"
                 if callee in _INTERACTIVE:
+                    return f"demo code: calls {callee}"
+                if callee in _DEMO_CALLS or callee.startswith(_DEMO_CALL_PREFIXES):
                     return f"demo code: calls {callee}"
             elif (
                 isinstance(node, ast.Attribute)
@@ -848,20 +902,20 @@ def _why_expressions_left_out(
                     node.attr in _INDIRECT_ATTRIBUTES
                     or (node.attr.startswith("__") and node.attr not in _SAFE_DUNDERS)
                 )
-                and (bound or _under_call(node, parents))
+                and (bound or under)
             ):
                 return f"reaches code by name through .{_clip(node.attr, 40)}"
             elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
                 reaches = node.id in _INDIRECT or node.id in _INTERACTIVE
-                if reaches and (bound or _under_call(node, parents)):
+                if reaches and (bound or under):
                     if node.id in _INDIRECT:
                         return f"reaches code by name through {node.id}"
                     return f"demo code: uses {node.id}"
                 names.add(node.id)
-                if node.id in selection.defined:
+                if node.id in selection.defined and state[id(node)][1]:
                     notebook_names.append(node)
         for name in notebook_names:
-            if _runs(name, parents):
+            if _runs(name, parents, state, selection):
                 return f"demo code: runs {name.id}, defined in the notebook"
         needs = sorted(names & selection.left_out_names)
         if needs:
@@ -871,36 +925,25 @@ def _why_expressions_left_out(
     return None
 
 
-def _under_call(node: ast.AST, parents: dict[int, ast.AST]) -> bool:
-    up = parents.get(id(node))
-    while up is not None:
-        if isinstance(up, ast.Call):
-            return True
-        up = parents.get(id(up))
-    return False
-
-
-def _runs(name: ast.Name, parents: dict[int, ast.AST]) -> bool:
-    """Whether a name of the notebook's code is run where it stands: anywhere in or under a
-    call, or subscripted (`Model[int]`), unless passed straight to a transform that only wraps
-    it and whose result is not called there (`jax.jit(f)`, not `jax.jit(f)(x)`)."""
+def _runs(
+    name: ast.Name,
+    parents: dict[int, ast.AST],
+    state: dict[int, tuple[bool, bool, bool]],
+    selection: _Selection,
+) -> bool:
+    """Whether a name of the notebook's code, in or under a call or subscripted, runs there:
+    not when passed straight to a transform that only wraps it, itself under no call
+    (`jax.jit(f)`, not `jax.jit(f)(x)` nor `map(jax.jit(f), xs)`), nor when it is a plain
+    data class of the notebook called to make an instance (`Config()`, see _plain_class)."""
     parent = parents.get(id(name))
     if isinstance(parent, ast.keyword):
         parent = parents.get(id(parent))
-    if (
-        isinstance(parent, ast.Call)
-        and parent.func is not name
-        and _dotted(parent.func).split(".")[-1] in _WRAPPERS
-        and not isinstance(parents.get(id(parent)), ast.Call)
-    ):
-        return False
-    node: ast.AST | None = name
-    while node is not None:
-        up = parents.get(id(node))
-        if isinstance(up, ast.Call) or (isinstance(up, ast.Subscript) and up.value is node):
-            return True
-        node = up
-    return False
+    if not isinstance(parent, ast.Call):
+        return True
+    if parent.func is name:
+        return name.id not in selection.plain or state[id(parent)][1]
+    wraps = _dotted(parent.func).split(".")[-1] in _WRAPPERS
+    return not wraps or state[id(parent)][1]
 
 
 def _names(node: ast.AST | Sequence[ast.AST]) -> set[str]:
