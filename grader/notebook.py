@@ -132,6 +132,7 @@ _INDIRECT_MODULES = {
     "pickle", "_pickle", "pickletools", "copyreg", "marshal", "shelve", "dill", "cloudpickle",
     "joblib", "runpy", "code", "codeop", "pdb", "bdb", "trace", "cProfile", "profile",
     "doctest", "subprocess", "multiprocessing", "concurrent", "pty", "pkgutil", "zipimport",
+    "atexit",
 }  # fmt: skip
 # Calls that are demo code wherever they stand: output, shell commands, ending the process.
 _DEMO_CALLS = {
@@ -154,6 +155,17 @@ _WRAPPERS = {
 # An assignment from a shell command or magic: `files = !ls`, `t = %timeit -o f()`.
 # (One character class, so that a long line fails in linear time.)
 _MAGIC_ASSIGNMENT = re.compile(r"[\w.,\s]+=\s*[!%]")
+# IPython's automagic: a line magic without its `%` (`pip install -q flax`, `cd /content`), a
+# name then a space and an argument that is not an operator. Taken for a magic only when the
+# cell does not parse with it as Python (as every line here that looks like IPython's syntax).
+_AUTOMAGIC = re.compile(
+    r"\s*(?:pip|conda|mamba|cd|ls|pwd|env|set_env|time|timeit|matplotlib|load_ext|reload_ext"
+    r"|autoreload|pylab|mkdir|rmdir|cat|cp|mv|rm|less|more|man|who|whos|reset|run|config"
+    r"|alias|unalias|pushd|popd|dirs|bookmark|sx|system|history|precision|xmode"
+    r"|tensorflow_version|pdb|debug|prun)[ \t]+(?!-=)[-\w./~'\"$]"
+)
+# A line that starts a definition: a cell with one and a syntax error is not graded.
+_DEFINES = re.compile(r"^[ \t]*(?:async[ \t]+)?(?:def|class)\b", re.MULTILINE)
 # IPython's help: `math.sqrt?`, `??np.sum`.
 _HELP = re.compile(r"\s*(?:\?{1,2}[\w.]+|[\w.]+\?{1,2})\s*$")
 # Python's own line ends. (str.splitlines() also breaks at \x0b, \x0c, \x1c-\x1e, \x85,
@@ -189,6 +201,9 @@ class _Selection:
     hooked: set[str] = field(default_factory=set)  # classes whose subclassing runs their code
     left_out_names: set[str] = field(default_factory=set)  # names only demo code assigns
     plain: set[str] = field(default_factory=set)  # data classes whose call runs no notebook code
+    # Decorators of the notebook whose body only defines a wrapper and returns it (`@timed`),
+    # with the names its inner definitions' decorators, defaults and annotations read.
+    wrappers: dict[str, set[str]] = field(default_factory=dict)
     missing: dict[tuple[str, tuple[str, ...]], str | None] = field(default_factory=dict)
     left_out: list[LeftOut] = field(default_factory=list)  # the first MAX_LEFT_OUT_LISTED
     count: int = 0  # all that was left out
@@ -378,7 +393,21 @@ def convert_cells(
             if tree is None:
                 tree = ast.parse(python, filename=label)
         except SyntaxError as exc:
-            return _syntax_failure(exc, label, number)
+            if _DEFINES.search(python):  # the graded function's cell, maybe: not graded
+                return _syntax_failure(exc, label, number)
+            # A scratch cell (`state.` never finished) that defines nothing: Jupyter runs the
+            # other cells, and so does the grader, saying so.
+            at = exc.lineno or 1
+            lines = split_lines(python)
+            text = lines[at - 1] if 0 < at <= len(lines) else ""
+            selection.leave_out(
+                number, at, text, f"this cell has a syntax error ({exc.msg}) and was left out"
+            )
+            count = len(lines)
+            chunks.append("\n" * count)
+            spans.append(CellSpan(cell=number, first_line=line, lines=count))
+            line += count
+            continue
         except (ValueError, RecursionError, MemoryError) as exc:
             why = _clip(str(exc), 200) or "it is nested too deeply or too long"
             return LoadFailure(
@@ -476,7 +505,12 @@ def _without_ipython(
             candidates[-1].append(at)  # a magic's continuation line
             lines[at] = ""
             continue
-        if stripped.startswith(("!", "%")) or _MAGIC_ASSIGNMENT.match(text) or _HELP.match(text):
+        if (
+            stripped.startswith(("!", "%"))
+            or _MAGIC_ASSIGNMENT.match(text)
+            or _HELP.match(text)
+            or _AUTOMAGIC.match(text)
+        ):
             candidates.append([at])
             # `pass` keeps an indented block valid.
             lines[at] = f"{text[: len(text) - len(stripped)]}pass"
@@ -594,6 +628,11 @@ def _why_left_out(statement: ast.stmt, selection: _Selection) -> str | None:
     match statement:
         case ast.FunctionDef() | ast.AsyncFunctionDef() | ast.ClassDef():
             why = _why_definition_left_out(statement, selection)
+            selection.wrappers.pop(statement.name, None)
+            if why is None and isinstance(statement, ast.FunctionDef):
+                uses = _wrapper_uses(statement, selection)
+                if uses is not None:
+                    selection.wrappers[statement.name] = uses
             if why is None:
                 selection.defined.add(statement.name)
                 selection.left_out_names.discard(statement.name)
@@ -601,6 +640,16 @@ def _why_left_out(statement: ast.stmt, selection: _Selection) -> str | None:
                     selection.hooked.add(statement.name)
             else:
                 selection.left_out_names.add(statement.name)
+            if (
+                why is None
+                and isinstance(statement, ast.ClassDef)
+                and _plain_class(statement)
+                and not _names([*statement.body, *statement.bases, *statement.decorator_list])
+                & selection.defined
+            ):
+                selection.plain.add(statement.name)
+            else:
+                selection.plain.discard(statement.name)
             return why
         case ast.Import() | ast.ImportFrom():
             return _why_import_left_out(statement, selection)
@@ -608,9 +657,12 @@ def _why_left_out(statement: ast.stmt, selection: _Selection) -> str | None:
             reads: set[str] = set()
             why = _why_assignment_left_out(statement, selection, reads)
             targets = _assigned_names(statement)
+            selection.plain -= targets
+            for target in targets:
+                selection.wrappers.pop(target, None)
             if why is None:
                 selection.left_out_names -= targets
-                if reads & selection.defined:
+                if reads & (selection.defined - selection.plain):
                     selection.defined |= targets  # `fast = jax.jit(f)`: calling fast runs f
                 else:
                     selection.defined -= targets
@@ -619,11 +671,54 @@ def _why_left_out(statement: ast.stmt, selection: _Selection) -> str | None:
             return why
         case ast.Expr(value=ast.Constant(value=str())) | ast.Pass():
             return ""
+        case ast.Try() if _guarded_imports(statement, selection) is not None:
+            imports = _guarded_imports(statement, selection) or []
+            for inner in imports:
+                why = _why_import_left_out(inner, selection, record=False)
+                if why is not None:
+                    return f"a try of imports: {why}"
+            for inner in imports:
+                _why_import_left_out(inner, selection)  # the names it binds
+            return None
         case ast.Expr(value=ast.Call(func=func, args=args, keywords=[])) if _dotted(
             func
         ) == "jax.config.update" and all(isinstance(arg, ast.Constant) for arg in args):
             return None  # jax.config.update("jax_enable_x64", True): part of the set-up
     return _why_demo(statement)
+
+
+_IMPORT_ERRORS = {"ImportError", "ModuleNotFoundError", "Exception"}
+
+
+def _guarded_imports(
+    statement: ast.Try, selection: _Selection
+) -> list[ast.Import | ast.ImportFrom] | None:
+    """The imports of a guarded import (`try: from flax import nnx` / `except ImportError:
+    !pip install flax` then the import again), which is kept: its body only imports, its
+    handlers catch an ImportError and hold only imports and `pass` (what a shell line or magic
+    became); else None."""
+    if statement.finalbody or statement.orelse:
+        return None
+    imports: list[ast.Import | ast.ImportFrom] = []
+    for inner in statement.body:
+        if not isinstance(inner, ast.Import | ast.ImportFrom):
+            return None
+        imports.append(inner)
+    for handler in statement.handlers:
+        caught = handler.type
+        kinds = caught.elts if isinstance(caught, ast.Tuple) else [caught]
+        if caught is None or handler.name is not None:
+            return None
+        if not all(isinstance(kind, ast.Name) and kind.id in _IMPORT_ERRORS for kind in kinds):
+            return None
+        if any(kind.id in selection.defined for kind in kinds if isinstance(kind, ast.Name)):
+            return None
+        for inner in handler.body:
+            if isinstance(inner, ast.Import | ast.ImportFrom):
+                imports.append(inner)
+            elif not isinstance(inner, ast.Pass):
+                return None
+    return imports
 
 
 def _why_demo(statement: ast.stmt) -> str:
@@ -649,6 +744,12 @@ def _why_definition_left_out(
     body. What runs there is held to the rule of an assignment's value; a class body to the
     rule of a cell. None keeps the definition."""
     for decorator in statement.decorator_list:
+        wrapper = decorator.id if isinstance(decorator, ast.Name) else ""
+        uses = selection.wrappers.get(wrapper)
+        if uses is not None and not uses & (selection.defined | selection.left_out_names):
+            continue  # `@timed`: its body only defines a wrapper (of what it is given)
+        if any(isinstance(node, ast.Lambda) for node in ast.walk(decorator)):
+            return "its decorator is a lambda: it would call what it decorates at load"
         # `@d` calls d with the definition: written as that call, the usual rule applies.
         why = _why_expressions_left_out([_called(decorator)], selection, bound=False)
         if why is not None:
@@ -702,6 +803,79 @@ def _why_class_body_left_out(statement: ast.ClassDef, selection: _Selection) -> 
             line = min([inner.lineno, *(decorator.lineno for decorator in decorators)])
             return f"in its body, line {line}: {why}"
     return None
+
+
+# What a plain data class may be made with: no base, or one that adds no code of the notebook.
+_PLAIN_BASES = {"NamedTuple", "typing.NamedTuple", "TypedDict", "typing.TypedDict"}
+_PLAIN_DECORATORS = {"dataclass", "dataclasses.dataclass"}
+
+
+def _plain_class(statement: ast.ClassDef) -> bool:
+    """Whether making an instance of this (kept) class, and using it, runs no code of the
+    notebook, so that `CFG = Config()` may run at load and `CFG.lr` be read: a plain
+    `@dataclass` or NamedTuple of settings. Its body is only fields, none a dunder (annotations
+    and values, already held to the rule of a class body, so a `field(default_factory=...)`
+    that runs notebook code left the class out; and the caller checks that they name nothing of
+    the notebook), no methods (no `__init__`, `__post_init__`, `__eq__`, `@property`: nothing
+    that making or using the instance would call), no keywords (`metaclass=`), and a base and
+    decorator of the standard library only."""
+    if statement.keywords or len(statement.bases) > 1:
+        return False
+    if any(_dotted(base) not in _PLAIN_BASES for base in statement.bases):
+        return False
+    if not statement.bases and not statement.decorator_list:
+        return False  # `class Model: pass` then `model = Model()`: demo code as ever
+    for decorator in statement.decorator_list:
+        func = decorator.func if isinstance(decorator, ast.Call) else decorator
+        if _dotted(func) not in _PLAIN_DECORATORS:
+            return False
+    for inner in statement.body:
+        match inner:
+            case ast.AnnAssign() | ast.Assign() | ast.Expr(value=ast.Constant()) | ast.Pass():
+                if any(name.startswith("__") for name in _assigned_names(inner)):
+                    return False
+            case _:
+                return False
+    return True
+
+
+def _wrapper_uses(statement: ast.FunctionDef, selection: _Selection) -> set[str] | None:
+    """When this function is a decorator that only wraps what it is given (its body defines
+    functions and returns one of them or its argument, `def timed(fn): @functools.wraps(fn)
+    def wrapper(*a): ...; return wrapper`), the names that applying it reads (its inner
+    definitions' decorators, defaults and annotations, but its own parameters), which must
+    still be none of the notebook's where it is applied; else None. Applying it then runs only
+    those definitions, held to the usual rule here."""
+    arguments = statement.args
+    own = {
+        arg.arg
+        for arg in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
+        + [arg for arg in (arguments.vararg, arguments.kwarg) if arg is not None]
+    }
+    uses: set[str] = set()
+    for inner in statement.body:
+        match inner:
+            case ast.Expr(value=ast.Constant(value=str())) | ast.Pass():
+                continue
+            case ast.Return(value=ast.Name(id=name)) if name in own:
+                continue
+            case ast.FunctionDef() | ast.AsyncFunctionDef():
+                if _why_definition_left_out(inner, selection) is not None:
+                    return None
+                own.add(inner.name)
+                every = [*inner.args.posonlyargs, *inner.args.args, *inner.args.kwonlyargs]
+                every += [arg for arg in (inner.args.vararg, inner.args.kwarg) if arg]
+                parts: list[ast.expr] = [
+                    *inner.decorator_list,
+                    *inner.args.defaults,
+                    *(default for default in inner.args.kw_defaults if default is not None),
+                    *(arg.annotation for arg in every if arg.annotation is not None),
+                    *([inner.returns] if inner.returns is not None else []),
+                ]
+                uses |= _names(parts)
+            case _:
+                return None
+    return uses - own
 
 
 def _called(node: ast.expr) -> ast.Call:
@@ -763,9 +937,13 @@ def _why_import_left_out(
             break
     if why is not None:
         selection.left_out_names.update(names)
+        selection.plain.difference_update(names)
         return why
     selection.left_out_names.difference_update(names)
     selection.defined.difference_update(names)
+    selection.plain.difference_update(names)
+    for name in names:
+        selection.wrappers.pop(name, None)
     return None
 
 
