@@ -19,23 +19,40 @@ grading. So of each code cell, in order, only the definitions run:
   looked up on its parent's path, without running the package), one by one: a notebook that
   imports them still works as long as the function does not need them;
 - `def`, `class` and `jax.config.update(...)` with plain values;
-- assignments (`x, y = jnp.ones(3), jnp.ones(2)`: a target is not a use).
+- assignments (`x, y = jnp.ones(3), jnp.ones(2)`: a target is not a use);
+- a try of imports (`try: from flax import nnx` / `except ImportError: !pip install flax` and
+  the import again): its body only imports, its handlers only import (their magics dropped).
 
 A definition runs code too: its decorators (each called with what it decorates), default
 values, annotations, base classes (and a notebook base's `__init_subclass__`) and a class's
 whole body. All that, and an assignment's value, is held to one rule: it is left out if it runs
 something the notebook defines (`model = TwoLayer(...)`, `y = jax.jit(f)(x)`, `@my_decorator`,
 `map(f, xs)`; `fast = jax.jit(f)` only wraps f and is kept, and calling `fast` later runs f),
-calls or names `print`/`input`/`open`/..., reaches code by name (`globals()`, `__import__`,
-`getattr`, `sys.modules`, dunder attributes, `import builtins`), or uses a name left out (a
-function decorated with `@nnx.vmap(in_axes=(in_axes, None))` after `in_axes` was left out). A
-class whose body holds a statement that would be left out at the top level (a loop, a call) is
-left out whole. So what the report says ran is all that runs at load.
+calls or names `print`/`input`/`open`/..., writes to `sys.stdout`/`sys.stderr` or runs a shell
+command (`os.system`, `os.popen`), reaches code by name (`globals()`, `__import__`, `getattr`,
+`sys.modules`, dunder attributes, `operator.methodcaller`, and the modules that run code named in
+a string or in bytes: `builtins`, `importlib`, `timeit`, `pydoc`, `pickle`, `runpy`,
+`subprocess`, ... are left out as imports), or uses a name left out (a function decorated with
+`@nnx.vmap(in_axes=(in_axes, None))` after `in_axes` was left out). A class whose body holds a
+statement that would be left out at the top level (a loop, a call) is left out whole. So what
+the report says ran is all that runs at load. What runs no code of the notebook is no call of
+it: a lambda's body (it runs when the lambda is called: `build = lambda s: TwoLayer(...)` is
+kept, and `build` counts as the notebook's), making an instance of a plain data class (an
+`@dataclass` or NamedTuple of fields only, no methods, naming nothing of the notebook:
+`CFG = Config()` is kept and `CFG.lr` may be read), and applying a decorator of the notebook
+whose body only defines a wrapper and returns it (`@timed` with `@functools.wraps(fn) def
+wrapper(...)`; a decorator that does anything else runs notebook code at load and is left out,
+with what it decorates). An expression nested more than MAX_EXPRESSION_DEPTH levels (CPython
+cannot compile it) is left out.
 
 Everything else is left out and listed by cell and line: expressions and calls, `for`,
 `while`, `if`, `with`, `try`, shell lines (`!pip install ...`), line magics (`%matplotlib
-inline`), help (`np.sum?`) and cells run by a cell magic other than `%%time`/`%%capture` (whose
-body is Python and runs in the kernel's namespace). The worker runs each cell statement by
+inline`, and IPython's automagic without the `%`: `pip install ...`, `cd /content`, taken for a
+magic only where the cell does not parse with it as Python), help (`np.sum?`), cells run by a
+cell magic other than `%%time`/`%%capture` (whose body is Python and runs in the kernel's
+namespace), and a cell with a syntax error that defines nothing (a scratch line never finished:
+Jupyter runs the other cells; a cell with a `def` or `class` and a syntax error is the verdict
+syntax_error, as it may be the graded function's). The worker runs each cell statement by
 statement, as IPython does; a kept assignment that fails there (it read a file of Colab's) is
 skipped and said. A function that worked in the notebook therefore works here; one that reads a
 global computed by demo code fails with a NameError naming it, and the report lists the line
@@ -96,12 +113,16 @@ MAX_CELLS = 20_000  # all cells, markdown included
 _CELL_TYPES = ("code", "markdown", "raw")
 
 RAN = (
-    "Graded as a notebook: of its code cells, in order, only imports, function and class "
-    "definitions (with their decorators, default values and class bodies) and assignments "
-    "ran, and none that calls a function or class of the notebook, print/input/open, or reaches "
-    "code by name (globals(), __import__, getattr); everything else (calls, prints, loops, "
-    "plots, shell commands (!), magics (%), Colab-only imports and modules not installed) was "
-    "left out and is listed."
+    "Graded as a notebook: of its code cells, in order, only imports (and a try of imports), "
+    "function and class definitions (with their decorators, default values and class bodies) "
+    "and assignments ran, and none that calls a function or class of the notebook (but a plain "
+    "dataclass or NamedTuple of settings, a decorator of the notebook that only defines a "
+    "wrapper, or a lambda, whose body runs when called), calls print/input/open, writes to "
+    "sys.stdout, runs a shell command (os.system), or reaches code by name (globals(), "
+    "__import__, getattr, importlib, timeit, pydoc, pickle, runpy, subprocess, ...); everything "
+    "else (calls, prints, loops, plots, shell commands (!), magics (%, or without it: pip "
+    "install ...), cells with a syntax error that define nothing, Colab-only imports and modules "
+    "not installed) was left out and is listed."
 )
 
 # Cell magics whose body is Python that the kernel runs: the magic line is dropped, the body
