@@ -1087,7 +1087,7 @@ def _why_expressions_left_out(
                     here = is_call or (isinstance(node, ast.Subscript) and child is node.value)
                     state[id(child)] = (under or is_call, runs or (here and not deferred), deferred)
                 queue.append(child)
-            if is_call:
+            if isinstance(node, ast.Call):
                 callee = _dotted(node.func)
                 if callee.split(".")[0] in selection.graders:
                     return "the grader's own check: not run when grading"
