@@ -630,6 +630,17 @@ BOMBS = {
         None,
     ),
     "import-aliases": (_raw(_code_cell("import " + ",".join(["q"] * 65_000))), _TOO_MANY),
+    # 16 MiB of `[{},{},...]` took 467 MiB to read (now 53 MiB, refused unread), and of
+    # `[[],[],...]` 3.0 s (the collector walked each list made).
+    "empty-dicts": (
+        _raw(_code_cell(_F, metadata={"x": [{}] * 4_000_000})),
+        "holds more than 1,000,000 JSON objects and lists",
+    ),
+    "empty-lists": (
+        _raw(_code_cell(_F, metadata={"x": [[]] * 4_000_000})),
+        "holds more than 1,000,000 JSON objects and lists",
+    ),
+    "many-lists": (_raw(_code_cell(_F, metadata={"x": [[1, 2]] * 900_000})), None),
 }
 
 
@@ -654,6 +665,9 @@ def test_any_notebook_is_read_well_under_a_second_or_refused(
 
 
 def test_the_size_limits_have_the_status_of_a_file_too_large() -> None:
+    dicts = convert(BOMBS["empty-dicts"][0], "hw.ipynb")
+    assert isinstance(dicts, LoadFailure) and dicts.status is Status.FILE_TOO_LARGE
+    assert "Clear its outputs (Edit > Clear all outputs)" in dicts.message
     for key in ("long-code", "statements", "semicolons", "class-body", "import-aliases"):
         result = convert(BOMBS[key][0], "hw.ipynb")
         assert isinstance(result, LoadFailure) and result.status is Status.FILE_TOO_LARGE
