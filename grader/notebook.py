@@ -1077,8 +1077,10 @@ def _why_expressions_left_out(
     for expression in expressions:
         # Per node, found top-down in the one walk: whether it is in or under a call
         # (`under`), whether it runs where it stands (`runs`: in or under a call, or the value
-        # subscripted, `Model[int]`), and whether it is in a lambda's body, which runs only
-        # when the lambda is called (`deferred`). Each is a constant-time step from its
+        # subscripted, `Model[int]`), and whether it is in the body of a lambda that is the
+        # whole expression (`build = lambda: Model()`), which runs only when called later
+        # (`deferred`; a lambda inside an expression may be called there: `[g() for g in
+        # (lambda: f(),)]`). Each is a constant-time step from its
         # parent's: walking up from each name was quadratic (a 2,900-deep expression of
         # 62,000 names took 34 s).
         state: dict[int, tuple[bool, bool, bool]] = {id(expression): (False, False, False)}
@@ -1099,7 +1101,7 @@ def _why_expressions_left_out(
             for child in ast.iter_child_nodes(node):
                 parents[id(child)] = node
                 depth[id(child)] = level
-                if isinstance(node, ast.Lambda) and child is node.body:
+                if isinstance(node, ast.Lambda) and node is expression and child is node.body:
                     state[id(child)] = (under or is_call, runs, True)
                 else:
                     here = is_call or (isinstance(node, ast.Subscript) and child is node.value)
