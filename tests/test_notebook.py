@@ -990,7 +990,7 @@ def test_code_reached_from_strings_or_written_to_the_console_is_left_out() -> No
         "d = sys.stdout.write('RAN-AT-LOAD\\n')\ne = sys.stderr.write('RAN-AT-LOAD\\n')",
         "f = os.system('echo RAN-AT-LOAD')\ng = os.popen('echo RAN-AT-LOAD').read()",
         "h = operator.methodcaller('__call__')(say)",
-        "build = lambda: say()\nk = build()\nm = [g() for g in (lambda: say(),)]",
+        "build = lambda: say()\nk = build()\nm = [call() for call in (lambda: say(),)]",
         "@(lambda fn: fn())\ndef now():\n    print('RAN-AT-LOAD')",
         "import atexit\n@atexit.register\ndef later():\n    print('RAN-AT-LOAD')",
     )
@@ -1016,7 +1016,7 @@ def test_code_reached_from_strings_or_written_to_the_console_is_left_out() -> No
         "reaches code by name through .methodcaller"
     )
     assert listed["k = build()"] == "demo code: runs build, defined in the notebook"
-    assert listed["m = [g() for g in (lambda: say(),)]"] == (
+    assert listed["m = [call() for call in (lambda: say(),)]"] == (
         "demo code: runs say, defined in the notebook"
     )
     assert listed["@(lambda fn: fn())"].startswith("its decorator is a lambda")
