@@ -19,23 +19,40 @@ grading. So of each code cell, in order, only the definitions run:
   looked up on its parent's path, without running the package), one by one: a notebook that
   imports them still works as long as the function does not need them;
 - `def`, `class` and `jax.config.update(...)` with plain values;
-- assignments (`x, y = jnp.ones(3), jnp.ones(2)`: a target is not a use).
+- assignments (`x, y = jnp.ones(3), jnp.ones(2)`: a target is not a use);
+- a try of imports (`try: from flax import nnx` / `except ImportError: !pip install flax` and
+  the import again): its body only imports, its handlers only import (their magics dropped).
 
 A definition runs code too: its decorators (each called with what it decorates), default
 values, annotations, base classes (and a notebook base's `__init_subclass__`) and a class's
 whole body. All that, and an assignment's value, is held to one rule: it is left out if it runs
 something the notebook defines (`model = TwoLayer(...)`, `y = jax.jit(f)(x)`, `@my_decorator`,
 `map(f, xs)`; `fast = jax.jit(f)` only wraps f and is kept, and calling `fast` later runs f),
-calls or names `print`/`input`/`open`/..., reaches code by name (`globals()`, `__import__`,
-`getattr`, `sys.modules`, dunder attributes, `import builtins`), or uses a name left out (a
-function decorated with `@nnx.vmap(in_axes=(in_axes, None))` after `in_axes` was left out). A
-class whose body holds a statement that would be left out at the top level (a loop, a call) is
-left out whole. So what the report says ran is all that runs at load.
+calls or names `print`/`input`/`open`/..., writes to `sys.stdout`/`sys.stderr` or runs a shell
+command (`os.system`, `os.popen`), reaches code by name (`globals()`, `__import__`, `getattr`,
+`sys.modules`, dunder attributes, `operator.methodcaller`, and the modules that run code named in
+a string or in bytes: `builtins`, `importlib`, `timeit`, `pydoc`, `pickle`, `runpy`,
+`subprocess`, ... are left out as imports), or uses a name left out (a function decorated with
+`@nnx.vmap(in_axes=(in_axes, None))` after `in_axes` was left out). A class whose body holds a
+statement that would be left out at the top level (a loop, a call) is left out whole. So what
+the report says ran is all that runs at load. What runs no code of the notebook is no call of
+it: a lambda's body (it runs when the lambda is called: `build = lambda s: TwoLayer(...)` is
+kept, and `build` counts as the notebook's), making an instance of a plain data class (an
+`@dataclass` or NamedTuple of fields only, no methods, naming nothing of the notebook:
+`CFG = Config()` is kept and `CFG.lr` may be read), and applying a decorator of the notebook
+whose body only defines a wrapper and returns it (`@timed` with `@functools.wraps(fn) def
+wrapper(...)`; a decorator that does anything else runs notebook code at load and is left out,
+with what it decorates). An expression nested more than MAX_EXPRESSION_DEPTH levels (CPython
+cannot compile it) is left out.
 
 Everything else is left out and listed by cell and line: expressions and calls, `for`,
 `while`, `if`, `with`, `try`, shell lines (`!pip install ...`), line magics (`%matplotlib
-inline`), help (`np.sum?`) and cells run by a cell magic other than `%%time`/`%%capture` (whose
-body is Python and runs in the kernel's namespace). The worker runs each cell statement by
+inline`, and IPython's automagic without the `%`: `pip install ...`, `cd /content`, taken for a
+magic only where the cell does not parse with it as Python), help (`np.sum?`), cells run by a
+cell magic other than `%%time`/`%%capture` (whose body is Python and runs in the kernel's
+namespace), and a cell with a syntax error that defines nothing (a scratch line never finished:
+Jupyter runs the other cells; a cell with a `def` or `class` and a syntax error is the verdict
+syntax_error, as it may be the graded function's). The worker runs each cell statement by
 statement, as IPython does; a kept assignment that fails there (it read a file of Colab's) is
 skipped and said. A function that worked in the notebook therefore works here; one that reads a
 global computed by demo code fails with a NameError naming it, and the report lists the line
@@ -51,6 +68,7 @@ in a Jupyter or Colab cell grades what the kernel has run so far.
 from __future__ import annotations
 
 import ast
+import gc
 import importlib.machinery
 import importlib.util
 import json
@@ -84,21 +102,32 @@ MAX_CODE_BYTES = 128 * 1024
 MAX_STATEMENTS = 5_000
 MAX_CODE_CELLS = 5000
 MAX_LEFT_OUT_LISTED = 200
+# An expression nested deeper than this is left out: CPython's compiler fails on a few
+# thousand levels (RecursionError), honest code nests a few.
+MAX_EXPRESSION_DEPTH = 200
 # Lines that look like IPython syntax, put back one group at a time to see whether they were
 # in a string: past this many, all are taken for IPython syntax (each try parses the cell).
 MAX_MAGIC_TRIES = 20
 # ... and all those tries of a notebook together parse at most this many bytes.
 MAX_MAGIC_TRY_BYTES = 64 * 1024
 MAX_CELLS = 20_000  # all cells, markdown included
+# JSON objects and arrays (counted as `{` and `[` bytes, strings included, before json.loads):
+# each costs ~60 bytes in Python, and 16 MiB of `[{},{},...]` took 467 MiB to read. A notebook
+# has a few per cell and output (its images are base64, with none); past this, it is refused.
+MAX_JSON_CONTAINERS = 1_000_000
 _CELL_TYPES = ("code", "markdown", "raw")
 
 RAN = (
-    "Graded as a notebook: of its code cells, in order, only imports, function and class "
-    "definitions (with their decorators, default values and class bodies) and assignments "
-    "ran, and none that calls a function or class of the notebook, print/input/open, or reaches "
-    "code by name (globals(), __import__, getattr); everything else (calls, prints, loops, "
-    "plots, shell commands (!), magics (%), Colab-only imports and modules not installed) was "
-    "left out and is listed."
+    "Graded as a notebook: of its code cells, in order, only imports (and a try of imports), "
+    "function and class definitions (with their decorators, default values and class bodies) "
+    "and assignments ran, and none that calls a function or class of the notebook (but a plain "
+    "dataclass or NamedTuple of settings, a decorator of the notebook that only defines a "
+    "wrapper, or a lambda, whose body runs when called), calls print/input/open, writes to "
+    "sys.stdout, runs a shell command (os.system), or reaches code by name (globals(), "
+    "__import__, getattr, importlib, timeit, pydoc, pickle, runpy, subprocess, ...); everything "
+    "else (calls, prints, loops, plots, shell commands (!), magics (%, or without it: pip "
+    "install ...), cells with a syntax error that define nothing, Colab-only imports and modules "
+    "not installed) was left out and is listed."
 )
 
 # Cell magics whose body is Python that the kernel runs: the magic line is dropped, the body
@@ -115,10 +144,31 @@ _INDIRECT = {
     "__builtins__", "__loader__", "__spec__", "exec", "eval",
 }  # fmt: skip
 # Attributes that do the same: `sys.modules["__main__"]`, `f.__globals__`, `sys._getframe()`.
-_INDIRECT_ATTRIBUTES = {"modules", "_getframe", "f_globals", "f_locals", "f_back"}
+_INDIRECT_ATTRIBUTES = {
+    "modules", "_getframe", "f_globals", "f_locals", "f_back", "attrgetter", "methodcaller",
+    "resolve_name",
+}  # fmt: skip
 _SAFE_DUNDERS = {"__name__", "__qualname__", "__doc__", "__version__", "__module__"}
 # Modules whose import gives the same reach: left out like a module the grader lacks.
-_INDIRECT_MODULES = {"builtins", "__main__", "importlib", "inspect", "gc", "ctypes"}
+# Modules that run code named in a string or in bytes (`timeit.timeit("import submission;
+# submission.train()")`, `pydoc.locate("submission.train")()`, `pickle.loads(...)`) or in
+# another process (`subprocess.run(...)`), which no rule read from the code can follow.
+_INDIRECT_MODULES = {
+    "builtins", "__main__", "importlib", "inspect", "gc", "ctypes", "timeit", "pydoc",
+    "pickle", "_pickle", "pickletools", "copyreg", "marshal", "shelve", "dill", "cloudpickle",
+    "joblib", "runpy", "code", "codeop", "pdb", "bdb", "trace", "cProfile", "profile",
+    "doctest", "subprocess", "multiprocessing", "concurrent", "pty", "pkgutil", "zipimport",
+    "atexit",
+}  # fmt: skip
+# Calls that are demo code wherever they stand: output, shell commands, ending the process.
+_DEMO_CALLS = {
+    "sys.stdout.write", "sys.stderr.write", "sys.stdout.writelines", "sys.stderr.writelines",
+    "sys.stdout.flush", "sys.stderr.flush", "sys.exit", "os.system", "os.popen",
+    "os.startfile", "os.fork", "os.forkpty", "os.kill", "os.killpg", "os.abort", "os._exit",
+    "exit", "quit", "os.remove", "os.unlink", "os.rmdir", "os.removedirs", "os.rename",
+    "os.replace", "os.chdir", "shutil.rmtree", "shutil.move",
+}  # fmt: skip
+_DEMO_CALL_PREFIXES = ("os.exec", "os.spawn", "os.posix_spawn", "sys.stdout.", "sys.stderr.")
 # Transforms that wrap a function without calling it: `jax.jit(f)` passes f on; any other
 # call given f (`map(f, xs)`, `functools.reduce(f, xs)`, `jax.lax.scan(f, ...)`) runs it.
 _WRAPPERS = {
@@ -131,6 +181,17 @@ _WRAPPERS = {
 # An assignment from a shell command or magic: `files = !ls`, `t = %timeit -o f()`.
 # (One character class, so that a long line fails in linear time.)
 _MAGIC_ASSIGNMENT = re.compile(r"[\w.,\s]+=\s*[!%]")
+# IPython's automagic: a line magic without its `%` (`pip install -q flax`, `cd /content`), a
+# name then a space and an argument that is not an operator. Taken for a magic only when the
+# cell does not parse with it as Python (as every line here that looks like IPython's syntax).
+_AUTOMAGIC = re.compile(
+    r"\s*(?:pip|conda|mamba|cd|ls|pwd|env|set_env|time|timeit|matplotlib|load_ext|reload_ext"
+    r"|autoreload|pylab|mkdir|rmdir|cat|cp|mv|rm|less|more|man|who|whos|reset|run|config"
+    r"|alias|unalias|pushd|popd|dirs|bookmark|sx|system|history|precision|xmode"
+    r"|tensorflow_version|pdb|debug|prun)[ \t]+(?!-=)[-\w./~'\"$]"
+)
+# A line that starts a definition: a cell with one and a syntax error is not graded.
+_DEFINES = re.compile(r"^[ \t]*(?:async[ \t]+)?(?:def|class)\b", re.MULTILINE)
 # IPython's help: `math.sqrt?`, `??np.sum`.
 _HELP = re.compile(r"\s*(?:\?{1,2}[\w.]+|[\w.]+\?{1,2})\s*$")
 # Python's own line ends. (str.splitlines() also breaks at \x0b, \x0c, \x1c-\x1e, \x85,
@@ -165,6 +226,11 @@ class _Selection:
     graders: set[str] = field(default_factory=set)  # names imports of the grader itself bind
     hooked: set[str] = field(default_factory=set)  # classes whose subclassing runs their code
     left_out_names: set[str] = field(default_factory=set)  # names only demo code assigns
+    plain: set[str] = field(default_factory=set)  # data classes whose call runs no notebook code
+    # Decorators of the notebook whose body only defines a wrapper and returns it (`@timed`),
+    # with the names its inner definitions' decorators, defaults and annotations read.
+    wrappers: dict[str, set[str]] = field(default_factory=dict)
+    missing: dict[tuple[str, tuple[str, ...]], str | None] = field(default_factory=dict)
     left_out: list[LeftOut] = field(default_factory=list)  # the first MAX_LEFT_OUT_LISTED
     count: int = 0  # all that was left out
 
@@ -206,6 +272,14 @@ def read(
             f"{name} is larger than {MAX_NOTEBOOK_BYTES // (1024 * 1024)} MiB, the most a "
             f"notebook may be. Clear its outputs (Edit > Clear all outputs) and save it again.",
         )
+    containers = raw.count(b"{") + raw.count(b"[")
+    if containers > MAX_JSON_CONTAINERS:
+        return LoadFailure(
+            Status.FILE_TOO_LARGE,
+            f"{name} holds more than {MAX_JSON_CONTAINERS:,} JSON objects and lists ({{ and [), "
+            f"more than a notebook needs (its outputs or metadata, most likely). Clear its "
+            f"outputs (Edit > Clear all outputs) and save it again.",
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -213,6 +287,8 @@ def read(
             f"{name} is not a notebook: byte {exc.start} is not UTF-8 text. Download it again "
             f"from Jupyter or Colab (File > Download > Download .ipynb)."
         )
+    collecting = gc.isenabled()
+    gc.disable()  # each list made is tracked: 1,000,000 `[1, 2]` took 0.83 s with gc, 0.19 s off
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -230,6 +306,9 @@ def read(
         return invalid(
             f"{name} is not a notebook: its JSON cannot be read ({_clip(str(exc), 200)})."
         )
+    finally:
+        if collecting:
+            gc.enable()
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
         major = data.get("nbformat") if isinstance(data, dict) else None
         if isinstance(major, int) and major < 4:
@@ -353,7 +432,21 @@ def convert_cells(
             if tree is None:
                 tree = ast.parse(python, filename=label)
         except SyntaxError as exc:
-            return _syntax_failure(exc, label, number)
+            if _DEFINES.search(python):  # the graded function's cell, maybe: not graded
+                return _syntax_failure(exc, label, number)
+            # A scratch cell (`state.` never finished) that defines nothing: Jupyter runs the
+            # other cells, and so does the grader, saying so.
+            at = exc.lineno or 1
+            lines = split_lines(python)
+            text = lines[at - 1] if 0 < at <= len(lines) else ""
+            selection.leave_out(
+                number, at, text, f"this cell has a syntax error ({exc.msg}) and was left out"
+            )
+            count = len(lines)
+            chunks.append("\n" * count)
+            spans.append(CellSpan(cell=number, first_line=line, lines=count))
+            line += count
+            continue
         except (ValueError, RecursionError, MemoryError) as exc:
             why = _clip(str(exc), 200) or "it is nested too deeply or too long"
             return LoadFailure(
@@ -389,7 +482,9 @@ def _statements_at_load(body: list[ast.stmt]) -> int:
     stack = [body]
     while stack:
         for statement in stack.pop():
-            if not isinstance(statement, ast.Pass):
+            if isinstance(statement, ast.Import | ast.ImportFrom):
+                count += len(statement.names)  # each name is looked up: `import q, q, ...`
+            elif not isinstance(statement, ast.Pass):
                 count += 1
             if isinstance(statement, ast.ClassDef):
                 stack.append(statement.body)
@@ -449,7 +544,12 @@ def _without_ipython(
             candidates[-1].append(at)  # a magic's continuation line
             lines[at] = ""
             continue
-        if stripped.startswith(("!", "%")) or _MAGIC_ASSIGNMENT.match(text) or _HELP.match(text):
+        if (
+            stripped.startswith(("!", "%"))
+            or _MAGIC_ASSIGNMENT.match(text)
+            or _HELP.match(text)
+            or _AUTOMAGIC.match(text)
+        ):
             candidates.append([at])
             # `pass` keeps an indented block valid.
             lines[at] = f"{text[: len(text) - len(stripped)]}pass"
@@ -567,6 +667,11 @@ def _why_left_out(statement: ast.stmt, selection: _Selection) -> str | None:
     match statement:
         case ast.FunctionDef() | ast.AsyncFunctionDef() | ast.ClassDef():
             why = _why_definition_left_out(statement, selection)
+            selection.wrappers.pop(statement.name, None)
+            if why is None and isinstance(statement, ast.FunctionDef):
+                uses = _wrapper_uses(statement, selection)
+                if uses is not None:
+                    selection.wrappers[statement.name] = uses
             if why is None:
                 selection.defined.add(statement.name)
                 selection.left_out_names.discard(statement.name)
@@ -574,6 +679,16 @@ def _why_left_out(statement: ast.stmt, selection: _Selection) -> str | None:
                     selection.hooked.add(statement.name)
             else:
                 selection.left_out_names.add(statement.name)
+            if (
+                why is None
+                and isinstance(statement, ast.ClassDef)
+                and _plain_class(statement)
+                and not _names([*statement.body, *statement.bases, *statement.decorator_list])
+                & selection.defined
+            ):
+                selection.plain.add(statement.name)
+            else:
+                selection.plain.discard(statement.name)
             return why
         case ast.Import() | ast.ImportFrom():
             return _why_import_left_out(statement, selection)
@@ -581,9 +696,12 @@ def _why_left_out(statement: ast.stmt, selection: _Selection) -> str | None:
             reads: set[str] = set()
             why = _why_assignment_left_out(statement, selection, reads)
             targets = _assigned_names(statement)
+            selection.plain -= targets
+            for target in targets:
+                selection.wrappers.pop(target, None)
             if why is None:
                 selection.left_out_names -= targets
-                if reads & selection.defined:
+                if reads & (selection.defined - selection.plain):
                     selection.defined |= targets  # `fast = jax.jit(f)`: calling fast runs f
                 else:
                     selection.defined -= targets
@@ -592,11 +710,54 @@ def _why_left_out(statement: ast.stmt, selection: _Selection) -> str | None:
             return why
         case ast.Expr(value=ast.Constant(value=str())) | ast.Pass():
             return ""
+        case ast.Try() if _guarded_imports(statement, selection) is not None:
+            imports = _guarded_imports(statement, selection) or []
+            for inner in imports:
+                why = _why_import_left_out(inner, selection, record=False)
+                if why is not None:
+                    return f"a try of imports: {why}"
+            for inner in imports:
+                _why_import_left_out(inner, selection)  # the names it binds
+            return None
         case ast.Expr(value=ast.Call(func=func, args=args, keywords=[])) if _dotted(
             func
         ) == "jax.config.update" and all(isinstance(arg, ast.Constant) for arg in args):
             return None  # jax.config.update("jax_enable_x64", True): part of the set-up
     return _why_demo(statement)
+
+
+_IMPORT_ERRORS = {"ImportError", "ModuleNotFoundError", "Exception"}
+
+
+def _guarded_imports(
+    statement: ast.Try, selection: _Selection
+) -> list[ast.Import | ast.ImportFrom] | None:
+    """The imports of a guarded import (`try: from flax import nnx` / `except ImportError:
+    !pip install flax` then the import again), which is kept: its body only imports, its
+    handlers catch an ImportError and hold only imports and `pass` (what a shell line or magic
+    became); else None."""
+    if statement.finalbody or statement.orelse:
+        return None
+    imports: list[ast.Import | ast.ImportFrom] = []
+    for inner in statement.body:
+        if not isinstance(inner, ast.Import | ast.ImportFrom):
+            return None
+        imports.append(inner)
+    for handler in statement.handlers:
+        caught = handler.type
+        kinds = caught.elts if isinstance(caught, ast.Tuple) else [caught]
+        if caught is None or handler.name is not None:
+            return None
+        if not all(isinstance(kind, ast.Name) and kind.id in _IMPORT_ERRORS for kind in kinds):
+            return None
+        if any(kind.id in selection.defined for kind in kinds if isinstance(kind, ast.Name)):
+            return None
+        for inner in handler.body:
+            if isinstance(inner, ast.Import | ast.ImportFrom):
+                imports.append(inner)
+            elif not isinstance(inner, ast.Pass):
+                return None
+    return imports
 
 
 def _why_demo(statement: ast.stmt) -> str:
@@ -622,6 +783,12 @@ def _why_definition_left_out(
     body. What runs there is held to the rule of an assignment's value; a class body to the
     rule of a cell. None keeps the definition."""
     for decorator in statement.decorator_list:
+        wrapper = decorator.id if isinstance(decorator, ast.Name) else ""
+        uses = selection.wrappers.get(wrapper)
+        if uses is not None and not uses & (selection.defined | selection.left_out_names):
+            continue  # `@timed`: its body only defines a wrapper (of what it is given)
+        if any(isinstance(node, ast.Lambda) for node in ast.walk(decorator)):
+            return "its decorator is a lambda: it would call what it decorates at load"
         # `@d` calls d with the definition: written as that call, the usual rule applies.
         why = _why_expressions_left_out([_called(decorator)], selection, bound=False)
         if why is not None:
@@ -677,6 +844,79 @@ def _why_class_body_left_out(statement: ast.ClassDef, selection: _Selection) -> 
     return None
 
 
+# What a plain data class may be made with: no base, or one that adds no code of the notebook.
+_PLAIN_BASES = {"NamedTuple", "typing.NamedTuple", "TypedDict", "typing.TypedDict"}
+_PLAIN_DECORATORS = {"dataclass", "dataclasses.dataclass"}
+
+
+def _plain_class(statement: ast.ClassDef) -> bool:
+    """Whether making an instance of this (kept) class, and using it, runs no code of the
+    notebook, so that `CFG = Config()` may run at load and `CFG.lr` be read: a plain
+    `@dataclass` or NamedTuple of settings. Its body is only fields, none a dunder (annotations
+    and values, already held to the rule of a class body, so a `field(default_factory=...)`
+    that runs notebook code left the class out; and the caller checks that they name nothing of
+    the notebook), no methods (no `__init__`, `__post_init__`, `__eq__`, `@property`: nothing
+    that making or using the instance would call), no keywords (`metaclass=`), and a base and
+    decorator of the standard library only."""
+    if statement.keywords or len(statement.bases) > 1:
+        return False
+    if any(_dotted(base) not in _PLAIN_BASES for base in statement.bases):
+        return False
+    if not statement.bases and not statement.decorator_list:
+        return False  # `class Model: pass` then `model = Model()`: demo code as ever
+    for decorator in statement.decorator_list:
+        func = decorator.func if isinstance(decorator, ast.Call) else decorator
+        if _dotted(func) not in _PLAIN_DECORATORS:
+            return False
+    for inner in statement.body:
+        match inner:
+            case ast.AnnAssign() | ast.Assign() | ast.Expr(value=ast.Constant()) | ast.Pass():
+                if any(name.startswith("__") for name in _assigned_names(inner)):
+                    return False
+            case _:
+                return False
+    return True
+
+
+def _wrapper_uses(statement: ast.FunctionDef, selection: _Selection) -> set[str] | None:
+    """When this function is a decorator that only wraps what it is given (its body defines
+    functions and returns one of them or its argument, `def timed(fn): @functools.wraps(fn)
+    def wrapper(*a): ...; return wrapper`), the names that applying it reads (its inner
+    definitions' decorators, defaults and annotations, but its own parameters), which must
+    still be none of the notebook's where it is applied; else None. Applying it then runs only
+    those definitions, held to the usual rule here."""
+    arguments = statement.args
+    own = {
+        arg.arg
+        for arg in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
+        + [arg for arg in (arguments.vararg, arguments.kwarg) if arg is not None]
+    }
+    uses: set[str] = set()
+    for inner in statement.body:
+        match inner:
+            case ast.Expr(value=ast.Constant(value=str())) | ast.Pass():
+                continue
+            case ast.Return(value=ast.Name(id=name)) if name in own:
+                continue
+            case ast.FunctionDef() | ast.AsyncFunctionDef():
+                if _why_definition_left_out(inner, selection) is not None:
+                    return None
+                own.add(inner.name)
+                every = [*inner.args.posonlyargs, *inner.args.args, *inner.args.kwonlyargs]
+                every += [arg for arg in (inner.args.vararg, inner.args.kwarg) if arg]
+                parts: list[ast.expr] = [
+                    *inner.decorator_list,
+                    *inner.args.defaults,
+                    *(default for default in inner.args.kw_defaults if default is not None),
+                    *(arg.annotation for arg in every if arg.annotation is not None),
+                    *([inner.returns] if inner.returns is not None else []),
+                ]
+                uses |= _names(parts)
+            case _:
+                return None
+    return uses - own
+
+
 def _called(node: ast.expr) -> ast.Call:
     """`node(...)`: what a decorator or a metaclass does with what it is given."""
     call = ast.Call(func=node, args=[], keywords=[])
@@ -705,8 +945,8 @@ def _why_import_left_out(
     else:
         modules = [alias.name for alias in statement.names]
         names = [alias.asname or alias.name.split(".")[0] for alias in statement.names]
-    if not record:
-        selection = _Selection()  # a scratch copy: a class body's names are its own
+    if not record:  # a scratch copy: a class body's names are its own
+        selection = _Selection(graders=set(selection.graders), missing=selection.missing)
     why = None
     for module in modules:
         if module == "grader" or module.startswith("grader."):
@@ -727,15 +967,22 @@ def _why_import_left_out(
             if isinstance(statement, ast.ImportFrom)
             else []
         )
-        missing = _missing_module(module, froms)
+        key = (module, tuple(froms))
+        if key not in selection.missing:  # `import q, q, q, ...`: each module looked up once
+            selection.missing[key] = _missing_module(module, froms)
+        missing = selection.missing[key]
         if missing is not None:
             why = f"{missing} is not installed where grading runs: your function must not need it"
             break
     if why is not None:
         selection.left_out_names.update(names)
+        selection.plain.difference_update(names)
         return why
     selection.left_out_names.difference_update(names)
     selection.defined.difference_update(names)
+    selection.plain.difference_update(names)
+    for name in names:
+        selection.wrappers.pop(name, None)
     return None
 
 
@@ -828,13 +1075,37 @@ def _why_expressions_left_out(
     (`def log(x, out=print)` runs nothing at load). One walk of each expression (a notebook may
     hold 5,000 statements)."""
     for expression in expressions:
+        # Per node, found top-down in the one walk: whether it is in or under a call
+        # (`under`), whether it runs where it stands (`runs`: in or under a call, or the value
+        # subscripted, `Model[int]`), and whether it is in the body of a lambda that is the
+        # whole expression (`build = lambda: Model()`), which runs only when called later
+        # (`deferred`; a lambda inside an expression may be called there: `[g() for g in
+        # (lambda: f(),)]`). Each is a constant-time step from its
+        # parent's: walking up from each name was quadratic (a 2,900-deep expression of
+        # 62,000 names took 34 s).
+        state: dict[int, tuple[bool, bool, bool]] = {id(expression): (False, False, False)}
+        depth: dict[int, int] = {id(expression): 0}
         parents: dict[int, ast.AST] = {}
         notebook_names: list[ast.Name] = []
         names: set[str] = set()
         queue: list[ast.AST] = [expression]
-        for node in queue:  # breadth first, as ast.walk, noting each node's parent
+        for node in queue:  # breadth first, as ast.walk
+            under, runs, deferred = state[id(node)]
+            is_call = isinstance(node, ast.Call)
+            level = depth[id(node)] + 1
+            if level > MAX_EXPRESSION_DEPTH:  # breadth first: reached after few nodes
+                return (
+                    f"nested more than {MAX_EXPRESSION_DEPTH} levels deep, more than Python "
+                    f"compiles"
+                )
             for child in ast.iter_child_nodes(node):
                 parents[id(child)] = node
+                depth[id(child)] = level
+                if isinstance(node, ast.Lambda) and node is expression and child is node.body:
+                    state[id(child)] = (under or is_call, runs, True)
+                else:
+                    here = is_call or (isinstance(node, ast.Subscript) and child is node.value)
+                    state[id(child)] = (under or is_call, runs or (here and not deferred), deferred)
                 queue.append(child)
             if isinstance(node, ast.Call):
                 callee = _dotted(node.func)
@@ -842,26 +1113,28 @@ def _why_expressions_left_out(
                     return "the grader's own check: not run when grading"
                 if callee in _INTERACTIVE:
                     return f"demo code: calls {callee}"
+                if callee in _DEMO_CALLS or callee.startswith(_DEMO_CALL_PREFIXES):
+                    return f"demo code: calls {callee}"
             elif (
                 isinstance(node, ast.Attribute)
                 and (
                     node.attr in _INDIRECT_ATTRIBUTES
                     or (node.attr.startswith("__") and node.attr not in _SAFE_DUNDERS)
                 )
-                and (bound or _under_call(node, parents))
+                and (bound or under)
             ):
                 return f"reaches code by name through .{_clip(node.attr, 40)}"
             elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
                 reaches = node.id in _INDIRECT or node.id in _INTERACTIVE
-                if reaches and (bound or _under_call(node, parents)):
+                if reaches and (bound or under):
                     if node.id in _INDIRECT:
                         return f"reaches code by name through {node.id}"
                     return f"demo code: uses {node.id}"
                 names.add(node.id)
-                if node.id in selection.defined:
+                if node.id in selection.defined and state[id(node)][1]:
                     notebook_names.append(node)
         for name in notebook_names:
-            if _runs(name, parents):
+            if _runs(name, parents, state, selection):
                 return f"demo code: runs {name.id}, defined in the notebook"
         needs = sorted(names & selection.left_out_names)
         if needs:
@@ -871,36 +1144,25 @@ def _why_expressions_left_out(
     return None
 
 
-def _under_call(node: ast.AST, parents: dict[int, ast.AST]) -> bool:
-    up = parents.get(id(node))
-    while up is not None:
-        if isinstance(up, ast.Call):
-            return True
-        up = parents.get(id(up))
-    return False
-
-
-def _runs(name: ast.Name, parents: dict[int, ast.AST]) -> bool:
-    """Whether a name of the notebook's code is run where it stands: anywhere in or under a
-    call, or subscripted (`Model[int]`), unless passed straight to a transform that only wraps
-    it and whose result is not called there (`jax.jit(f)`, not `jax.jit(f)(x)`)."""
+def _runs(
+    name: ast.Name,
+    parents: dict[int, ast.AST],
+    state: dict[int, tuple[bool, bool, bool]],
+    selection: _Selection,
+) -> bool:
+    """Whether a name of the notebook's code, in or under a call or subscripted, runs there:
+    not when passed straight to a transform that only wraps it, itself under no call
+    (`jax.jit(f)`, not `jax.jit(f)(x)` nor `map(jax.jit(f), xs)`), nor when it is a plain
+    data class of the notebook called to make an instance (`Config()`, see _plain_class)."""
     parent = parents.get(id(name))
     if isinstance(parent, ast.keyword):
         parent = parents.get(id(parent))
-    if (
-        isinstance(parent, ast.Call)
-        and parent.func is not name
-        and _dotted(parent.func).split(".")[-1] in _WRAPPERS
-        and not isinstance(parents.get(id(parent)), ast.Call)
-    ):
-        return False
-    node: ast.AST | None = name
-    while node is not None:
-        up = parents.get(id(node))
-        if isinstance(up, ast.Call) or (isinstance(up, ast.Subscript) and up.value is node):
-            return True
-        node = up
-    return False
+    if not isinstance(parent, ast.Call):
+        return True
+    if parent.func is name:
+        return name.id not in selection.plain or state[id(parent)][1]
+    wraps = _dotted(parent.func).split(".")[-1] in _WRAPPERS
+    return not wraps or state[id(parent)][1]
 
 
 def _names(node: ast.AST | Sequence[ast.AST]) -> set[str]:

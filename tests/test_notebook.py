@@ -618,6 +618,29 @@ BOMBS = {
         _raw(*[_code_cell(_MAGIC_IN_STRING + "!pip x\n" * 3 + "# a comment\n" * 340)] * 20),
         None,
     ),
+    # Red team: names deep under an expression (walking up from each name was quadratic: 34 s
+    # and 4.9 s at 2,900 levels; pytest's deeper stack leaves ast.parse room for ~1,000), and
+    # one import of 65,000 aliases (a module lookup each: 3.4 s).
+    "deep-names": (
+        _raw(_code_cell(_F), _code_cell("y = " + "-" * 1000 + "(" + "f," * 62_000 + ")")),
+        None,
+    ),
+    "deep-default": (
+        _raw(_code_cell("def g(a=" + "-" * 1000 + "(" + "print," * 20_000 + ")):\n  pass")),
+        None,
+    ),
+    "import-aliases": (_raw(_code_cell("import " + ",".join(["q"] * 65_000))), _TOO_MANY),
+    # 16 MiB of `[{},{},...]` took 467 MiB to read (now 53 MiB, refused unread), and of
+    # `[[],[],...]` 3.0 s (the collector walked each list made).
+    "empty-dicts": (
+        _raw(_code_cell(_F, metadata={"x": [{}] * 4_000_000})),
+        "holds more than 1,000,000 JSON objects and lists",
+    ),
+    "empty-lists": (
+        _raw(_code_cell(_F, metadata={"x": [[]] * 4_000_000})),
+        "holds more than 1,000,000 JSON objects and lists",
+    ),
+    "many-lists": (_raw(_code_cell(_F, metadata={"x": [[1, 2]] * 900_000})), None),
 }
 
 
@@ -642,7 +665,10 @@ def test_any_notebook_is_read_well_under_a_second_or_refused(
 
 
 def test_the_size_limits_have_the_status_of_a_file_too_large() -> None:
-    for key in ("long-code", "statements", "semicolons", "class-body"):
+    dicts = convert(BOMBS["empty-dicts"][0], "hw.ipynb")
+    assert isinstance(dicts, LoadFailure) and dicts.status is Status.FILE_TOO_LARGE
+    assert "Clear its outputs (Edit > Clear all outputs)" in dicts.message
+    for key in ("long-code", "statements", "semicolons", "class-body", "import-aliases"):
         result = convert(BOMBS[key][0], "hw.ipynb")
         assert isinstance(result, LoadFailure) and result.status is Status.FILE_TOO_LARGE
         assert "Delete the cells your function does not need" in result.message
@@ -935,3 +961,189 @@ def test_the_doors_that_read_a_notebook_are_bounded_too(tmp_path: Path) -> None:
 
 
 BOMB_METADATA = {"tags": [*range(150_000), {}], "colab": {"id": [[0, {}]] * 1000}}
+
+
+# Red team, round 2: deep expressions, code reached by name from strings, honest styles ------
+
+
+def test_a_deep_expression_is_left_out_and_said() -> None:
+    result = convert(BOMBS["deep-names"][0], "hw.ipynb")
+    assert isinstance(result, Converted)
+    [item] = result.info.left_out
+    assert (item.cell, item.why) == (
+        2,
+        "nested more than 200 levels deep, more than Python compiles",
+    )
+    assert cell_code(result, 1) == ["def f(x):", "    return x"]
+
+
+def test_code_reached_from_strings_or_written_to_the_console_is_left_out() -> None:
+    """Each assignment ran notebook code or printed at load while the report said calls were
+    left out (timeit and pydoc run code named in a string, pickle in bytes): run for real,
+    nothing prints, each is listed."""
+    result = converted(
+        "import sys, os, timeit, pickle, pydoc, runpy, subprocess, operator\n"
+        "def say():\n    print('RAN-AT-LOAD')",
+        "a = timeit.timeit('print(\\'RAN-AT-LOAD\\')', number=1)",
+        "b = pydoc.locate('builtins.print')('RAN-AT-LOAD')",
+        "c = pickle.loads(b'cbuiltins\\nprint\\n(S\\'RAN-AT-LOAD\\'\\ntR.')",
+        "d = sys.stdout.write('RAN-AT-LOAD\\n')\ne = sys.stderr.write('RAN-AT-LOAD\\n')",
+        "f = os.system('echo RAN-AT-LOAD')\ng = os.popen('echo RAN-AT-LOAD').read()",
+        "h = operator.methodcaller('__call__')(say)",
+        "build = lambda: say()\nk = build()\nm = [call() for call in (lambda: say(),)]",
+        "@(lambda fn: fn())\ndef now():\n    print('RAN-AT-LOAD')",
+        "import atexit\n@atexit.register\ndef later():\n    print('RAN-AT-LOAD')",
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", result.source],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "RAN-AT-LOAD" not in run.stdout + run.stderr
+    listed = {item.text: item.why for item in result.info.left_out}
+    for module in ("timeit", "pickle", "pydoc", "runpy", "subprocess"):
+        assert listed[f"import {module}"] == f"imports {module}, which reaches code by name"
+    assert listed["a = timeit.timeit('print(\\'RAN-AT-LOAD\\')', number=1)"] == (
+        "uses timeit, which is left out"
+    )
+    assert listed["d = sys.stdout.write('RAN-AT-LOAD\\n')"] == "demo code: calls sys.stdout.write"
+    assert listed["f = os.system('echo RAN-AT-LOAD')"] == "demo code: calls os.system"
+    assert listed["g = os.popen('echo RAN-AT-LOAD').read()"] == "demo code: calls os.popen"
+    assert listed["h = operator.methodcaller('__call__')(say)"] == (
+        "reaches code by name through .methodcaller"
+    )
+    assert listed["k = build()"] == "demo code: runs build, defined in the notebook"
+    assert listed["m = [call() for call in (lambda: say(),)]"] == (
+        "demo code: runs say, defined in the notebook"
+    )
+    assert listed["@(lambda fn: fn())"].startswith("its decorator is a lambda")
+    assert listed["import atexit"] == "imports atexit, which reaches code by name"
+    assert "reaches code by name" in result.info.ran and "timeit" in result.info.ran
+
+
+def test_the_rules_that_let_honest_styles_run_open_no_door() -> None:
+    """What the honest styles below are allowed is exactly that: a config data class with
+    code of its own, a decorator that does more than wrap, a lambda called at load, a try
+    that does more than import, a broken cell with a definition, an assignment to `time`."""
+    result = converted(
+        "import dataclasses, functools\nfrom typing import NamedTuple\n"
+        "def say():\n    print('RAN-AT-LOAD')\n    return 1",
+        "@dataclasses.dataclass\nclass Hooked:\n    x: int = 1\n"
+        "    def __post_init__(self):\n        say()\n\nh = Hooked()",
+        "@dataclasses.dataclass\nclass Factory:\n"
+        "    x: int = dataclasses.field(default_factory=say)\n\nfa = Factory()",
+        "class Shown(NamedTuple):\n    x: int = 1\n"
+        "    def __repr__(self):\n        return str(say())\n\nsh = Shown()",
+        "@dataclasses.dataclass\nclass Cfg:\n    lr: float = 0.1\n\nCFG = Cfg(lr=0.2)\nLR = CFG.lr",
+        "def noisy(fn):\n    say()\n    return fn\n\n@noisy\ndef g():\n    pass",
+        "def timed(fn):\n    @functools.wraps(fn)\n    def wrapper(*a):\n        return fn(*a)\n"
+        "    return wrapper\n\n@timed\ndef graded(x):\n    return x + LR",
+        "try:\n    import numpy\nexcept ImportError:\n    say()",
+        "time = 5\nlater = lambda: say()",
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", result.source + "\nprint(graded(1), time, type(later).__name__)"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == "1.2 5 function\n"
+    listed = {item.text: item.why for item in result.info.left_out}
+    assert listed == {
+        "h = Hooked()": "demo code: runs Hooked, defined in the notebook",
+        "@dataclasses.dataclass": "in its body, line 3: demo code: runs say, defined in the "
+        "notebook",
+        "fa = Factory()": "uses Factory, which is left out",
+        "sh = Shown()": "demo code: runs Shown, defined in the notebook",
+        "@noisy": "its decorator @noisy: demo code: runs noisy, defined in the notebook",
+        "try:": "demo code: a try at the top level",
+    }
+    broken = convert(notebook("x = 1", "def graded(x):\n    return x +\n"), "hw.ipynb")
+    assert isinstance(broken, LoadFailure) and broken.status is Status.SYNTAX_ERROR
+
+
+# Notebooks of honest styles the red team wrote, each with a correct graphdef_vs_state.
+_NNX = "import jax\nimport jax.numpy as jnp\nfrom flax import nnx\n"
+_TWO_LAYER = (
+    "class TwoLayer(nnx.Module):\n"
+    "  def __init__(self, din, hidden, *, rngs):\n"
+    "    self.l1 = nnx.Linear(din, hidden, rngs=rngs)\n"
+    "    self.l2 = nnx.Linear(hidden, hidden, rngs=rngs)\n"
+    "  def __call__(self, x):\n"
+    "    return self.l2(self.l1(x))\n"
+)
+_GRADED = (
+    "def graphdef_vs_state(seed, x, features, hidden):\n"
+    "  model = BUILD\n"
+    "  forward_sum = float(model(x).sum())\n"
+    "  graphdef, state = nnx.split(model)\n"
+    "  leaves = jax.tree_util.tree_leaves(state)\n"
+    "  return [len(leaves), float(sum(jnp.sum(l) for l in leaves)), forward_sum]\n"
+).replace("BUILD", "TwoLayer(len(x), int(hidden), rngs=nnx.Rngs(int(seed)))")
+HONEST_STYLES = {
+    "automagic": (
+        ["pip install -q flax optax\n", "cd /content\n", _NNX, _TWO_LAYER, _GRADED],
+        (1, "pip install -q flax optax", "IPython magic: not run when grading"),
+    ),
+    "scratch-cell": (
+        [_NNX, _TWO_LAYER, "model = TwoLayer(3, 4, rngs=nnx.Rngs(0))\nstate.\n", _GRADED],
+        (3, "state.", "this cell has a syntax error (invalid syntax) and was left out"),
+    ),
+    "try-import": (
+        ["try:\n  from flax import nnx\nexcept ImportError:\n  !pip install -q flax\n"
+         "  from flax import nnx\nimport jax\nimport jax.numpy as jnp\n", _TWO_LAYER, _GRADED],
+        (1, "!pip install -q flax", "shell command: not run when grading"),
+    ),
+    "own-decorator": (
+        [_NNX + "import functools, time\n",
+         "def timed(fn):\n  @functools.wraps(fn)\n  def wrapper(*args, **kwargs):\n"
+         "    t = time.perf_counter()\n    out = fn(*args, **kwargs)\n"
+         "    wrapper.last_seconds = time.perf_counter() - t\n    return out\n  return wrapper\n",
+         _TWO_LAYER, "@timed\n" + _GRADED],
+        None,
+    ),
+    "config-dataclass": (
+        [_NNX + "import dataclasses\n",
+         "@dataclasses.dataclass(frozen=True)\nclass Config:\n  use_bias: bool = True\n\n"
+         "CFG = Config()\n",
+         _TWO_LAYER.replace("rngs=rngs)", "use_bias=CFG.use_bias, rngs=rngs)"), _GRADED],
+        None,
+    ),
+    "lambda-builder": (
+        [_NNX, _TWO_LAYER,
+         "build = lambda seed, din, hidden: TwoLayer(din, int(hidden), rngs=nnx.Rngs(int(seed)))",
+         _GRADED.replace("TwoLayer(len(x), int(hidden), rngs=nnx.Rngs(int(seed)))",
+                         "build(seed, len(x), hidden)")],
+        None,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("style", HONEST_STYLES, ids=HONEST_STYLES.keys())
+def test_honest_notebook_styles_get_full_marks(
+    style: str,
+    problem: Problem,
+    references: ReferenceCache,
+    runner: SubprocessRunner,
+    tmp_path: Path,
+) -> None:
+    cells, listed = HONEST_STYLES[style]
+    path = tmp_path / f"{style}.ipynb"
+    path.write_bytes(notebook(*cells))
+    report = grade(
+        path, problem=problem, seed=11, expected=references.get(problem, 11), runner=runner
+    )
+    assert report.status is Status.GRADED, report.message
+    assert report.full_marks, [c.message for c in report.cases if not c.passed]
+    assert report.notebook is not None
+    left_out = {(item.cell, item.text, item.why) for item in report.notebook.left_out}
+    if listed is None:
+        assert not left_out
+    else:
+        assert listed in left_out, sorted(left_out)
