@@ -527,9 +527,9 @@ def audit_table(spec: ProblemSpec, figures: Sequence[Figure], threshold: float) 
         table.add_row(
             Text(_safe(figure.description)),
             f"{figure.escapes}/{figure.seeds} seeds ({figure.rate * 100:.1f}%)",
-            _MARK[ok],
+            _MARK[ok] if figure.held else "(not held)",
         )
-    bad = sum(figure.rate > threshold for figure in figures)
+    bad = sum(figure.held and figure.rate > threshold for figure in figures)
     seeds = max((figure.seeds for figure in figures), default=0)
     if bad:
         summary = Text(
