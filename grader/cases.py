@@ -359,11 +359,16 @@ def _with_arg(case: Case, position: int, values: tuple[float, ...]) -> Case:
 
 
 def _call_checks(spec: ProblemSpec, seed: int, randoms: list[Case], first: int) -> list[Case]:
-    """Three cases after the random ones, each made from an earlier random case: its sizes and
-    ints with another vector (a result cached by seed and sizes fails it), its vectors and
-    sizes with other ints that set no shape (a result cached by shape or by x fails it), and
-    an exact repeat (a solution giving another result for the same call fails one of them)."""
+    """Three cases after the random ones, each made from an earlier (hidden) random case: its
+    sizes and ints with another vector (a result cached by seed and sizes fails it), its
+    vectors and sizes with other ints that set no shape (a result cached by shape or by x
+    fails it), and an exact repeat (a solution giving another result for the same call fails
+    one of them)."""
     rng = np.random.default_rng([seed, _SHAPE_STREAM + 3])
+    # From hidden cases when there are some: a visible one's copy would show its values.
+    shown = spec.cases.visible or ()
+    hidden = [case for case in randoms if case.name not in shown]
+    randoms = hidden or randoms
     picks = [int(i) for i in rng.permutation(len(randoms))][:3]
     picks += [int(rng.integers(0, len(randoms))) for _ in range(3 - len(picks))]
     vectors = [p.name for p in spec.parameters if isinstance(p, VectorParameter)]
@@ -389,7 +394,7 @@ def _call_checks(spec: ProblemSpec, seed: int, randoms: list[Case], first: int) 
                 value = arg.value
                 while value == arg.value:
                     value = int(case_rng.integers(param.low, param.high + 1))
-                args[position] = arg.model_copy(update={"value": value})
+                args[position] = arg.model_copy(update={"value": float(value)})
         what = " and ".join(redraw)
         name = f"{source.name} with another {what}" if redraw else f"{source.name} again"
         checks.append(Case(index=index, name=name, args=tuple(args)))

@@ -656,10 +656,11 @@ class Hint(Frozen):
     """Advice for a failing submission: a known mistake its outputs match, or an exception."""
 
     id: str = Field(description="The mistake's or exception hint's id in the spec.")
-    kind: Literal["mistake", "exception", "pattern", "setting"] = Field(
+    kind: Literal["mistake", "exception", "pattern", "setting", "calls"] = Field(
         description="What the hint is based on: a known mistake's outputs, an exception, a "
-        "property the failing cases share and the passing ones do not, or a JAX setting the "
-        "submission changed."
+        "property the failing cases share and the passing ones do not, a JAX setting the "
+        "submission changed, or calls whose results depend on earlier calls or differ for "
+        "the same arguments."
     )
     text: str = Field(description="The advice.")
     cases: tuple[int, ...] = Field(description="Indices of the cases that support it.")
