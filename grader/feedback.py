@@ -124,15 +124,19 @@ def call_hints(
     tolerance, the expected value of an earlier case with other arguments (`calls_depend`),
     and two identical calls that returned different outputs (`nondeterministic`).
 
-    Earlier edge cases that pin an int (seed 0) are left out: a solution hard-coding that
-    value matches them without keeping any state.
+    Earlier cases whose int argument is 0 or an end of its range (seed 0) are left out: a
+    solution hard-coding that value matches them without keeping any state.
     """
     by_index = {case.index: case for case in cases}
-    pinned = {
-        edge.name
-        for edge in spec.cases.edge
-        if any(isinstance(v, int) and not isinstance(v, bool) for v in edge.values.values())
-    }
+    special = [
+        (position, {0, param.low, param.high})
+        for position, param in enumerate(spec.parameters)
+        if isinstance(param, IntParameter) and not param.shape
+    ]
+
+    def hard_coded(case: Case) -> bool:
+        return any(_scalar(case, position) in values for position, values in special)
+
     ran = sorted((r for r in results if r.index in by_index), key=lambda r: r.index)
     carried: list[int] = []
     differ: list[int] = []
@@ -143,7 +147,7 @@ def call_hints(
             for before in earlier:
                 outcome = expected.get(before.index)
                 if (
-                    before.name in pinned
+                    hard_coded(by_index[before.index])
                     or outcome is None
                     or outcome.values is None
                     or by_index[before.index].args == case.args

@@ -20,6 +20,7 @@ from grader.grading import grade
 from grader.models import (
     ArrayArg,
     Case,
+    CaseOutcome,
     CaseReason,
     CaseResult,
     ErrorInfo,
@@ -293,3 +294,61 @@ def test_a_visible_wrong_case_shows_inputs_got_and_expected(
     data = json.loads(student.model_dump_json())
     shown = next(c for c in data["cases"] if c["index"] == case.index)
     assert shown["outputs"][1]["got"] == check.got and shown["inputs"] == case.inputs
+
+
+def _returned(case: Case, got: tuple[float, ...], expected: tuple[float, ...]) -> CaseResult:
+    checks = tuple(
+        OutputCheck(
+            name=name,
+            passed=abs(g - e) <= (0.0 if name == "num_leaves" else 1e-3),
+            got=g,
+            expected=e,
+            error=abs(g - e),
+            tolerance=0.0 if name == "num_leaves" else 1e-3,
+        )
+        for name, g, e in zip(
+            ("num_leaves", "param_sum", "forward_sum"), got, expected, strict=True
+        )
+    )
+    passed = all(c.passed for c in checks)
+    return CaseResult(
+        index=case.index,
+        name=case.name,
+        inputs="",
+        passed=passed,
+        reason=CaseReason.PASSED if passed else CaseReason.WRONG_OUTPUT,
+        message="",
+        points=float(passed),
+        max_points=1.0,
+        outputs=checks,
+    )
+
+
+def test_call_hints_name_state_and_nondeterminism_and_nothing_else(problem: Problem) -> None:
+    spec = problem.spec
+    cases = make_cases(spec, 5)
+    # Made-up reference values, different for every case but the exact repeat.
+    want = {c.index: (4.0, float(c.index), 100.0 + c.index) for c in cases}
+    repeated = next(c for c in cases if cases[-1].name == f"{c.name} again")
+    want[cases[-1].index] = want[repeated.index]
+    expected = {
+        i: CaseOutcome(index=i, kind="returned", values=v, scales=(0.0, 1.0, 1.0))
+        for i, v in want.items()
+    }
+    other_x, _other_seed, again = cases[-3:]
+    source = next(c for c in cases if other_x.name.startswith(f"{c.name} with"))
+
+    def hints(got: dict[int, tuple[float, ...]]) -> list[str]:
+        results = [_returned(c, got.get(c.index, want[c.index]), want[c.index]) for c in cases]
+        return [h.id for h in diagnose(spec, results, expected, cases=cases) if h.kind == "calls"]
+
+    assert hints({}) == []
+    # A cache keyed by seed and sizes: "with another x" returns its source's forward sum.
+    assert hints({other_x.index: (4.0, want[other_x.index][1], want[source.index][2])}) == [
+        "calls_depend"
+    ]
+    # The same numbers as a case seeded 0 are what a stateless Rngs(0) gives: no such hint.
+    zero = next(c for c in cases if c.name == "seed 0")
+    assert hints({other_x.index: (4.0, want[other_x.index][1], want[zero.index][2])}) == []
+    # An identical call returning another forward sum.
+    assert hints({again.index: (4.0, want[again.index][1], 5.0)}) == ["nondeterministic"]
