@@ -352,3 +352,16 @@ def test_call_hints_name_state_and_nondeterminism_and_nothing_else(problem: Prob
     assert hints({other_x.index: (4.0, want[other_x.index][1], want[zero.index][2])}) == []
     # An identical call returning another forward sum.
     assert hints({again.index: (4.0, want[again.index][1], 5.0)}) == ["nondeterministic"]
+
+
+@pytest.mark.slow
+def test_a_long_exception_message_is_printed_once(problem: Problem, grade_file: Grade) -> None:
+    report = grade_file(WRONG / "plain_list.py", problem)
+    message = report.cases[0].error.message  # type: ignore[union-attr]
+    assert len(message.splitlines()) > 20  # Flax's advice, options 1 to 5
+    console = Console(width=2000, record=True, file=io.StringIO())
+    print_report(report, console)
+    text = console.export_text()
+    # Issue 24: the case's row and the traceback each printed it (85 lines for this file).
+    assert text.count("Disable pytree for this class") == 1
+    assert "the whole message is in the traceback below" in text
