@@ -26,6 +26,7 @@ from grader.models import (
     Frame,
     Hint,
     IntParameter,
+    OutputCheck,
     ProblemSpec,
     Report,
     ScalarArg,
@@ -154,10 +155,7 @@ def call_hints(
                 ):
                     continue
                 if any(
-                    not check.passed
-                    and check.tolerance > 0
-                    and abs(check.got - outcome.values[o]) <= check.tolerance
-                    and abs(check.expected - outcome.values[o]) > check.tolerance
+                    _carried(check, outcome.values[o])
                     for o, check in enumerate(result.outputs)
                     if o < len(outcome.values)
                 ):
@@ -185,6 +183,20 @@ def call_hints(
             )
         )
     return hints
+
+
+def _carried(check: OutputCheck, earlier: float) -> bool:
+    """Whether a wrong output is an earlier case's expected value: within float noise of it
+    (CLEAN of the tolerance), which is far from this case's expected value and from zero (a
+    sum near zero is what many wrong solutions return: -0.0006 matched an all-zero x's 0.0
+    within a tolerance of 0.06)."""
+    return (
+        not check.passed
+        and check.tolerance > 0
+        and abs(check.got - earlier) <= CLEAN * check.tolerance
+        and abs(check.expected - earlier) > check.tolerance
+        and abs(earlier) > 100 * check.tolerance
+    )
 
 
 def case_properties(spec: ProblemSpec) -> list[tuple[str, str, Callable[[Case], bool]]]:

@@ -350,6 +350,10 @@ def test_call_hints_name_state_and_nondeterminism_and_nothing_else(problem: Prob
     # The same numbers as a case seeded 0 are what a stateless Rngs(0) gives: no such hint.
     zero = next(c for c in cases if c.name == "seed 0")
     assert hints({other_x.index: (4.0, want[other_x.index][1], want[zero.index][2])}) == []
+    # A wrong sum near zero matches a sum near zero by chance (issue 24: -0.0006 matched an
+    # all-zero x's 0.0 within a tolerance of 0.06): no such hint.
+    want[source.index] = (4.0, float(source.index), 0.05)
+    assert hints({other_x.index: (4.0, want[other_x.index][1], 0.05)}) == []
     # An identical call returning another forward sum.
     assert hints({again.index: (4.0, want[again.index][1], 5.0)}) == ["nondeterministic"]
 
