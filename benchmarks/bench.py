@@ -168,7 +168,15 @@ def main() -> None:
             if output.returncode != 0:
                 raise SystemExit(f"{mode} failed:\n{output.stdout}{output.stderr}")
             results[mode] = json.loads(output.stdout)
-    print(f"{count} correct submissions, 14 cases each, {workers} workers, {os.cpu_count()} cores")
+    sys.path.insert(0, str(ROOT))
+    from grader.cases import make_cases
+    from grader.problems import find_problem
+
+    cases = len(make_cases(find_problem("graphdef_vs_state").spec, SEED))
+    print(
+        f"{count} correct submissions, {cases} cases each, {workers} workers, "
+        f"{os.cpu_count()} cores"
+    )
     print(
         f"{'mode':38} {'s/submission':>12}   {'per-submission s: median (min-max)':>36}"
         f"   {'peak RSS/process':>16}"

@@ -14,6 +14,7 @@ import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 
+from grader.cases import thirds
 from grader.compare import check_outputs
 from grader.models import (
     ArrayArg,
@@ -25,6 +26,7 @@ from grader.models import (
     Frame,
     Hint,
     IntParameter,
+    OutputCheck,
     ProblemSpec,
     Report,
     ScalarArg,
@@ -60,6 +62,7 @@ def diagnose(
                 cases=tuple(r.index for r in failing),
             )
         )
+    hints.extend(call_hints(spec, results, expected, cases))
     hints.extend(pattern_hints(spec, results, cases))
     wrong = [r for r in failing if r.reason is CaseReason.WRONG_OUTPUT and r.outputs]
     if not wrong or not spec.mistakes:
@@ -68,7 +71,9 @@ def diagnose(
     for mistake in spec.mistakes:
         matched[mistake.id] = []
         for result in wrong:
-            reference = expected[result.index]
+            reference = expected.get(result.index)
+            if reference is None:
+                continue
             variant = (reference.variants or {}).get(mistake.function)
             if variant is None:
                 continue
@@ -92,18 +97,122 @@ _CALLED_AND_FAILED = {CaseReason.WRONG_OUTPUT, CaseReason.EXCEPTION, CaseReason.
 MAX_PATTERN_HINTS = 2
 
 
+# A passing case passes clean when each output is within this share of its tolerance: the
+# largest float noise measured is a hundredth of it (see the spec's tolerance_note). A case
+# passing closer to its tolerance may pass only because its tolerance is larger (a precision
+# mistake in a bigger sum), so it says nothing about a pattern.
+CLEAN = 0.1
+
+CALLS_DEPEND = (
+    "Some of your results equal what an earlier call should have returned, with other "
+    "arguments: your function's results depend on earlier calls (a cache, a model or a "
+    "global kept between calls?). Compute every call from its own arguments only."
+)
+NONDETERMINISTIC = (
+    "Two identical calls of your function returned different results: they depend on "
+    "something other than the arguments (randomness not taken from the seed, the time, or "
+    "state kept between calls). The same arguments must always give the same result."
+)
+
+
+def call_hints(
+    spec: ProblemSpec,
+    results: Sequence[CaseResult],
+    expected: Mapping[int, CaseOutcome],
+    cases: Sequence[Case],
+) -> list[Hint]:
+    """Hints from the order of calls: a wrong output that equals, within this case's
+    tolerance, the expected value of an earlier case with other arguments (`calls_depend`),
+    and two identical calls that returned different outputs (`nondeterministic`).
+
+    Earlier cases whose int argument is 0 or an end of its range (seed 0) are left out: a
+    solution hard-coding that value matches them without keeping any state.
+    """
+    by_index = {case.index: case for case in cases}
+    special = [
+        (position, {0, param.low, param.high})
+        for position, param in enumerate(spec.parameters)
+        if isinstance(param, IntParameter) and not param.shape
+    ]
+
+    def hard_coded(case: Case) -> bool:
+        return any(_scalar(case, position) in values for position, values in special)
+
+    ran = sorted((r for r in results if r.index in by_index), key=lambda r: r.index)
+    carried: list[int] = []
+    differ: list[int] = []
+    for position, result in enumerate(ran):
+        case = by_index[result.index]
+        earlier = ran[:position]
+        if result.reason is CaseReason.WRONG_OUTPUT and result.outputs:
+            for before in earlier:
+                outcome = expected.get(before.index)
+                if (
+                    hard_coded(by_index[before.index])
+                    or outcome is None
+                    or outcome.values is None
+                    or by_index[before.index].args == case.args
+                ):
+                    continue
+                if any(
+                    _carried(check, outcome.values[o])
+                    for o, check in enumerate(result.outputs)
+                    if o < len(outcome.values)
+                ):
+                    carried.append(result.index)
+                    break
+        if result.outputs:
+            for before in earlier:
+                if by_index[before.index].args != case.args or not before.outputs:
+                    continue
+                if any(
+                    abs(now.got - then.got) > now.tolerance
+                    for now, then in zip(result.outputs, before.outputs, strict=False)
+                ):
+                    differ.extend((before.index, result.index))
+    hints = []
+    if carried:
+        hints.append(Hint(id="calls_depend", kind="calls", text=CALLS_DEPEND, cases=tuple(carried)))
+    if differ:
+        hints.append(
+            Hint(
+                id="nondeterministic",
+                kind="calls",
+                text=NONDETERMINISTIC,
+                cases=tuple(sorted(set(differ))),
+            )
+        )
+    return hints
+
+
+def _carried(check: OutputCheck, earlier: float) -> bool:
+    """Whether a wrong output is an earlier case's expected value: within float noise of it
+    (CLEAN of the tolerance), which is far from this case's expected value and from zero (a
+    sum near zero is what many wrong solutions return: -0.0006 matched an all-zero x's 0.0
+    within a tolerance of 0.06)."""
+    return (
+        not check.passed
+        and check.tolerance > 0
+        and abs(check.got - earlier) <= CLEAN * check.tolerance
+        and abs(check.expected - earlier) > check.tolerance
+        and abs(earlier) > 100 * check.tolerance
+    )
+
+
 def case_properties(spec: ProblemSpec) -> list[tuple[str, str, Callable[[Case], bool]]]:
     """Properties of a case's inputs a failure may hinge on: (id, wording, test).
 
-    Simplest first: a sign, an all-zero vector, a parity. Thresholds are found from the data
-    (see `pattern_hints`).
+    Categories a student can act on, simplest first: a sign, an all-zero vector, a parity,
+    then small, middle or large values of a parameter (the thirds of its range). Never a
+    bound taken from the cases' inputs, which would tell a hidden case's values.
     """
     found: list[tuple[str, str, Callable[[Case], bool]]] = []
+    sizes: list[tuple[str, str, Callable[[Case], bool]]] = []
     for position, param in enumerate(spec.parameters):
         quantity = _quantity(param, position)
         if quantity is None:
             continue
-        name, low, _high, value = quantity
+        name, low, high, value = quantity
         if isinstance(param, VectorParameter):
             zero = functools.partial(_all_zero, position=position)
             found.append((f"{param.name}_all_zero", f"{param.name} is all zeros", zero))
@@ -114,7 +223,24 @@ def case_properties(spec: ProblemSpec) -> list[tuple[str, str, Callable[[Case], 
         odd = functools.partial(_compare, value=value, test=lambda v: v % 2 == 1)
         found.append((f"{name}_even", f"{name} is even", even))
         found.append((f"{name}_odd", f"{name} is odd", odd))
-    return found
+        parts = thirds(low, high)
+        if len(parts) == 3 and low >= 0:  # a signed range's thirds are mostly its sign
+            for (start, end), size in zip(parts, ("small", "middle", "large"), strict=True):
+                test = functools.partial(
+                    _compare, value=value, test=functools.partial(_within, start, end)
+                )
+                where = {"small": "bottom", "middle": "middle", "large": "top"}[size]
+                wording = f"{name} is {size} (in the {where} third of its range)"
+                if size == "middle":
+                    wording = (
+                        f"{name} is neither small nor large (in the middle third of its range)"
+                    )
+                sizes.append((f"{name}_{size}", wording, test))
+    return found + sizes
+
+
+def _within(start: int, end: int, value: int) -> bool:
+    return start <= value <= end
 
 
 def _quantity(param: object, position: int) -> tuple[str, int, int, Callable[[Case], int]] | None:
@@ -146,50 +272,34 @@ def _all_zero(case: Case, position: int) -> bool:
     return isinstance(arg, ArrayArg) and all(v == 0 for v in arg.values)
 
 
+def _clean(result: CaseResult) -> bool:
+    """Whether a passed case passed by more than its tolerance's margin (see CLEAN)."""
+    return all(check.error <= CLEAN * check.tolerance for check in result.outputs)
+
+
 def pattern_hints(
     spec: ProblemSpec, results: Sequence[CaseResult], cases: Sequence[Case]
 ) -> list[Hint]:
     """What the failing cases share and the passing ones do not, from the cases' inputs.
 
     Needs two failing cases at least (one failure shares too much by chance) and one passing
-    case. Gives at most two properties, the simplest first, then a threshold on a parameter
-    (every failing case above it, every passing one below, or the other way round).
+    case, and every passing case must pass clean (each output's error at most CLEAN of its
+    tolerance): otherwise the split may come from the tolerance alone (a float16 sum passes
+    where its tolerance is largest), not from the inputs. Gives at most two properties, the
+    simplest first, in categories (`case_properties`).
     """
     by_index = {case.index: case for case in cases}
     failing = [
         by_index[r.index] for r in results if r.reason in _CALLED_AND_FAILED and r.index in by_index
     ]
-    passing = [by_index[r.index] for r in results if r.passed and r.index in by_index]
-    if len(failing) < 2 or not passing:
+    passed = [r for r in results if r.passed and r.index in by_index]
+    passing = [by_index[r.index] for r in passed]
+    if len(failing) < 2 or not passing or not all(_clean(r) for r in passed):
         return []
     found: list[tuple[str, str]] = []
     for hint_id, wording, test in case_properties(spec):
         if all(test(c) for c in failing) and not any(test(c) for c in passing):
             found.append((hint_id, f"{wording} in every failing case and in no passing one"))
-    explained = {hint_id.rsplit("_", 1)[0] for hint_id, _ in found}
-    for position, param in enumerate(spec.parameters):
-        quantity = _quantity(param, position)
-        if quantity is None or quantity[0] in explained:
-            continue  # a sign or a parity already says it more simply
-        name, _low, _high, value = quantity
-        bad = [value(c) for c in failing]
-        good = [value(c) for c in passing]
-        if min(bad) > max(good):
-            found.append(
-                (
-                    f"{name}_above",
-                    f"{name} >= {min(bad)} in every failing case, and {name} <= {max(good)} "
-                    f"in every passing one",
-                )
-            )
-        elif max(bad) < min(good):
-            found.append(
-                (
-                    f"{name}_below",
-                    f"{name} <= {max(bad)} in every failing case, and {name} >= {min(good)} "
-                    f"in every passing one",
-                )
-            )
     indices = tuple(c.index for c in failing)
     return [
         Hint(

@@ -149,13 +149,22 @@ class CaseSet(Frozen):
         False,
         description="Draw int parameters and shape sizes so that every grading covers their "
         "range: one value in each third (low, middle, high) and both parities, among the shape "
-        "groups for shape parameters and among the random cases for the others. A solution "
-        "wrong on only part of a range then cannot pass by luck of the seed.",
+        "groups for shape parameters and among the random cases for the others; every pair of "
+        "two parameters' parities (and signs) together, as a covering array; and a vector's "
+        "values in every decade of magnitude with both signs, and zero. A solution wrong on "
+        "only part of a range, or of two ranges together, then cannot pass by luck of the seed.",
     )
     repeat_seed: str | None = Field(
         None,
         description="Name of an int parameter the last random case copies from the first one "
         "(its other inputs differ), so a solution that caches results by it is caught.",
+    )
+    check_calls: bool = Field(
+        False,
+        description="After the random cases, three cases that test that calls are independent "
+        "and repeatable: an earlier random case's seed and sizes with another x, its x and "
+        "sizes with another seed, and an exact repeat of one. A solution caching results "
+        "between calls, or giving different outputs for the same call, fails one of them.",
     )
     edge: tuple[EdgeCase, ...] = Field((), description="Fixed edge cases, run before the random.")
 
@@ -305,6 +314,8 @@ class ProblemSpec(Frozen):
             raise ValueError(f"cases.repeat_seed: {repeated!r} is not an int parameter")
         if repeated is not None and self.cases.random < 2:
             raise ValueError("cases.repeat_seed needs at least 2 random cases")
+        if self.cases.check_calls and self.cases.random < 1:
+            raise ValueError("cases.check_calls needs at least 1 random case")
         if not self.outputs:
             raise ValueError("a problem needs at least one output")
         if not self.cases.edge and self.cases.random == 0:
@@ -656,10 +667,11 @@ class Hint(Frozen):
     """Advice for a failing submission: a known mistake its outputs match, or an exception."""
 
     id: str = Field(description="The mistake's or exception hint's id in the spec.")
-    kind: Literal["mistake", "exception", "pattern", "setting"] = Field(
+    kind: Literal["mistake", "exception", "pattern", "setting", "calls"] = Field(
         description="What the hint is based on: a known mistake's outputs, an exception, a "
-        "property the failing cases share and the passing ones do not, or a JAX setting the "
-        "submission changed."
+        "property the failing cases share and the passing ones do not, a JAX setting the "
+        "submission changed, or calls whose results depend on earlier calls or differ for "
+        "the same arguments."
     )
     text: str = Field(description="The advice.")
     cases: tuple[int, ...] = Field(description="Indices of the cases that support it.")

@@ -67,8 +67,15 @@ def verdict(report: Report) -> Group:
     if report.status is Status.GRADED or any(
         c.reason is not CaseReason.NOT_RUN for c in report.cases
     ):
-        parts.append(_case_table(report))
         first_error = next((c for c in report.cases if c.error is not None), None)
+        traced = (
+            first_error.index
+            if first_error is not None
+            and first_error.error is not None
+            and first_error.error.frames
+            else None
+        )
+        parts.append(_case_table(report, traced))
         if first_error is not None and first_error.error is not None and first_error.error.frames:
             parts.append(
                 Text(
@@ -141,7 +148,10 @@ def _notebook_lines(report: Report) -> list[Text]:
     return lines
 
 
-def _case_table(report: Report) -> Table:
+def _case_table(report: Report, traced: int | None = None) -> Table:
+    """The cases, one row each. `traced`: the case whose traceback follows the table, with its
+    whole exception message: its row keeps the message's first line (Flax's 25-line advice
+    was printed twice)."""
     table = Table(show_edge=False, pad_edge=False, expand=False)
     table.add_column("#", justify="right")
     table.add_column("case")
@@ -158,6 +168,9 @@ def _case_table(report: Report) -> Table:
             if earlier != case.index:
                 # One mistake raising in every case would print the same lines in each row.
                 result = Text(f"same as case {earlier}", style="dim")
+            elif case.index == traced and "\n" in case.message.strip():
+                first = case.message.strip().splitlines()[0]
+                result = Text(f"{_safe(first)} ... (the whole message is in the traceback below)")
             else:
                 result = Text(_safe(case.message))
         table.add_row(
@@ -535,9 +548,9 @@ def audit_table(spec: ProblemSpec, figures: Sequence[Figure], threshold: float) 
         table.add_row(
             Text(_safe(figure.description)),
             f"{figure.escapes}/{figure.seeds} seeds ({figure.rate * 100:.1f}%)",
-            _MARK[ok],
+            _MARK[ok] if figure.held else "(not held)",
         )
-    bad = sum(figure.rate > threshold for figure in figures)
+    bad = sum(figure.held and figure.rate > threshold for figure in figures)
     seeds = max((figure.seeds for figure in figures), default=0)
     if bad:
         summary = Text(

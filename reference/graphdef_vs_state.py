@@ -138,3 +138,9 @@ def mistake_mean(seed, x, features, hidden):
 
 def mistake_l2_input_width(seed, x, features, hidden):
     return _variant(seed, x, hidden, out_width=len(x))
+
+
+def mistake_seed_float32(seed, x, features, hidden):
+    # float32 keeps integers exactly up to 2**24; 2**31 - 1 rounds up to 2**31, past int32.
+    rounded = int(jnp.float32(seed))
+    return _variant(seed, x, hidden, rng_seed=max(-(2**31), min(2**31 - 1, rounded)))

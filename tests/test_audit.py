@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import re
 from pathlib import Path
@@ -36,9 +37,45 @@ def test_the_exercise_case_design_passes_its_audit() -> None:
         "wrong only when len(x) = 32 (the largest)",
         "wrong only when hidden = 64 (the largest)",
         "wrong only when seed is negative",
+        # Two parameters together, the values of x, and state between calls (issue 24).
+        "wrong only when len(x) is odd and hidden is odd",
+        "wrong only when len(x) is even and hidden is odd",
+        "wrong only when seed is negative and hidden is odd",
+        "wrong only when seed is odd and len(x) is even",
+        "wrong only when an element of x is negative with magnitude in [100, 1000]",
+        "wrong only when an element of x is 0",
+        "a result cached by the int arguments and sizes (ignoring the arrays' values) gets "
+        "full marks",
+        "a function giving another result for the same call is not told apart from a wrong one "
+        "(no identical calls)",
     ]:
         assert wanted in described
-    assert all(f["escapes"] == 0 and f["seeds"] == 1000 for f in report["figures"])
+    held = [f for f in report["figures"] if f["held"]]
+    assert {f["kind"] for f in held} == {"range", "pair", "values", "calls"}
+    assert all(f["escapes"] == 0 and f["seeds"] == 1000 for f in held)
+    # Shown, not held: thirds of two parameters together, and a random tenth of calls wrong.
+    shown = {f["kind"] for f in report["figures"] if not f["held"]}
+    assert shown == {"pair", "random"}
+
+
+def test_the_design_before_issue_24_fails_the_audit(tmp_path: Path, problem: Problem) -> None:
+    # Three shape groups stratified one parameter at a time, no checks of repeated calls.
+    folder = weakened(
+        tmp_path, problem, {"shape_groups = 4": "shape_groups = 3", "check_calls = true": ""}
+    )
+    code, report = audit(
+        "graphdef_vs_state", "--seeds", "300", "--design-only", "--problems-dir", str(folder)
+    )
+    assert code == 1
+    rates = {f["description"]: f["rate"] for f in report["figures"]}
+    assert rates["wrong only when len(x) is odd and hidden is odd"] > 0.05
+    assert (
+        rates[
+            "a function giving another result for the same call is not told apart from a "
+            "wrong one (no identical calls)"
+        ]
+        == 1.0
+    )
 
 
 def weakened(tmp_path: Path, problem: Problem, edit: dict[str, str]) -> Path:
@@ -96,16 +133,41 @@ def test_every_grading_covers_thirds_parities_signs_and_extremes(problem: Proble
         assert any(n > 16 for n in length) and any(n <= 16 for n in length)
         assert min(seeds) == -(2**31) and max(seeds) == 2**31 - 1
         assert sum(s < 0 for s in seeds) >= 2
-        assert len({(v["len(x)"], v["hidden"]) for v in values}) <= 6  # few compiles
+        assert len({(v["len(x)"], v["hidden"]) for v in values}) <= 7  # few compiles
+        parities = {(v["len(x)"] % 2, v["hidden"] % 2) for v in values[8:]}
+        assert len(parities) == 4  # the random cases alone cross the two parities
+        signs = {
+            (s < 0, s % 2, n % 2, h % 2)
+            for s, n, h in [(v["seed"], v["len(x)"], v["hidden"]) for v in values[8:14]]
+        }
+        for first, second in itertools.combinations(range(4), 2):
+            assert len({(k[first], k[second]) for k in signs}) == 4
 
 
-def test_cases_repeat_a_seed_with_other_inputs_and_stay_deterministic(problem: Problem) -> None:
+def test_the_last_cases_check_that_calls_are_independent(problem: Problem) -> None:
     spec = problem.spec
-    cases = make_cases(spec, 123)
-    assert cases == make_cases(spec, 123)
-    first, last = cases[len(spec.cases.edge)], cases[-1]
-    assert first.args[0] == last.args[0]  # the seed
-    assert first.args[1] != last.args[1]  # x
+    for seed in range(30):
+        cases = make_cases(spec, seed)
+        assert cases == make_cases(spec, seed)
+        randoms = {case.name: case for case in cases[8:14]}
+        other_x, other_seed, again = cases[14:]
+        source = randoms[other_x.name.removesuffix(" with another x")]
+        assert other_x.args[0] == source.args[0] and other_x.args[3] == source.args[3]
+        assert other_x.args[1] != source.args[1]  # x, of the same length
+        assert len(other_x.args[1].values) == len(source.args[1].values)  # type: ignore[union-attr]
+        source = randoms[other_seed.name.removesuffix(" with another seed")]
+        assert other_seed.args[1:] == source.args[1:] and other_seed.args[0] != source.args[0]
+        assert again.args == randoms[again.name.removesuffix(" again")].args
+
+
+def test_every_grading_has_x_in_every_decade_of_both_signs_and_zero(problem: Problem) -> None:
+    for seed in range(100):
+        values = [v for case in make_cases(problem.spec, seed)[8:14] for v in case.args[1].values]  # type: ignore[union-attr]
+        assert 0.0 in values
+        for low in (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0):
+            assert any(low <= -v <= low * 10 for v in values), (seed, low)
+            assert any(low <= v <= low * 10 for v in values), (seed, low)
+        assert min(values) >= -2000 and max(values) <= 2000
 
 
 @pytest.mark.slow
@@ -130,7 +192,7 @@ def test_a_mistake_some_seeds_cannot_see_is_counted_on_those_seeds(
     # Made-up reference outcomes (no JAX): the "mean" mistake matches the reference on cases
     # with an odd first argument, and seed 3's stand-in cases are all odd; every other mistake
     # differs everywhere.
-    cases = problem.spec.cases.model_copy(update={"edge": (), "random": 3, "repeat_seed": None})
+    cases = problem.spec.cases.model_copy(update={"edge": (), "random": 3, "check_calls": False})
     spec = problem.spec.model_copy(update={"cases": cases})
     asked: list[int] = []
 

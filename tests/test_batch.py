@@ -90,12 +90,12 @@ def test_batch_writes_every_output(tmp_path: Path) -> None:
     assert summary["full_marks"] == 2
     assert summary["by_status"] == {"graded": 3, "syntax_error": 1, "timeout": 1}
     assert sum(b["count"] for b in summary["scores"]["histogram"]) == 5
-    assert len(summary["case_pass_rates"]) == 14
+    assert len(summary["case_pass_rates"]) == 17
     assert all(rate["graded"] == 3 for rate in summary["case_pass_rates"])
     # Pass rates are over every student: carol's syntax error and frank's timeout passed none.
     assert all(rate["students"] == 5 for rate in summary["case_pass_rates"])
     assert all(rate["passed"] <= 3 for rate in summary["case_pass_rates"])
-    assert summary["reports"]["carol"]["failed_cases"] == list(range(14))
+    assert summary["reports"]["carol"]["failed_cases"] == list(range(17))
     assert summary["reports"]["alice"]["failed_cases"] == []
     assert round(summary["scores"]["mean"], 2) == summary["scores"]["mean"]
     # Every hint given is counted once per student who got it.

@@ -116,12 +116,12 @@ def test_pull_request_is_graded_into_summary_junit_and_annotations(
         for m in re.finditer(r"\| ` (submissions/\w+\.(?:py|ipynb)) ` \| (\S*)", summary)
     }
     assert rows == {
-        "submissions/alice.py": "14/14",
-        "submissions/bob.py": "0/14",
-        "submissions/carol.py": "14/14",
-        "submissions/dave.py": "0/14",
-        "submissions/erin.ipynb": "0/14",
-        "submissions/mallory.py": "0/14",
+        "submissions/alice.py": "17/17",
+        "submissions/bob.py": "0/17",
+        "submissions/carol.py": "17/17",
+        "submissions/dave.py": "0/17",
+        "submissions/erin.ipynb": "0/17",
+        "submissions/mallory.py": "0/17",
         "submissions/old.py": "|",
     }
     assert "deleted (not graded)" in summary
@@ -139,7 +139,7 @@ def test_pull_request_is_graded_into_summary_junit_and_annotations(
         "submissions/erin.ipynb",
         "submissions/mallory.py",
     }
-    assert all(len(list(s)) == 14 for name, s in suites.items() if name != "submissions/dave.py")
+    assert all(len(list(s)) == 17 for name, s in suites.items() if name != "submissions/dave.py")
     # dave's file does not parse: one failing test case with the reason, not 14 skipped ones.
     [dave] = list(suites["submissions/dave.py"])
     assert isinstance(dave.result[0], Failure) and dave.result[0].type == "syntax_error"
@@ -163,7 +163,7 @@ def test_pull_request_is_graded_into_summary_junit_and_annotations(
     source = (SUBMISSIONS / "wrong" / "state_keys.py").read_text().splitlines()
     line = next(n for n, text in enumerate(source, 1) if text.startswith("def graphdef_vs_state"))
     bob = [e for e in errors if e.startswith(f"::error file=submissions/bob.py,line={line},")]
-    assert len(bob) == 1 and "title=wrong output in 14 of 14 cases" in bob[0]
+    assert len(bob) == 1 and "title=wrong output in 17 of 17 cases" in bob[0]
     assert "state.keys()" in bob[0]  # the hint travels with it
     assert "Seed 7" not in summary and "seed 7" not in summary  # students never see the seed
     # The injected text is escaped inside our own annotation, never a command of its own.

@@ -13,7 +13,7 @@ from grader.problems import Problem
 
 CORRECT = sorted((SUBMISSIONS / "correct").glob("*.py"))
 WRONG = sorted((SUBMISSIONS / "wrong").glob("*.py"))
-# Grading seeds for the correct corpus: each draws 14 cases with their own seeds and shapes.
+# Grading seeds for the correct corpus: each draws 17 cases with their own seeds and shapes.
 SEEDS = [1, 20261125, 4_000_000_007]
 
 

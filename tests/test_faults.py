@@ -39,7 +39,7 @@ def test_file_that_cannot_load_gets_its_own_status(
     report = grade_file(FAULTS / name, problem)
     assert report.status is status
     assert report.score == 0
-    assert len(report.cases) == 14 and not any(c.passed for c in report.cases)
+    assert len(report.cases) == 17 and not any(c.passed for c in report.cases)
     for fragment in fragments:
         assert fragment in report.message
 
