@@ -138,7 +138,10 @@ def call_hints(
     def hard_coded(case: Case) -> bool:
         return any(_scalar(case, position) in values for position, values in special)
 
-    ran = sorted((r for r in results if r.index in by_index), key=lambda r: r.index)
+    # In the order the worker ran them: the visible cases first (grading.request_for).
+    ran = sorted(
+        (r for r in results if r.index in by_index), key=lambda r: (not r.visible, r.index)
+    )
     carried: list[int] = []
     differ: list[int] = []
     for position, result in enumerate(ran):
