@@ -529,3 +529,32 @@ def test_ctrl_c_stops_a_batch_at_once_keeps_reports_and_resumes(tmp_path: Path) 
     assert resumed.returncode == 0, resumed.stderr
     assert "1 graded now, 1 unchanged since the last run" in resumed.stderr  # alice reused
     assert (out / "grades.csv").exists()
+
+
+@pytest.mark.usefixtures("require_root_isolation")
+def test_kill_uid_ends_a_process_whose_main_thread_alone_has_ended() -> None:
+    """Red team, round 3: a process that ends only its main thread (SYS_exit) reads as a
+    zombie in /proc while its other threads run on; kill_uid took it for gone and it outlived
+    the grader."""
+    uid = RUN_UID_BASE + 424_251
+    code = (
+        "import ctypes, os, threading, time\n"
+        "threading.Thread(target=time.sleep, args=(60,), daemon=False).start()\n"
+        f"os.setresgid({uid}, {uid}, {uid}); os.setgroups([]); os.setresuid({uid}, {uid}, {uid})\n"
+        "ctypes.CDLL(None).syscall(60, 0)  # SYS_exit: this thread only\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            status = Path(f"/proc/{process.pid}/status").read_text()
+            if "State:\tZ" in status and f"Uid:\t{uid}" in status:
+                break
+            time.sleep(0.05)
+        assert "Threads:\t2" in status, status
+        assert uid_pids(uid, live=True) == [process.pid]
+        assert kill_uid(uid, sys.executable, timeout=5)
+        assert process.wait(timeout=5) == -9
+    finally:
+        process.kill()
+        process.wait()

@@ -104,12 +104,13 @@ def kill_uid(uid: int, python: str, timeout: float = KILL_UID_WAIT) -> bool:
     if uid == 0 or os.geteuid() != 0:
         return False
     end = time.monotonic() + timeout
-    if not uid_pids(uid, live=True):
-        return True
+    # Always, even when no process of the uid looks alive: a zombie thread-group leader whose
+    # other threads still run reads as a zombie in /proc.
     binary = next((path for path in _KILL_BINARIES if os.access(path, os.X_OK)), None)
     command = [binary, "-9", "-1"] if binary else [python, "-I", "-S", "-c", _KILL_AS_UID]
+    helper = None
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        subprocess.run(
+        helper = subprocess.Popen(
             command,
             user=uid,
             group=uid,
@@ -119,16 +120,23 @@ def kill_uid(uid: int, python: str, timeout: float = KILL_UID_WAIT) -> bool:
             stderr=subprocess.DEVNULL,
             cwd="/",
             env={},
-            timeout=timeout,
-            check=False,
         )
+    # Never an unbounded wait on the helper: it runs as the uid, so a process of the uid
+    # could trace and stop it (the seccomp filter refuses ptrace; this is the second line).
+    if helper is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            helper.wait(timeout=max(0.0, end - time.monotonic()))
     while pids := uid_pids(uid, live=True):
         for pid in pids:
             _kill_pid(pid)
         if time.monotonic() > end:
-            return False
+            break
         time.sleep(0.01)
-    return True
+    if helper is not None and helper.poll() is None:
+        _kill_pid(helper.pid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            helper.wait(timeout=1)
+    return not uid_pids(uid, live=True)
 
 
 def _kill_pid(pid: int) -> None:

@@ -252,12 +252,15 @@ _UID_LINE = re.compile(rb"^Uid:\s+(\d+)\s+(\d+)\s+(\d+)", re.MULTILINE)
 
 
 _STATE_LINE = re.compile(rb"^State:\s+([A-Za-z])", re.MULTILINE)
+_THREADS_LINE = re.compile(rb"^Threads:\s+(\d+)", re.MULTILINE)
 
 
 def uid_pids(uid: int, *, live: bool = False) -> list[int]:
     """Processes with this uid (real, effective or saved), as /proc lists them now.
 
     `live`: without zombies (ended, waiting for their parent to reap them; they run nothing).
+    A zombie thread-group leader whose other threads still run (it ended its main thread
+    alone) is live: /proc shows the leader's state, `Threads:` shows the rest.
     """
     found = []
     with os.scandir("/proc") as entries:
@@ -273,7 +276,9 @@ def uid_pids(uid: int, *, live: bool = False) -> list[int]:
             if not match or uid not in {int(value) for value in match.groups()}:
                 continue
             state = _STATE_LINE.search(status)
-            if live and state is not None and state.group(1) in {b"Z", b"X"}:
+            threads = _THREADS_LINE.search(status)
+            alone = threads is None or int(threads.group(1)) <= 1
+            if live and state is not None and state.group(1) in {b"Z", b"X"} and alone:
                 continue
             found.append(int(entry.name))
     return found

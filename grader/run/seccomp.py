@@ -2,11 +2,15 @@
 
 It refuses the kernel keyring calls (`add_key`, `request_key`, `keyctl`): keys are kept per
 uid by the kernel, outside every namespace, so keys a run adds would outlive it (kernel memory
-that the next holder of the uid could also read). On x86_64 it also refuses the 32-bit and x32
-system call ABIs, through which those calls have other numbers. Where the run has no cgroup to
-account for its CPU time, it also refuses changes to SIGCHLD's action (see `program`). Anything
-else is allowed: the namespaces, the uid and the limits do the rest. On an architecture not
-listed here no filter is installed (docs/sandbox.md says so).
+that the next holder of the uid could also read). It refuses `ptrace` and
+`process_vm_readv/writev`: without namespaces, a run's process could otherwise trace the
+grader's helpers that run as its uid (stopping `kill -9 -1` so the grader's wait never ends) or
+trace itself (`PTRACE_TRACEME`) to confuse the trusted per-run child that reaps it. On x86_64
+it also refuses the 32-bit and x32 system call ABIs, through which those calls have other
+numbers. Where the run has no cgroup to account for its CPU time, it also refuses changes to
+SIGCHLD's action (see `program`). Anything else is allowed: the namespaces, the uid and the
+limits do the rest. On an architecture not listed here no filter is installed (docs/sandbox.md
+says so).
 """
 
 from __future__ import annotations
@@ -27,10 +31,11 @@ BPF_JEQ_K = 0x15
 BPF_JGE_K = 0x35
 BPF_RET_K = 0x06
 
-# (audit arch, keyring system call numbers, first number of another ABI or None, rt_sigaction)
+# (audit arch, refused system call numbers: the keyring's, then ptrace, process_vm_readv and
+# process_vm_writev; first number of another ABI or None; rt_sigaction)
 ARCHES = {
-    "x86_64": (0xC000003E, (248, 249, 250), 0x40000000, 13),
-    "aarch64": (0xC00000B7, (217, 218, 219), None, 134),
+    "x86_64": (0xC000003E, (248, 249, 250, 101, 310, 311), 0x40000000, 13),
+    "aarch64": (0xC00000B7, (217, 218, 219, 117, 270, 271), None, 134),
 }
 SIGCHLD = 17  # on both
 # Offsets in struct seccomp_data: nr, arch, instruction pointer, then six 64-bit arguments

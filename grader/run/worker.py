@@ -143,6 +143,11 @@ def _stay_as_reaper(result_fd: int) -> None:
             continue
         except ChildProcessError:
             break
+        if ended == child and os.WIFSTOPPED(word):
+            # Only a tracer sees a stopped child (the submission made this process its
+            # tracer with PTRACE_TRACEME, were ptrace not refused): end the run.
+            os.kill(child, signal.SIGKILL)
+            continue
         if ended == child:
             status = word
             break

@@ -148,6 +148,11 @@ def _child(fds: list[int], *, full: bool, cwd: str, cgroups: list[str]) -> None:
             continue
         except ChildProcessError:
             break  # cannot happen before the worker was reaped; nothing left to wait for
+        if ended == worker and os.WIFSTOPPED(status_word):
+            # Only a tracer sees a stopped child (the submission made this process its
+            # tracer with PTRACE_TRACEME, were ptrace not refused): end the run.
+            os.kill(worker, signal.SIGKILL)
+            continue
         if ended == worker:
             wait_status = status_word
             break
