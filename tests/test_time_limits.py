@@ -256,3 +256,93 @@ def test_the_slowest_correct_style_gets_full_marks_in_a_two_worker_batch(
         assert report.full_marks, [c.message for c in report.cases if not c.passed]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["full_marks"] == 2
+
+
+# A submission that holds back its `start` message until its outcome is ready (it runs in the
+# worker and can patch anything there), so that no case ever looks open to a meter that starts
+# a case's time at `start`.
+HOLDS_BACK_START = """
+import grader.run.worker as _worker
+
+_held = []
+_send = _worker.Channel.send
+
+
+def _late(self, message):
+    if message.get("event") == "start":
+        _held.append(message)
+        return
+    while _held and message.get("event") == "outcome":
+        _send(self, _held.pop(0))
+    _send(self, message)
+
+
+_worker.Channel.send = _late
+
+
+def vector_stats(x, k):
+    _burn(3.0)
+    return [len(x), sum(v * k for v in x), max(abs(v) for v in x)]
+"""
+# A child forked from a thread other than the main one is listed under that thread's task in
+# /proc only, and is never reaped (its CPU time reaches no one's cutime either).
+FORKS_FROM_A_THREAD = """
+import threading
+
+
+def vector_stats(x, k):
+    reader, writer = os.pipe()
+
+    def thread():
+        if os.fork() == 0:
+            _burn(3.0)
+            os.write(writer, b"x")
+            os._exit(0)
+        time.sleep(3600)  # the child's parent stays alive and never reaps it
+
+    threading.Thread(target=thread, daemon=True).start()
+    os.read(reader, 1)
+    return [len(x), sum(v * k for v in x), max(abs(v) for v in x)]
+"""
+
+
+@pytest.mark.parametrize(
+    "body", [HOLDS_BACK_START, FORKS_FROM_A_THREAD], ids=["holds_back_start", "thread_fork"]
+)
+def test_a_case_cannot_hide_its_cpu_time_from_the_meter(
+    body: str, tmp_path: Path, toy: Problem, references: ReferenceCache, no_cgroups: None
+) -> None:
+    """Red team, round 3: each passed with 8/8 after 4 CPU-s per case against a 1 s limit."""
+    path = tmp_path / "hides.py"
+    path.write_text(BURN + body)
+    runner = SubprocessRunner(policy=SandboxPolicy(isolation="basic"))
+    try:
+        report = grade(
+            path,
+            problem=toy,
+            seed=1,
+            expected=references.get(toy, 1),
+            runner=runner,
+            limits=BURN_LIMITS,
+        )
+    finally:
+        runner.close()
+    assert report.run_limits == "per_process"
+    _assert_stopped_by_cpu(report)
+
+
+def test_the_worker_cannot_ptrace(tmp_path: Path, toy: Problem, references: ReferenceCache) -> None:
+    """ptrace is refused (the seccomp filter): a run's process could otherwise stop the
+    grader's `kill -9 -1` helper, which runs as its uid, and the grader's wait never ended."""
+    path = tmp_path / "traces.py"
+    path.write_text(
+        "import ctypes\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "answer = libc.ptrace(0, 0, None, None)  # PTRACE_TRACEME\n"
+        "error = ctypes.get_errno()\n"
+        "def vector_stats(x, k):\n"
+        "    raise RuntimeError(f'ptrace gave {answer}, errno {error}')\n"
+    )
+    report = grade(path, problem=toy, seed=1, expected=references.get(toy, 1))
+    assert report.cases[0].error is not None
+    assert report.cases[0].error.message == "ptrace gave -1, errno 1"

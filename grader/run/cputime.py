@@ -50,10 +50,19 @@ def process_cpu_seconds(pid: int) -> float | None:
 
 
 def _children(pid: int) -> list[int]:
+    """Children of every thread of the process: a child forked from a thread other than the
+    main one is listed under that thread's task only."""
+    found: list[int] = []
     try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except (OSError, ValueError):
-        return []
+        tasks = sorted(Path(f"/proc/{pid}/task").iterdir())[:MAX_PROCESSES]
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 def tree_pids(root: int) -> list[int]:

@@ -228,6 +228,15 @@ class _CaseFeed:
         if self.sent == len(self.cases) and receiver.loaded:
             self.close()  # the end of the stream: the worker sends `done`
 
+    @property
+    def open_case(self) -> int | None:
+        """The case written last, while its outcome has not come back: the case the worker
+        runs, whatever it says (its `start` is its own to send late, or never)."""
+        if not self.sent:
+            return None
+        index = self.cases[self.sent - 1].index
+        return None if index in self.receiver.outcomes else index
+
     def close(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)
@@ -454,7 +463,10 @@ class SubprocessRunner:
                 result.peak_rss_kib = receiver.peak_rss_kib
                 result.x64_enabled = receiver.x64_enabled
                 break
-            if receiver.current is None:
+            current = receiver.current
+            if current is None and attempt.feed is not None:
+                current = attempt.feed.open_case
+            if current is None:
                 # The process ended or ran out of time before it ran a case.
                 status = {
                     CaseReason.TIMEOUT: Status.TIMEOUT,
@@ -464,7 +476,6 @@ class SubprocessRunner:
                 result.total_timeout = status is Status.TIMEOUT
                 break
             reason = attempt.stopped or CaseReason.CRASHED
-            current = receiver.current
             result.outcomes[current] = CaseFailure(current, reason, attempt.detail)
             remaining = [case for case in remaining if case.index not in result.outcomes]
             if clock.total_over() is not None:
@@ -472,6 +483,10 @@ class SubprocessRunner:
                 self._not_run(result, remaining, "the total time limit ran out first")
                 break
             restarts += 1
+            if own_uid and isolation == "basic":
+                # A process the last attempt left behind (setsid, a double fork) would work for
+                # the next one outside its process tree, its CPU time counted nowhere.
+                kill_uid(uid, self.python)
             if remaining and restarts > limits.max_restarts:
                 why = f"the process had to be restarted {limits.max_restarts} times already"
                 self._not_run(result, remaining, why)
@@ -585,7 +600,8 @@ class SubprocessRunner:
         os.set_blocking(result_fd, False)
         selector.register(result_fd, selectors.EVENT_READ)
         pending = bytearray()
-        case_started: tuple[float, float | None] | None = None  # wall, CPU at the start
+        # The open case's index, and wall and CPU time when it was written to the worker.
+        case_started: tuple[int, float, float | None] | None = None
         next_oom_check = 0.0
         try:
             while not receiver.finished:
@@ -595,7 +611,7 @@ class SubprocessRunner:
                     self._time_out(attempt, limits, case_limit=False, wall=over == "wall")
                     return
                 if case_started is not None:
-                    wall_start, cpu_start = case_started
+                    _, wall_start, cpu_start = case_started
                     cpu = clock.attempt_cpu()
                     if now - wall_start >= limits.wall_factor * limits.case_seconds:
                         self._time_out(attempt, limits, case_limit=True, wall=True)
@@ -610,8 +626,7 @@ class SubprocessRunner:
                     next_oom_check = now + OOM_POLL
                 if self._cancelled.is_set():
                     raise Cancelled("grading was interrupted")  # the finally kills the run
-                if attempt.feed is not None:
-                    attempt.feed.pump()
+                case_started = self._pump(attempt, clock, case_started)
                 events = selector.select(timeout=CPU_POLL)
                 for key, _ in events:
                     fd = int(key.fd)
@@ -636,12 +651,7 @@ class SubprocessRunner:
                         pending = bytearray(rest)
                         if not self._receive(bytes(line), attempt):
                             return
-                        if attempt.feed is not None:
-                            attempt.feed.pump()
-                        if receiver.current is not None:
-                            case_started = (time.monotonic(), clock.attempt_cpu())
-                        else:
-                            case_started = None
+                        case_started = self._pump(attempt, clock, case_started)
                     if len(pending) > MESSAGE_BYTES:
                         self._protocol_error(attempt, "an over-long message")
                         return
@@ -649,6 +659,23 @@ class SubprocessRunner:
             process.kill()
             _drain(selector, tails)
             selector.close()
+
+    @staticmethod
+    def _pump(
+        attempt: _Attempt, clock: _Clock, started: tuple[int, float, float | None] | None
+    ) -> tuple[int, float, float | None] | None:
+        """Write the worker what it may have; a case's time runs from when it was written
+        (not from the worker's `start`, which the submission could hold back) to its
+        outcome."""
+        if attempt.feed is None:
+            return started
+        attempt.feed.pump()
+        case = attempt.feed.open_case
+        if case is None:
+            return None
+        if started is not None and started[0] == case:
+            return started
+        return (case, time.monotonic(), clock.attempt_cpu())
 
     @staticmethod
     def _receive(line: bytes, attempt: _Attempt) -> bool:
@@ -747,7 +774,8 @@ def _hide_own_process() -> None:
 
 
 def _where(receiver: Receiver) -> str:
-    return "during this case" if receiver.current is not None else "while loading your file"
+    running = receiver.current is not None or bool(receiver.sent - set(receiver.outcomes))
+    return "during this case" if running else "while loading your file"
 
 
 def _out_of_memory(receiver: Receiver, limits: Limits) -> tuple[CaseReason, str]:
