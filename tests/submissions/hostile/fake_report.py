@@ -1,7 +1,8 @@
 # Hostile: prints fake passing reports on stdout and stderr, and forges the grader's own
-# messages on every file descriptor it can find: each forged message breaks the protocol, so
-# every case it runs in ends as crashed.
-# expect: crashed
+# messages on every file descriptor it can find. A forged outcome for the case being run is
+# taken as that case's (wrong) answer, the forged `done` then breaks the protocol, and every
+# later case it runs in ends as crashed: graded, no points.
+# expect: graded
 import json
 import os
 import sys
