@@ -250,19 +250,35 @@ def vector_stats(x, k):
 
 
 def _python_readable_mounts() -> str:
-    """Shell lines that, inside a private mount namespace, let other users reach this
-    Python installation (here under /root, 0700; Gradescope's is in /usr or /opt)."""
-    base = Path(sys.base_prefix).resolve()
-    blocked = [p for p in reversed(base.parents) if not p.stat().st_mode & 0o001]
-    if not blocked:
-        return ""
-    top = blocked[0]
-    child = base.relative_to(top).parts[0]
-    return (
-        f'mkdir -p "$KEEP" && mount --bind {top} "$KEEP" && '
-        f"mount -t tmpfs -o mode=0755 tmpfs {top} && mkdir -p {top / child} && "
-        f'mount --bind "$KEEP/{child}" {top / child} && '
-    )
+    """Shell lines that, inside a private mount namespace, let other users reach this Python
+    installation (here under /root, 0700; Gradescope's is in /usr or /opt) and this checkout
+    with its venv (a clone in a private folder, `mktemp -d` or a 0700 home): the folder that
+    blocks the way is covered by a tmpfs and only what is needed is bound back, at its path."""
+    import grader
+
+    needed = {
+        Path(sys.base_prefix).resolve(),
+        VENV.resolve(),
+        Path(grader.__file__).resolve().parent.parent,
+    }
+    children: dict[Path, set[str]] = {}
+    for path in needed:
+        blocked = [p for p in reversed(path.parents) if not p.stat().st_mode & 0o001]
+        if blocked:
+            top = blocked[0]
+            children.setdefault(top, set()).add(path.relative_to(top).parts[0])
+    lines = []
+    for number, (top, names) in enumerate(sorted(children.items())):
+        keep = f'"$KEEP/{number}"'
+        lines.append(
+            f"mkdir -p {keep} && mount --bind {top} {keep} && "
+            f"mount -t tmpfs -o mode=0755 tmpfs {top} && "
+        )
+        lines += [
+            f"mkdir -p {top / name} && mount --bind {keep}/{name} {top / name} && "
+            for name in sorted(names)
+        ]
+    return "".join(lines)
 
 
 def _run_autograder_basic(
