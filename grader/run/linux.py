@@ -7,6 +7,8 @@ state beyond the libc handle.
 from __future__ import annotations
 
 import ctypes
+import os
+import signal
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -40,3 +42,25 @@ def errno_text() -> str:
 
 def prctl(option: int, value: int) -> int:
     return int(libc.prctl(option, value, 0, 0, 0))
+
+
+def reap_until(child: int) -> int:
+    """As a subreaper: reap every process handed to this one until `child` ends; its wait
+    status (0 if it was never seen). Orphans reaped on the way add their CPU time to this
+    process's cutime/cstime, where the grader's meter reads it.
+
+    A stopped `child` is seen only by its tracer (the submission made this process its tracer
+    with PTRACE_TRACEME, were ptrace not refused): it is killed, which ends the run."""
+    while True:
+        try:
+            ended, status = os.waitpid(-1, 0)
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return 0  # nothing left to wait for
+        if ended != child:
+            continue
+        if os.WIFSTOPPED(status):
+            os.kill(child, signal.SIGKILL)
+            continue
+        return status

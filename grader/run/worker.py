@@ -119,7 +119,7 @@ def _stay_as_reaper(result_fd: int) -> None:
     """
     import signal
 
-    from grader.run.linux import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, libc
+    from grader.run.linux import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, libc, reap_until
 
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     parent = os.getpid()
@@ -135,22 +135,7 @@ def _stay_as_reaper(result_fd: int) -> None:
         os.dup2(devnull, fd)
     os.close(devnull)
     os.close(result_fd)
-    status = 0
-    while True:
-        try:
-            ended, word = os.waitpid(-1, 0)
-        except InterruptedError:
-            continue
-        except ChildProcessError:
-            break
-        if ended == child and os.WIFSTOPPED(word):
-            # Only a tracer sees a stopped child (the submission made this process its
-            # tracer with PTRACE_TRACEME, were ptrace not refused): end the run.
-            os.kill(child, signal.SIGKILL)
-            continue
-        if ended == child:
-            status = word
-            break
+    status = reap_until(child)
     if os.WIFSIGNALED(status):
         number = os.WTERMSIG(status)
         try:  # end by the same signal (SIGKILL's action cannot be set, nor need be)

@@ -44,6 +44,7 @@ from grader.run.linux import (
     PR_SET_PDEATHSIG,
     errno_text,
     libc,
+    reap_until,
 )
 
 FD_COUNT = 5  # stdout, stderr, request, result, status
@@ -140,22 +141,7 @@ def _child(fds: list[int], *, full: bool, cwd: str, cgroups: list[str]) -> None:
         os.write(status, f"pid {worker}\n".encode())
     for fd in (stdout, stderr, request, result):
         os.close(fd)
-    wait_status = 0
-    while True:
-        try:
-            ended, status_word = os.waitpid(-1, 0)
-        except InterruptedError:
-            continue
-        except ChildProcessError:
-            break  # cannot happen before the worker was reaped; nothing left to wait for
-        if ended == worker and os.WIFSTOPPED(status_word):
-            # Only a tracer sees a stopped child (the submission made this process its
-            # tracer with PTRACE_TRACEME, were ptrace not refused): end the run.
-            os.kill(worker, signal.SIGKILL)
-            continue
-        if ended == worker:
-            wait_status = status_word
-            break
+    wait_status = reap_until(worker)
     with contextlib.suppress(OSError):
         os.write(status, f"exit {os.waitstatus_to_exitcode(wait_status)}\n".encode())
     os._exit(0)
