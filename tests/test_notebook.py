@@ -54,6 +54,15 @@ def converted(*cells: str) -> Converted:
     return result
 
 
+def run_kept(source: str) -> subprocess.CompletedProcess[str]:
+    """The kept code of a notebook, run for real in a Python of its own; it must not fail."""
+    run = subprocess.run(
+        [sys.executable, "-c", source], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    return run
+
+
 def cell_code(result: Converted, cell: int) -> list[str]:
     span = result.cells[cell - 1]
     lines = split_lines(result.source)
@@ -728,14 +737,7 @@ def test_what_runs_at_load_is_kept_and_said_or_left_out_and_listed() -> None:
         "fast = functools.lru_cache(graded)\nx, y = 1, 2\nLIMIT = y * 2"
     )
     result = converted(*HOSTILE_AT_LOAD, legit, "print(fast(1), LIMIT)")
-    run = subprocess.run(
-        [sys.executable, "-c", result.source + "\nprint(fast(1), LIMIT)"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert run.returncode == 0, run.stderr
+    run = run_kept(result.source + "\nprint(fast(1), LIMIT)")
     assert run.stdout == "4 4\n"
     listed = {item.text: item.why for item in result.info.left_out}
     assert listed == {
@@ -994,14 +996,7 @@ def test_code_reached_from_strings_or_written_to_the_console_is_left_out() -> No
         "@(lambda fn: fn())\ndef now():\n    print('RAN-AT-LOAD')",
         "import atexit\n@atexit.register\ndef later():\n    print('RAN-AT-LOAD')",
     )
-    run = subprocess.run(
-        [sys.executable, "-c", result.source],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert run.returncode == 0, run.stderr
+    run = run_kept(result.source)
     assert "RAN-AT-LOAD" not in run.stdout + run.stderr
     listed = {item.text: item.why for item in result.info.left_out}
     for module in ("timeit", "pickle", "pydoc", "runpy", "subprocess"):
@@ -1044,14 +1039,7 @@ def test_the_rules_that_let_honest_styles_run_open_no_door() -> None:
         "try:\n    import numpy\nexcept ImportError:\n    say()",
         "time = 5\nlater = lambda: say()",
     )
-    run = subprocess.run(
-        [sys.executable, "-c", result.source + "\nprint(graded(1), time, type(later).__name__)"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert run.returncode == 0, run.stderr
+    run = run_kept(result.source + "\nprint(graded(1), time, type(later).__name__)")
     assert run.stdout == "1.2 5 function\n"
     listed = {item.text: item.why for item in result.info.left_out}
     assert listed == {
