@@ -25,7 +25,6 @@ import json
 import math
 import os
 import statistics
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -35,20 +34,14 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
+from grader import safe_text
 from grader.cases import make_cases, random_seed
+from grader.engine import Graded, Grader, is_grader_fault
 from grader.errors import GraderError, UsageError
-from grader.feedback import student_view
-from grader.grading import (
-    grade,
-    grader_fault_report,
-    is_grader_fault,
-    read_limit,
-    run_reference,
-)
+from grader.grading import read_limit
 from grader.models import Report, Status
 from grader.notebook import SUBMISSION_SUFFIXES as SUFFIXES
 from grader.problems import Problem
-from grader.run import Cancelled, Runner, SubprocessRunner
 from grader.safe_text import csv_cell, json_for_log
 from grader.storage import read_regular, write_atomic
 
@@ -195,21 +188,19 @@ def run_batch(
     out: Path,
     *,
     problem: Problem,
+    grader: Grader,
     seed: int | None = None,
     workers: int | None = None,
     force: bool = False,
-    runner: Runner,
     on_progress: Callable[[str, Report | None, bool], None] | None = None,
-    trust_caches: bool = True,
     remote: RemoteGrader | None = None,
 ) -> BatchResult:
     """Grade every submission in folder into out; reuse what an earlier run already did.
 
-    Whatever happens while grading one file becomes that student's report: a batch always
-    writes its gradebook, summary and page. `trust_caches=False` (basic isolation, where a
-    submission runs as the grader's own user and could have written them) recomputes the
-    reference's outcomes without the on-disk caches. With `remote` (`grader batch --queue`),
-    the queue's workers grade the files, with the batch's seed; the outputs are the same.
+    Whatever happens while grading one file becomes that student's report (`Grader.grade`): a
+    batch always writes its gradebook, summary and page. With `remote` (`grader batch
+    --queue`), the queue's workers grade the files, with the batch's seed; the outputs are
+    the same.
     """
     entries, skipped = discover(folder)
     out.mkdir(parents=True, exist_ok=True)
@@ -229,83 +220,41 @@ def run_batch(
         if previous is not None:
             student_copy = out / f"{entry.student}.json"
             if not student_copy.exists():  # killed between the two writes
-                write_atomic(student_copy, _report_json(student_view(previous)))
+                write_atomic(student_copy, _report_json(Graded(previous).student))
             result.reports[entry.student] = previous
             result.reused.add(entry.student)
             if on_progress:
                 on_progress(entry.student, previous, True)
         else:
             todo.append(entry)
+
+    def done(entry: Entry, graded: Graded) -> None:
+        _save(out, entry, graded)
+        result.reports[entry.student] = graded.staff
+        if graded.fault:
+            result.grader_faults.add(entry.student)
+        if on_progress:
+            on_progress(entry.student, graded.staff, False)
+
     if todo and remote is not None:
         by_student = {entry.student: entry for entry in todo}
         files = [(entry.student, entry.path) for entry in todo]
         for student, report in remote.grade_all(files, problem=problem, seed=seed):
-            entry = by_student[student]
-            fault = is_grader_fault(report)
-            _save(out, entry, report, keep_staff_copy=not fault)
-            result.reports[student] = report
-            if fault:
-                result.grader_faults.add(student)
-            if on_progress:
-                on_progress(student, report, False)
+            done(by_student[student], Graded(report, fault=is_grader_fault(report)))
     elif todo:
-        # Without trusted caches, the reference also compiles without JAX's cache.
-        reference = SubprocessRunner(trusted=True, compilation_cache=trust_caches)
-        expected = run_reference(
-            problem, make_cases(problem.spec, seed), runner=reference, use_cache=trust_caches
-        )
-        lock = threading.Lock()
-        isolation = runner.isolation()
-
-        def one(entry: Entry) -> tuple[Entry, Report, bool]:
-            """Grade and save one file; True when the grader failed on it (not the student)."""
-            staff_copy = out / "staff" / f"{entry.student}.json"
-            try:
-                report = grade(
-                    entry.path,
-                    problem=problem,
-                    seed=seed,
-                    expected=expected,
-                    runner=runner,
-                    display_name=entry.path.name,
-                )
-                # The full report for staff (also what a rerun reuses); the student's copy
-                # hides what hidden cases hold.
-                write_atomic(staff_copy, _report_json(report))
-                write_atomic(out / f"{entry.student}.json", _report_json(student_view(report)))
-            except Cancelled:
-                raise  # staff stopped the batch: no verdict for this file, nothing saved
-            except Exception as exc:  # a batch never dies of one student
-                report = grader_fault_report(
-                    entry.path,
-                    problem=problem,
-                    seed=seed,
-                    expected=expected,
-                    isolation=isolation,
-                    error=exc,
-                )
-                # No staff copy: a rerun grades this file again.
-                with contextlib.suppress(OSError):
-                    staff_copy.unlink(missing_ok=True)
-                    write_atomic(out / f"{entry.student}.json", _report_json(student_view(report)))
-                return entry, report, True
-            return entry, report, False
-
+        grader.expected(problem, seed)  # once, before the files share it
         pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1)
-        futures = [pool.submit(one, entry) for entry in todo]
+        futures = {
+            pool.submit(grader.grade, e.path, problem, seed=seed, display_name=e.path.name): e
+            for e in todo
+        }
         try:
             for future in as_completed(futures):
-                entry, report, fault = future.result()
-                with lock:
-                    result.reports[entry.student] = report
-                    if fault:
-                        result.grader_faults.add(entry.student)
-                if on_progress:
-                    on_progress(entry.student, report, False)
+                done(futures[future], future.result())
         except BaseException:
             # Ctrl-C (or anything else): kill the runs in progress, start no new one, keep
             # every report already saved; the same command resumes from them.
-            runner.cancel()
+            grader.setup.cancel()
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
@@ -323,15 +272,44 @@ class RemoteGrader(Protocol):
         ...
 
 
-def _save(out: Path, entry: Entry, report: Report, *, keep_staff_copy: bool) -> None:
-    """A finished report, as the local path writes it: the staff copy (what a rerun reuses;
-    none for a grader fault, so that a rerun grades the file again), then the student's."""
+def _save(out: Path, entry: Entry, graded: Graded) -> None:
+    """A finished report: the staff copy (what a rerun reuses; none for a grader fault, so
+    that a rerun grades the file again), then the student's (hidden cases withheld)."""
     staff_copy = out / "staff" / f"{entry.student}.json"
-    if keep_staff_copy:
-        write_atomic(staff_copy, _report_json(report))
+    if graded.fault:
+        with contextlib.suppress(OSError):
+            staff_copy.unlink(missing_ok=True)
     else:
-        staff_copy.unlink(missing_ok=True)
-    write_atomic(out / f"{entry.student}.json", _report_json(student_view(report)))
+        write_atomic(staff_copy, _report_json(graded.staff))
+    write_atomic(out / f"{entry.student}.json", _report_json(graded.student))
+
+
+def batch_outcome(result: BatchResult, out: Path) -> str:
+    """What a finished batch says on the terminal (names escaped: they come from students)."""
+    graded = len(result.reports) - len(result.reused)
+    lines = [
+        f"{len(result.reports)} students ({graded} graded now, {len(result.reused)} unchanged "
+        f"since the last run), {len(result.skipped)} entries skipped; seed {result.seed}."
+    ]
+    for item in result.skipped:
+        # Both may hold file names (a duplicate id names its files).
+        name, reason = safe_text.terminal(item.name), safe_text.terminal(item.reason)
+        lines.append(f"  skipped {name}: {reason}")
+    lines.append(
+        f"Wrote {safe_text.terminal(str(out))}/grades.csv, summary.json, index.html and one "
+        f"report per student."
+    )
+    return "\n".join(lines)
+
+
+def batch_interrupted(out: Path) -> str:
+    """What a batch stopped with Ctrl-C says: what is kept, and how to finish."""
+    kept = len(list((out / "staff").glob("*.json"))) if (out / "staff").is_dir() else 0
+    return (
+        f"Interrupted: running gradings were stopped; {kept} reports are kept in "
+        f"{safe_text.terminal(str(out))}. Run the same command again to finish the "
+        f"batch (kept reports are reused)."
+    )
 
 
 def write_outputs(out: Path, result: BatchResult, problem: Problem) -> None:

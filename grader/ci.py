@@ -20,15 +20,15 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
 from grader import notebook, safe_text
+from grader.engine import Catalog, Grader
 from grader.errors import UsageError
-from grader.feedback import student_view
 from grader.grading import read_limit
 from grader.models import CaseReason, ErrorInfo, Report, Status
 from grader.notebook import SUBMISSION_SUFFIXES
@@ -134,7 +134,7 @@ def changed_submissions(
 
 
 @dataclass(frozen=True)
-class Graded:
+class FileVerdict:
     """One changed submission and its student-view report."""
 
     change: Change
@@ -177,35 +177,95 @@ def def_location(source: bytes, function: str, name: str) -> tuple[int | None, i
     return None, None
 
 
-def grade_changes(
-    repo: Path,
-    head: str,
-    changes: list[Change],
-    grade_file: Callable[[Path, str, bytes], Report],
-    function_of: Callable[[bytes], str | None] = lambda _: None,
-) -> list[Graded]:
-    """Grade each non-deleted change as its content at head; `function_of` names the function
-    a content is graded on (for `Graded.def_line`)."""
+def contents_at(repo: Path, head: str, changes: Sequence[Change]) -> list[Submitted]:
+    """Each non-deleted change's content at head (read with `git show`, at most what a
+    submission may hold, and one byte more to tell it is too large)."""
+    return [
+        Submitted(change, git_blob(repo, f"{head}:{change.path}", read_limit(change.path)))
+        for change in changes
+        if change.status != "deleted"
+    ]
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A changed submission's path and content (from git, or from a PR's artifact)."""
+
+    change: Change
+    content: bytes
+
+
+def grade_submissions(
+    grader: Grader,
+    catalog: Catalog,
+    submissions: Sequence[Submitted],
+    *,
+    seed: int,
+    problem_id: str | None = None,
+) -> list[FileVerdict]:
+    """Grade each submission (`grader ci` and `grader pr grade` alike), from a copy in a
+    folder of the grader's own under its repository path; the student view of each, with
+    where its function is defined. A course-side fault (an unknown problem, a failing
+    reference) raises: it would fail every file alike."""
     graded = []
     with tempfile.TemporaryDirectory(prefix="grader-ci-") as scratch:
-        for change in changes:
-            if change.status == "deleted":
-                continue
-            content = git_blob(repo, f"{head}:{change.path}", read_limit(change.path))
+        for submitted in submissions:
+            change, content = submitted.change, submitted.content
+            problem = catalog.find(content.decode("utf-8", errors="replace"), problem_id)
             copy = Path(scratch) / change.path
             copy.parent.mkdir(parents=True, exist_ok=True)
             copy.write_bytes(content)
-            report = student_view(grade_file(copy, change.path, content))
-            function = function_of(content)
-            line, cell = def_location(content, function, change.path) if function else (None, None)
-            graded.append(Graded(change, report, line, cell))
+            verdict = grader.grade(copy, problem, seed=seed, display_name=change.path)
+            line, cell = def_location(content, problem.spec.function, change.path)
+            graded.append(FileVerdict(change, verdict.student, line, cell))
     return graded
+
+
+def log_lines(graded: Sequence[FileVerdict]) -> str:
+    """One line per file for the run's log (guarded: file names come from students)."""
+    lines = [
+        f"{safe_text.terminal(g.change.path)}: {g.report.score:g}/{g.report.max_score:g} "
+        f"{g.report.status}"
+        for g in graded
+    ] or ["No submission changed."]
+    return "\n".join(lines)
+
+
+def publish(
+    graded: list[FileVerdict],
+    deleted: list[Change],
+    *,
+    min_score: float,
+    junit_path: Path | None,
+    step_summary: Path | None,
+) -> tuple[str, bool]:
+    """`grader ci`'s outputs: the Markdown summary (appended to the step summary when there
+    is one), JUnit, and the text for stdout (the log lines, the summary when there is no step
+    summary, and the annotations), guarded against workflow commands. True when every file
+    reaches min_score."""
+    summary = markdown_summary(graded, deleted, None, min_score)
+    if step_summary is not None:
+        with step_summary.open("a", encoding="utf-8") as stream:
+            stream.write(summary)
+    write_junit(graded, junit_path)
+    text = log_lines(graded) + ("" if step_summary else "\n\n" + summary)
+    # File names and messages come from students: no workflow command may hide in them.
+    annotations = "".join(f"{command}\n" for command in workflow_annotations(graded))
+    passed = not any(below_threshold(g.report, min_score) for g in graded)
+    return guarded(text) + annotations, passed
+
+
+def write_junit(graded: list[FileVerdict], path: Path | None) -> None:
+    """The per-case results as JUnit XML at path (nothing when None)."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        junit_xml(graded).write(str(path), pretty=True)
 
 
 _WRONG = (CaseReason.WRONG_OUTPUT, CaseReason.INVALID_OUTPUT)
 
 
-def wrong_output_note(item: Graded) -> tuple[int, str, str] | None:
+def wrong_output_note(item: FileVerdict) -> tuple[int, str, str] | None:
     """(line, title, message) of one annotation at the function's def line for the cases whose
     outputs were wrong or invalid (student view: hidden cases name the output, not values)."""
     wrong = [case for case in item.report.cases if case.reason in _WRONG]
@@ -235,7 +295,7 @@ def below_threshold(report: Report, min_score_percent: float) -> bool:
 
 
 def markdown_summary(
-    graded: list[Graded], deleted: list[Change], problem: Problem | None, min_score: float
+    graded: list[FileVerdict], deleted: list[Change], problem: Problem | None, min_score: float
 ) -> str:
     """The step summary: a table of files, then per file its hints and visible cases.
 
@@ -294,7 +354,7 @@ def markdown_summary(
 # --------------------------------------------------------------------------------------------
 
 
-def junit_xml(graded: list[Graded]) -> JUnitXml:
+def junit_xml(graded: list[FileVerdict]) -> JUnitXml:
     """One test suite per file, one test case per graded case; every text XML-safe.
 
     A file that did not load or run (any status but `graded`) has one failing test case,
@@ -364,7 +424,7 @@ def annotated_line(error: ErrorInfo) -> tuple[int, str]:
     return 1, f" at {error.location}"
 
 
-def workflow_annotations(graded: list[Graded]) -> list[str]:
+def workflow_annotations(graded: list[FileVerdict]) -> list[str]:
     """`::error` commands for a file that does not load, for exceptions in the code, and
     for wrong outputs at the function's def line."""
     commands = []

@@ -29,7 +29,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from grader.ci import SUBMISSIONS, Change, changed_submissions, git
+from grader.ci import SUBMISSIONS, Change, Submitted, changed_submissions, git
 from grader.errors import ArtifactError
 from grader.storage import write_atomic
 
@@ -121,19 +121,11 @@ class Manifest(BaseModel):
 
 
 @dataclass(frozen=True)
-class Submission:
-    """One validated file of the artifact: its place in the repository and its bytes."""
-
-    change: Change
-    content: bytes
-
-
-@dataclass(frozen=True)
 class Artifact:
     """A validated artifact: what may be graded, and what was deleted."""
 
     manifest: Manifest
-    submissions: list[Submission]
+    submissions: list[Submitted]
     deleted: list[Change]
 
 
@@ -364,6 +356,6 @@ def load_artifact(folder: Path, *, head_sha: str, pr_number: int | None) -> Arti
             raise ArtifactError(
                 f"`{entry.path}` does not match the size and SHA-256 {MANIFEST} gives for it"
             )
-        submissions.append(Submission(Change(path=entry.path, status=entry.status), content))
+        submissions.append(Submitted(Change(path=entry.path, status=entry.status), content))
     deleted = [Change(path=path, status="deleted") for path in manifest.deleted]
     return Artifact(manifest=manifest, submissions=submissions, deleted=deleted)

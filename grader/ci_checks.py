@@ -19,19 +19,23 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from grader.ci import (
-    Graded,
+    FileVerdict,
+    Submitted,
     annotated_line,
     below_threshold,
     markdown_summary,
     wrong_output_note,
 )
-from grader.ci_artifact import Artifact
-from grader.errors import PostError
+from grader.ci_artifact import MAX_FILES, Artifact, describe, load_artifact
+from grader.errors import ArtifactError, GraderError, PostError
 
 CHECK_NAME = "grader"
 # Limits in bytes of UTF-8. GitHub's REST reference: output.summary and output.text "Maximum
@@ -160,7 +164,7 @@ def _clip_message(text: str, limit: int = MAX_MESSAGE) -> str:
     return cut_utf8(text, limit - utf8_size(note)) + note
 
 
-def check_annotations(graded: list[Graded]) -> list[Annotation]:
+def check_annotations(graded: list[FileVerdict]) -> list[Annotation]:
     """Annotations where a file fails to load, at the student's line of each exception, and at
     the function's def line for wrong outputs.
 
@@ -202,7 +206,7 @@ def check_annotations(graded: list[Graded]) -> list[Annotation]:
 
 def graded_check_run(
     artifact: Artifact,
-    graded: list[Graded],
+    graded: list[FileVerdict],
     *,
     head_sha: str,
     min_score: float,
@@ -312,3 +316,68 @@ def post_check_run(check_run: CheckRun, *, api_url: str, repository: str, token:
         }
         _request("PATCH", f"{base}/{run_id}", token, {"output": output})
     return run_id
+
+
+@dataclass(frozen=True)
+class PullRequestVerdict:
+    """What `grader pr grade` ends with: the check run to post, the files graded, the exit
+    code (0 pass, 1 fail or refused artifact, 2 the course's set-up failed), and why nothing
+    was graded when so (for the run's log)."""
+
+    check_run: CheckRun
+    graded: list[FileVerdict]
+    exit_code: int
+    refused: str | None = None
+    staff_log: str | None = None
+
+
+def grade_pull_request(
+    artifact: Path,
+    *,
+    head_sha: str,
+    pr_text: str,
+    collect_conclusion: str,
+    details_url: str | None,
+    min_score: float,
+    grade: Callable[[list[Submitted]], list[FileVerdict]],
+) -> PullRequestVerdict:
+    """Validate the downloaded artifact against the event, grade its files with `grade`, and
+    make the check run; every path ends in a check run on the commit (`head_sha` is valid)."""
+
+    def refuse(reason: str, code: int, staff_log: str | None = None) -> PullRequestVerdict:
+        check_run = failure_check_run(head_sha, reason, details_url=details_url)
+        return PullRequestVerdict(check_run, [], code, reason, staff_log)
+
+    pr_number: int | None = None
+    if pr_text.strip():
+        if not (pr_text.strip().isascii() and pr_text.strip().isdigit()):
+            return refuse(f"--pr `{describe(pr_text)}` is not a pull request number", 2)
+        pr_number = int(pr_text)
+    if collect_conclusion != "success":
+        return refuse(
+            f"The collect workflow run ended with conclusion `{describe(collect_conclusion)}`, so "
+            "it uploaded nothing that can be graded. Its log, under the pull request's checks, "
+            "says why (for example a submission that is not a file directly under "
+            f"submissions/, larger than 1 MiB, or more than {MAX_FILES} changed files).",
+            1,
+        )
+    try:
+        loaded = load_artifact(artifact, head_sha=head_sha, pr_number=pr_number)
+    except ArtifactError as exc:
+        return refuse(f"The artifact was refused: {exc}.", 1)
+    try:
+        graded = grade(loaded.submissions)
+    except GraderError as exc:
+        # The message stays in this run's log, for staff: a failing reference's may quote its
+        # traceback, which must not reach the pull request.
+        return refuse(
+            "The grader could not grade this pull request: a problem on the course's side "
+            f"({type(exc).__name__}), not in the submission. Course staff: the grading run's "
+            "log says what went wrong.",
+            2,
+            staff_log=str(exc),
+        )
+    check_run = graded_check_run(
+        loaded, graded, head_sha=head_sha, min_score=min_score, details_url=details_url
+    )
+    return PullRequestVerdict(check_run, graded, 0 if check_run.conclusion == "success" else 1)

@@ -11,9 +11,7 @@ import difflib
 import json
 import logging
 import os
-import secrets
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -23,59 +21,38 @@ from rich.console import Console
 from rich.text import Text
 
 from grader import __version__, safe_text
-from grader.batch import discover, run_batch
+from grader.batch import RemoteGrader, batch_interrupted, batch_outcome, discover, run_batch
 from grader.cases import MAX_SEED, random_seed
 from grader.ci import (
-    Graded,
-    below_threshold,
+    FileVerdict,
+    Submitted,
     changed_submissions,
-    def_location,
-    grade_changes,
+    contents_at,
+    grade_submissions,
     guarded,
-    junit_xml,
-    markdown_summary,
-    workflow_annotations,
+    log_lines,
+    publish,
+    write_junit,
 )
-from grader.ci_artifact import MAX_FILES, collect, describe, load_artifact, valid_sha
-from grader.ci_checks import CheckRun, failure_check_run, graded_check_run, post_check_run
-from grader.errors import ArtifactError, GraderError, UnknownProblem, UsageError
-from grader.feedback import student_view
+from grader.ci_artifact import collect, describe, valid_sha
+from grader.ci_checks import CheckRun, failure_check_run, grade_pull_request, post_check_run
+from grader.engine import Catalog, Grader, Setup, World
+from grader.errors import GraderError, UnknownProblem, UsageError
 from grader.gradescope import build_autograder
-from grader.grading import check as check_submission
-from grader.grading import grader_fault_report, read_limit, versions
+from grader.grading import read_limit, versions
 from grader.models import ProblemSpec, Report
 from grader.pack import (
     DEFAULT_EXTRA,
     PACKS_ENV,
-    Practice,
     PracticePack,
     PublicSpec,
-    check_practice,
     find_pack,
     load_pack,
     make_pack,
-    practice_problem,
     write_pack,
 )
-from grader.problems import (
-    PROBLEMS_ENV,
-    REFERENCE_ENV,
-    Problem,
-    find_problem,
-    list_problems,
-    load_problem,
-    load_spec,
-    spec_path_for,
-)
-from grader.render import (
-    batch_progress,
-    gradescope_json,
-    output_console,
-    print_report,
-    statement,
-)
-from grader.run import SandboxPolicy, SubprocessRunner, full_isolation_problem
-from grader.run.policy import run_uid_problem
+from grader.problems import PROBLEMS_ENV, REFERENCE_ENV, list_problems, load_spec, spec_path_for
+from grader.render import batch_progress, gradescope_json, output_console, print_report, statement
 from grader.storage import read_regular, write_atomic
 
 
@@ -118,66 +95,22 @@ _allow_basic = click.option(
 )
 
 
-def _check_one(
-    path: Path,
-    problem: Problem,
-    seed: int,
-    runner: SubprocessRunner,
-    display_name: str,
-    trust_caches: bool,
-) -> Report:
-    """Grade one file of many: a fault of the grader's own on it becomes its report (crashed,
-    saying so), so that the other files are still graded. Course-side faults (a failing
-    reference, a missing sandbox) stop the run: they would fail every file alike."""
-    try:
-        return check_submission(
-            path,
-            problem=problem,
-            seed=seed,
-            runner=runner,
-            display_name=display_name,
-            trust_caches=trust_caches,
-        )
-    except GraderError:
-        raise
-    except Exception as exc:
-        return grader_fault_report(
-            path, problem=problem, seed=seed, isolation=runner.isolation(), error=exc
-        )
+def _world() -> World:
+    """How this invocation builds its gradings (`main` gives the real one; tests their own)."""
+    found = click.get_current_context().find_object(World)
+    return found if found is not None else World()
 
 
-def _staff_runner(
+def _staff_setup(
     *, require_sandbox: bool, allow_basic: bool, protect: tuple[Path, ...] = ()
-) -> tuple[SubprocessRunner, bool]:
-    """The runner for grading other people's work, and whether on-disk caches can be trusted.
-
-    Basic isolation is for checking your own file: grading others needs full isolation unless
-    staff say otherwise, and then no cache a submission could have written is trusted.
-    """
-    runner = SubprocessRunner(policy=SandboxPolicy(require_full=require_sandbox, protect=protect))
-    if runner.isolation() == "full":
-        return runner, True
-    why = full_isolation_problem() or "it is not available"
-    if not allow_basic:
-        raise UsageError(
-            f"grading other people's submissions needs full isolation, which is not available "
-            f"here: {why}. Run the grader as root on Linux (as CI runners and course servers "
-            f"do), or pass --allow-basic-isolation to grade with resource limits only (a "
-            f"submission could then read this account's files and environment; see "
-            f"docs/sandbox.md)."
-        )
-    uid_problem = run_uid_problem()
-    who = (
-        "each submission runs as an unprivileged uid of its own, whose every process is "
-        "killed when its run ends"
-        if uid_problem is None
-        else f"submissions run as your own user ({safe_text.markup(uid_problem)})"
-    )
-    Console(stderr=True).print(
-        f"[yellow]warning:[/] grading with basic isolation ({safe_text.markup(why)}): {who}; "
-        f"caches are not trusted."
-    )
-    return runner, False
+) -> Setup:
+    """The Setup for grading other people's work; says so on stderr when it is less than full
+    isolation (see `Setup.for_staff`)."""
+    world = _world()
+    setup = world.staff(require_sandbox=require_sandbox, allow_basic=allow_basic, protect=protect)
+    if setup.warning is not None:
+        Console(stderr=True).print(f"[yellow]warning:[/] {safe_text.markup(setup.warning)}")
+    return setup
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -247,46 +180,29 @@ def check(
         _fail(_no_such_file(file))
     try:
         source = read_regular(file, read_limit(file.name)).decode("utf-8", errors="replace")
-        practice = None
-        if pack_location is not None:
-            practice = _practice(pack_location, problem_id)
-        else:
-            try:
-                problem = find_problem(
-                    source,
-                    problem_id=problem_id,
-                    problems_dir=problems_dir,
-                    reference_dir=reference_dir,
-                )
-            except UnknownProblem as exc:
-                found = _pack_instead(source, problem_id, exc)
-                console.print(
-                    Text(
-                        f"No reference solution here: practising on the public pack in "
-                        f"{safe_text.terminal(str(found))}.",
-                        style="magenta",
-                    )
-                )
-                practice = _practice(found, problem_id)
-        if practice is not None and seed is not None:
+        catalog = Catalog(problems_dir, reference_dir)
+        target = catalog.target(source, problem_id=problem_id, pack=pack_location)
+        if target.practice is not None and seed is not None:
             raise UsageError(
                 "--seed chooses the cases of a real grading; a practice run always uses the "
                 "pack's cases. Leave out --seed."
             )
-        runner = SubprocessRunner(policy=SandboxPolicy(require_full=require_sandbox))
-        if practice is not None:
-            full = check_practice(file, practice, runner=runner)
-        else:
-            full = check_submission(file, problem=problem, seed=seed, runner=runner)
+        if target.found_pack is not None:
+            where = safe_text.terminal(str(target.found_pack))
+            note = f"No reference solution here: practising on the public pack in {where}."
+            console.print(Text(note, style="magenta"))
+        graded = Grader(_world().student(require_sandbox=require_sandbox)).grade(
+            file, target, seed=seed
+        )
     except GraderError as exc:
         _fail(str(exc))
     # The seed stays: this machine has the reference, hence every hidden case already.
-    report = full if staff else student_view(full, keep_seed=True)
+    report = graded.staff if staff else graded.student_with_seed
     print_report(report, console)
     if json_path is not None:
         _write_json(report, json_path)
     if gradescope_path is not None:
-        write_atomic(gradescope_path, gradescope_json(student_view(full)))
+        write_atomic(gradescope_path, gradescope_json(graded.student))
     sys.exit(EXIT_FULL_MARKS if report.full_marks else EXIT_NOT_FULL_MARKS)
 
 
@@ -347,75 +263,47 @@ def batch(
     try:
         entries, _ = discover(folder)
         first = entries[0].path.read_text(errors="replace") if entries else None
-        problem = find_problem(
-            first, problem_id=problem_id, problems_dir=problems_dir, reference_dir=reference_dir
-        )
-        protect = (out.resolve(), folder.resolve())
+        problem = Catalog(problems_dir, reference_dir).find(first, problem_id)
         remote = None
         if queue_url is not None:
-            from grader.service.queue import QueueGrader, shown_url
-
-            # The workers grade, each in its own sandbox (`grader worker` refuses basic
-            # isolation as this command does); nothing of the students' runs here.
-            remote = QueueGrader(queue_url)
-            runner, trust_caches = SubprocessRunner(), True
-            shown = safe_text.terminal(shown_url(queue_url))  # no password on the screen
-            console.print(
-                Text(
-                    f"Grading through the queue {shown}: the files are "
-                    f"graded by `grader worker --queue ...` processes (none running: this waits)."
-                )
-            )
+            setup, remote = _world().queue_sender(), _queue_grader(console, queue_url)
         else:
-            runner, trust_caches = _staff_runner(
+            protect = (out.resolve(), folder.resolve())
+            setup = _staff_setup(
                 require_sandbox=require_sandbox, allow_basic=allow_basic, protect=protect
             )
         with batch_progress(console, len(entries)) as progress:
             result = run_batch(
-                folder,
-                out,
-                problem=problem,
-                seed=seed,
-                workers=workers,
-                force=force,
-                runner=runner,
-                on_progress=progress,
-                trust_caches=trust_caches,
-                remote=remote,
-            )
+                folder, out, problem=problem, grader=Grader(setup), seed=seed, workers=workers,
+                force=force, on_progress=progress, remote=remote,
+            )  # fmt: skip
     except GraderError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
-        kept = len(list((out / "staff").glob("*.json"))) if (out / "staff").is_dir() else 0
-        console.print(
-            Text(
-                f"Interrupted: running gradings were stopped; {kept} reports are kept in "
-                f"{safe_text.terminal(str(out))}. Run the same command again to finish the "
-                f"batch (kept reports are reused)."
-            )
-        )
+        console.print(Text(batch_interrupted(out)))
         sys.exit(EXIT_INTERRUPTED)
-    graded = len(result.reports) - len(result.reused)
-    console.print(
-        f"{len(result.reports)} students ({graded} graded now, {len(result.reused)} unchanged "
-        f"since the last run), {len(result.skipped)} entries skipped; seed {result.seed}."
-    )
-    for item in result.skipped:
-        # Both may hold file names (a duplicate id names its files).
-        name, reason = safe_text.terminal(item.name), safe_text.terminal(item.reason)
-        console.print(Text(f"  skipped {name}: {reason}"))
-    console.print(
-        Text(
-            f"Wrote {safe_text.terminal(str(out))}/grades.csv, summary.json, index.html and one "
-            f"report per student."
-        )
-    )
+    console.print(Text(batch_outcome(result, out)))
     if result.grader_faults:
         _fail(
             f"{len(result.grader_faults)} file(s) could not be graded because of a fault of the "
             f"grader's own (their reports say what happened and give no points): fix the cause "
             f"and rerun the same command to grade just those."
         )
+
+
+def _queue_grader(console: Console, queue_url: str) -> RemoteGrader:
+    """`grader batch --queue`: the workers grade, each in its own sandbox (`grader worker`
+    refuses basic isolation as `batch` does); nothing of the students' runs here."""
+    from grader.service.queue import QueueGrader, shown_url
+
+    shown = safe_text.terminal(shown_url(queue_url))  # no password on the screen
+    console.print(
+        Text(
+            f"Grading through the queue {shown}: the files are graded by `grader worker "
+            f"--queue ...` processes (none running: this waits)."
+        )
+    )
+    return QueueGrader(queue_url)
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -496,56 +384,29 @@ def ci_command(
     allow_basic: bool,
 ) -> None:
     """Grade the submissions a change adds or modifies (CI on a trusted branch; PRs: `pr`)."""
-    seed = random_seed() if seed is None else seed
-    runner: SubprocessRunner | None = None
-    trust_caches = True
-
-    def grade_file(copy: Path, display_name: str, content: bytes) -> Report:
-        problem = find_problem(
-            content.decode("utf-8", errors="replace"),
-            problem_id=problem_id,
-            problems_dir=problems_dir,
-            reference_dir=reference_dir,
-        )
-        assert runner is not None  # made before any file is graded
-        return _check_one(copy, problem, seed, runner, display_name, trust_caches)
-
-    def function_of(content: bytes) -> str:
-        source = content.decode("utf-8", errors="replace")
-        found = find_problem(
-            source, problem_id=problem_id, problems_dir=problems_dir, reference_dir=reference_dir
-        )
-        return found.spec.function
-
     try:
         changes = changed_submissions(repo, base, head)
-        deleted = [change for change in changes if change.status == "deleted"]
-        if any(change.status != "deleted" for change in changes):
-            runner, trust_caches = _staff_runner(
-                require_sandbox=require_sandbox, allow_basic=allow_basic
+        submitted = contents_at(repo, head, changes)
+        graded = []
+        if submitted:
+            setup = _staff_setup(require_sandbox=require_sandbox, allow_basic=allow_basic)
+            graded = grade_submissions(
+                Grader(setup),
+                Catalog(problems_dir, reference_dir),
+                submitted,
+                seed=random_seed() if seed is None else seed,
+                problem_id=problem_id,
             )
-        graded = grade_changes(repo, head, changes, grade_file, function_of)
     except GraderError as exc:
         _fail(str(exc))
-    summary = markdown_summary(graded, deleted, None, min_score)
+    deleted = [change for change in changes if change.status == "deleted"]
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if step_summary:
-        with Path(step_summary).open("a", encoding="utf-8") as stream:
-            stream.write(summary)
-    lines = [
-        f"{safe_text.terminal(g.change.path)}: {g.report.score:g}/{g.report.max_score:g} "
-        f"{g.report.status}"
-        for g in graded
-    ] or ["No submission changed."]
-    # File names and messages come from students: no workflow command may hide in them.
-    sys.stdout.write(guarded("\n".join(lines) + ("" if step_summary else "\n\n" + summary)))
-    for command in workflow_annotations(graded):
-        print(command)
-    if junit_path is not None:
-        junit_path.parent.mkdir(parents=True, exist_ok=True)
-        junit_xml(graded).write(str(junit_path), pretty=True)
-    failing = [g for g in graded if below_threshold(g.report, min_score)]
-    sys.exit(EXIT_NOT_FULL_MARKS if failing else EXIT_FULL_MARKS)
+    output, passed = publish(
+        graded, deleted, min_score=min_score, junit_path=junit_path,
+        step_summary=Path(step_summary) if step_summary else None,
+    )  # fmt: skip
+    sys.stdout.write(output)
+    sys.exit(EXIT_FULL_MARKS if passed else EXIT_NOT_FULL_MARKS)
 
 
 @cli.command()
@@ -604,7 +465,7 @@ def audit(
     from grader.render import audit_table
 
     try:
-        problem = load_problem(problem_id, problems_dir=problems_dir, reference_dir=reference_dir)
+        problem = Catalog(problems_dir, reference_dir).problem(problem_id)
         spec = problem.spec
         figures = auditing.design_figures(spec, range(seeds))
         if not design_only and spec.mistakes:
@@ -613,8 +474,11 @@ def audit(
                 def progress(what: str) -> None:
                     shown.update(f"running the reference: {what}")
 
+                reference = _world().student().reference
                 figures = (
-                    auditing.mistake_figures(problem, list(range(seeds)), progress=progress)
+                    auditing.mistake_figures(
+                        problem, list(range(seeds)), runner=reference, progress=progress
+                    )
                     + figures
                 )
     except GraderError as exc:
@@ -677,8 +541,8 @@ def pack_command(
     known mistakes on them (for hints): no code, no hidden case.
     """
     try:
-        problem = load_problem(problem_id, problems_dir=problems_dir, reference_dir=reference_dir)
-        pack = make_pack(problem, extra=extra)
+        problem = Catalog(problems_dir, reference_dir).problem(problem_id)
+        pack = make_pack(problem, extra=extra, runner=_world().student().reference)
         path = write_pack(pack, out)
     except GraderError as exc:
         _fail(str(exc))
@@ -718,9 +582,7 @@ def gradescope_autograder(
     students) and a wheel of this grader; Gradescope's image gets jax and flax from PyPI.
     """
     try:
-        problem = find_problem(
-            None, problem_id=problem_id, problems_dir=problems_dir, reference_dir=reference_dir
-        )
+        problem = Catalog(problems_dir, reference_dir).find(None, problem_id)
         chosen = random_seed() if seed is None else seed
         built = build_autograder(problem, out, seed=chosen)
     except GraderError as exc:
@@ -730,28 +592,6 @@ def gradescope_autograder(
         f"is graded on seed {chosen} (the same cases for all). Upload it as the autograder of "
         f"a Gradescope programming assignment (Ubuntu base image)."
     )
-
-
-def _practice(location: Path, problem_id: str | None) -> Practice:
-    pack = load_pack(location)
-    if problem_id is not None and problem_id != pack.problem.id:
-        raise UsageError(f"the pack at {location} is for {pack.problem.id!r}, not {problem_id!r}")
-    return practice_problem(pack, location)
-
-
-def _pack_instead(source: str, problem_id: str | None, missing: UnknownProblem) -> Path:
-    """A pack found where packs live, when the reference (or the spec) is not here."""
-    wanted = getattr(missing, "problem_id", None) or problem_id
-    found = find_pack(source, wanted)
-    if found is None:
-        where = f"packs/{wanted or '<problem id>'}/"
-        raise UnknownProblem(
-            f"found neither the reference solution nor a practice pack for this file. To "
-            f"practise without the reference, put the problem's practice pack in {where} (or "
-            f"point --pack at it); see the README, 'For students'. Looking for the reference: "
-            f"{missing}"
-        ) from missing
-    return found
 
 
 # --------------------------------------------------------------------------------------------
@@ -852,77 +692,33 @@ def pr_grade(
     that knows the commit writes a payload, so the pull request always gets a verdict.
     """
 
-    def refuse(reason: str, code: int) -> NoReturn:
-        check_run = failure_check_run(head_sha, reason, details_url=details_url)
-        _write_payload(payload_path, check_run)
-        click.echo(f"grader: not graded: {reason}", err=True)
-        sys.exit(code)
-
     payload_path.unlink(missing_ok=True)  # no stale verdict may be posted for this run
     if not valid_sha(head_sha):  # without the commit, no check run can carry the verdict
         _fail(_BAD_SHA.format(describe(head_sha)))
-    pr_number: int | None = None
-    if pr_text.strip():
-        if not (pr_text.strip().isascii() and pr_text.strip().isdigit()):
-            refuse(f"--pr `{describe(pr_text)}` is not a pull request number", EXIT_USAGE)
-        pr_number = int(pr_text)
-    if collect_conclusion != "success":
-        refuse(
-            f"The collect workflow run ended with conclusion `{describe(collect_conclusion)}`, so "
-            "it uploaded nothing that can be graded. Its log, under the pull request's checks, "
-            "says why (for example a submission that is not a file directly under "
-            f"submissions/, larger than 1 MiB, or more than {MAX_FILES} changed files).",
-            EXIT_NOT_FULL_MARKS,
-        )
-    try:
-        loaded = load_artifact(artifact, head_sha=head_sha, pr_number=pr_number)
-    except ArtifactError as exc:
-        refuse(f"The artifact was refused: {exc}.", EXIT_NOT_FULL_MARKS)
+    chosen_seed = random_seed() if seed is None else seed
 
-    seed = random_seed() if seed is None else seed
-    graded: list[Graded] = []
-    try:
-        runner, trust_caches = _staff_runner(require_sandbox=require_sandbox, allow_basic=False)
-        with tempfile.TemporaryDirectory(prefix="grader-pr-") as scratch:
-            for submission in loaded.submissions:
-                # Graded from a copy in a folder of our own, never in the downloaded artifact.
-                copy = Path(scratch) / submission.change.path
-                copy.parent.mkdir(parents=True, exist_ok=True)
-                copy.write_bytes(submission.content)
-                problem = find_problem(
-                    submission.content.decode("utf-8", errors="replace"),
-                    problem_id=problem_id,
-                    problems_dir=problems_dir,
-                    reference_dir=reference_dir,
-                )
-                full = _check_one(copy, problem, seed, runner, submission.change.path, trust_caches)
-                function, path = problem.spec.function, submission.change.path
-                line, cell = def_location(submission.content, function, path)
-                graded.append(Graded(submission.change, student_view(full), line, cell))
-    except GraderError as exc:
-        # The message stays in this run's log, for staff: a failing reference's may quote its
-        # traceback, which must not reach the pull request.
-        click.echo(f"grader: error: {exc}", err=True)
-        refuse(
-            "The grader could not grade this pull request: a problem on the course's side "
-            f"({type(exc).__name__}), not in the submission. Course staff: the grading run's "
-            "log says what went wrong.",
-            EXIT_USAGE,
+    def grade(submitted: list[Submitted]) -> list[FileVerdict]:
+        setup = _staff_setup(require_sandbox=require_sandbox, allow_basic=False)
+        catalog = Catalog(problems_dir, reference_dir)
+        return grade_submissions(
+            Grader(setup), catalog, submitted, seed=chosen_seed, problem_id=problem_id
         )
-    check_run = graded_check_run(
-        loaded, graded, head_sha=head_sha, min_score=min_score, details_url=details_url
-    )
-    _write_payload(payload_path, check_run)
-    if junit_path is not None:
-        junit_path.parent.mkdir(parents=True, exist_ok=True)
-        junit_xml(graded).write(str(junit_path), pretty=True)
-    lines = [
-        f"{g.change.path}: {g.report.score:g}/{g.report.max_score:g} {g.report.status}"
-        for g in graded
-    ] or ["No submission changed."]
-    sys.stdout.write(guarded("\n".join(lines)))
-    click.echo(f"check run {check_run.conclusion}: {check_run.output.title} -> {payload_path}")
-    sys.exit(EXIT_FULL_MARKS if check_run.conclusion == "success" else EXIT_NOT_FULL_MARKS)
+
+    verdict = grade_pull_request(
+        artifact, head_sha=head_sha, pr_text=pr_text, collect_conclusion=collect_conclusion,
+        details_url=details_url, min_score=min_score, grade=grade,
+    )  # fmt: skip
+    _write_payload(payload_path, verdict.check_run)
+    if verdict.staff_log is not None:
+        click.echo(safe_text.error_lines(verdict.staff_log, "grader: error: "), err=True)
+    if verdict.refused is not None:
+        click.echo(f"grader: not graded: {verdict.refused}", err=True)
+        sys.exit(verdict.exit_code)
+    write_junit(verdict.graded, junit_path)
+    sys.stdout.write(guarded(log_lines(verdict.graded)))
+    run = verdict.check_run
+    click.echo(f"check run {run.conclusion}: {run.output.title} -> {payload_path}")
+    sys.exit(verdict.exit_code)
 
 
 @pr_group.command(name="post")
@@ -982,16 +778,6 @@ def _no_such_file(path: Path) -> str:
         return f"{path} does not exist.{there}"
     options = " or ".join(str(folder / name) for name in close)
     return f"{path} does not exist. Did you mean {options}?"
-
-
-def _parse_rate(rate: str | None) -> int | None:
-    """`--rate`: N or N/hour."""
-    if rate is None:
-        return None
-    number = rate.strip().lower().removesuffix("/hour").removesuffix("/h").strip()
-    if not number.isdigit() or int(number) < 1:
-        raise UsageError(f"--rate must read N/hour with N at least 1 (e.g. 10/hour), not {rate!r}")
-    return int(number)
 
 
 @cli.command()
@@ -1059,61 +845,23 @@ def serve(
     allow_basic: bool,
 ) -> None:
     """Serve the grading service: students upload files and see their verdicts."""
-    from grader.service.app import Dispatcher, Service, run
+    from grader.service.app import run
     from grader.service.http import Limits
-    from grader.service.roster import STAFF_TOKEN_ENV, load_roster
-    from grader.service.store import Store
+    from grader.service.roster import STAFF_TOKEN_ENV
+    from grader.service.start import build_service
 
     try:
-        per_hour = _parse_rate(rate)
-        staff_token = os.environ.get(STAFF_TOKEN_ENV) or None
-        roster = load_roster(roster_path, staff_token)
-        store = Store(data)
-        dispatcher: Dispatcher
-        if queue_url is not None:
-            from grader.service.queue import QueueSender
-
-            # The server only stores and sends: specs are enough, the workers hold the reference.
-            problems = {
-                spec.id: Problem(
-                    spec=spec,
-                    spec_path=spec_path_for(spec.id, problems_dir),
-                    reference_path=Path(os.devnull),
-                )
-                for spec in list_problems(problems_dir)
-            }
-            dispatcher = QueueSender(store, queue_url, problems)
-        else:
-            from grader.service.pool import LocalPool
-
-            problems = {
-                spec.id: load_problem(
-                    spec.id, problems_dir=problems_dir, reference_dir=reference_dir
-                )
-                for spec in list_problems(problems_dir)
-            }
-            # Submissions never see the service's data or the roster (tokens, classmates).
-            protect = (data.resolve(), roster_path.resolve())
-            runner, trust_caches = _staff_runner(
-                require_sandbox=require_sandbox, allow_basic=allow_basic, protect=protect
-            )
-            dispatcher = LocalPool(
-                store,
-                problems,
-                runner=runner,
-                trust_caches=trust_caches,
-                workers=workers or os.cpu_count() or 1,
-            )
-        if not problems:
-            raise UsageError("no problem specs found: point --problems-dir at them")
+        service, warning = build_service(
+            data=data, roster_path=roster_path, catalog=Catalog(problems_dir, reference_dir),
+            world=_world(), rate=rate, queue_url=queue_url, workers=workers,
+            require_sandbox=require_sandbox, allow_basic=allow_basic,
+        )  # fmt: skip
         limits = Limits.from_environment(per_address=per_address)
-        secret = bytes.fromhex(store.meta("csrf_secret", secrets.token_hex(32)))
-        service = Service(
-            store, roster, problems, rate=per_hour, dispatcher=dispatcher, secret=secret
-        )
     except GraderError as exc:
         _fail(str(exc))
-    if staff_token is None:
+    if warning is not None:
+        Console(stderr=True).print(f"[yellow]warning:[/] {safe_text.markup(warning)}")
+    if not os.environ.get(STAFF_TOKEN_ENV):
         click.echo(
             f"grader: warning: ${STAFF_TOKEN_ENV} is not set: no one has staff access.", err=True
         )
@@ -1157,20 +905,11 @@ def worker(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
-        runner, trust_caches = _staff_runner(
-            require_sandbox=require_sandbox, allow_basic=allow_basic
-        )
+        setup = _staff_setup(require_sandbox=require_sandbox, allow_basic=allow_basic)
         count = workers or os.cpu_count() or 1
         click.echo(f"grader worker: grading {count} at a time from the queue", err=True)
-        run_worker(
-            queue_url,
-            runner=runner,
-            trust_caches=trust_caches,
-            threads=count,
-            problems_dir=problems_dir,
-            reference_dir=reference_dir,
-            stop=stop,
-        )
+        catalog = Catalog(problems_dir, reference_dir)
+        run_worker(queue_url, setup=setup, threads=count, catalog=catalog, stop=stop)
     except GraderError as exc:
         _fail(str(exc))
 
@@ -1229,4 +968,4 @@ def _write_json(report: Report, path: Path) -> None:
 
 def main() -> None:
     """Entry point of the `grader` command."""
-    cli(prog_name="grader")
+    cli(prog_name="grader", obj=World())

@@ -39,15 +39,11 @@ from pathlib import Path
 from rich.console import Console
 
 from grader import safe_text
-from grader.cases import make_cases
+from grader.engine import Graded, Grader, Setup
 from grader.errors import GraderError, UsageError
-from grader.feedback import student_view
-from grader.grading import grade, run_reference
-from grader.models import Report
 from grader.notebook import SUBMISSION_SUFFIXES
 from grader.problems import REPO_ROOT, Problem, defined_functions, load_problem
 from grader.render import gradescope_json, output_console, print_report
-from grader.run import SubprocessRunner
 from grader.run.policy import full_isolation_problem, run_uid_problem
 from grader.storage import write_atomic
 
@@ -231,11 +227,14 @@ def _not_graded(message: str) -> str:
     return json.dumps(results, indent=2) + "\n"
 
 
-def run_autograder(root: Path, console: Console | None = None) -> int:
+def run_autograder(
+    root: Path, console: Console | None = None, *, setup: Setup | None = None
+) -> int:
     """Grade the submission under root/submission and write root/results/results.json.
 
     Returns 0 when results.json holds a grading (whatever the score), 1 when the course's
-    set-up failed (the results then say so, and staff see why in the stdout).
+    set-up failed (the results then say so, and staff see why in the stdout). `setup`: the
+    runners (default: Gradescope's container's, `Setup.for_gradescope`).
     """
     console = console or output_console(soft_wrap=True)
     results = root / "results" / "results.json"
@@ -255,7 +254,7 @@ def run_autograder(root: Path, console: Console | None = None) -> int:
             write_atomic(results, _not_graded(found))
             console.print(safe_text.terminal(found), markup=False)
             return 0
-        report = _grade(found, problem, seed, root, console)
+        graded = _grade(found, problem, seed, root, console, setup or Setup.for_gradescope())
     except Exception as exc:  # every path ends in a results.json Gradescope can show
         write_atomic(
             results,
@@ -269,7 +268,7 @@ def run_autograder(root: Path, console: Console | None = None) -> int:
         return 1
     # Last: the run's processes are all gone by now (the runner killed every process of the
     # submission's uid before it returned), so nothing of the submission can rewrite it.
-    write_atomic(results, gradescope_json(student_view(report)))
+    write_atomic(results, gradescope_json(graded.student))
     return 0
 
 
@@ -287,9 +286,9 @@ def _make_private(root: Path) -> list[str]:
     return problems
 
 
-def _isolation_line(runner: SubprocessRunner) -> str:
+def _isolation_line(setup: Setup) -> str:
     """Staff's line on how submissions are isolated here, and what that leaves open."""
-    isolation = runner.isolation()
+    isolation = setup.submissions.isolation()
     if isolation == "full":
         return "isolation full"
     why = full_isolation_problem()
@@ -306,36 +305,27 @@ def _isolation_line(runner: SubprocessRunner) -> str:
     )
 
 
-def _grade(path: Path, problem: Problem, seed: int, root: Path, console: Console) -> Report:
-    runner = SubprocessRunner()
-    full = runner.isolation() == "full"
+def _grade(
+    path: Path, problem: Problem, seed: int, root: Path, console: Console, setup: Setup
+) -> Graded:
     console.print(
         f"grading {safe_text.markup(str(path.relative_to(root)))} for {problem.spec.id} "
         f"v{problem.spec.version}, seed {seed}"
     )
-    console.print(safe_text.markup(_isolation_line(runner)))
-    expected = run_reference(
-        problem,
-        make_cases(problem.spec, seed),
-        runner=SubprocessRunner(trusted=True, compilation_cache=full),
-        use_cache=full,
-    )
-    if not full:
+    console.print(safe_text.markup(_isolation_line(setup)))
+    grader = Grader(setup)
+    grader.expected(problem, seed)  # the reference runs now, kept for the grading below
+    if not setup.trust_caches:
         # Without full isolation the submission runs as this user (root in Gradescope's
         # container) and could read the reference: its outcomes are in memory now, so the
         # file goes before the submission runs. The container is thrown away after this run.
         shutil.rmtree(root / "source" / "reference", ignore_errors=True)
-    report = grade(
-        path,
-        problem=problem,
-        seed=seed,
-        expected=expected,
-        runner=runner,
-        display_name=path.name,
-    )
+    graded = grader.grade(path, problem, seed=seed, display_name=path.name)
+    if graded.fault:
+        raise RuntimeError(graded.staff.message)
     # Gradescope shows this stdout to staff only: the staff view, hidden cases included.
-    print_report(report, console)
-    return report
+    print_report(graded.staff, console)
+    return graded
 
 
 def main() -> None:

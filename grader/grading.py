@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import dataclasses
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -23,7 +24,7 @@ from pydantic import TypeAdapter
 
 from grader import __version__, notebook
 from grader.cache import cache_root, digest, library_versions
-from grader.cases import make_cases, random_seed
+from grader.cases import make_cases
 from grader.compare import judge_case
 from grader.errors import GraderError, ReferenceFailed
 from grader.feedback import diagnose
@@ -45,7 +46,7 @@ from grader.models import (
     Versions,
 )
 from grader.problems import Problem
-from grader.run import LoadFailure, Runner, SubprocessRunner
+from grader.run import LoadFailure, Runner
 from grader.run.runner import RunLimits
 from grader.run.worker import describe_syntax_error
 from grader.storage import read_regular, write_atomic
@@ -107,7 +108,7 @@ def run_reference(
     problem: Problem,
     cases: Sequence[Case],
     *,
-    runner: Runner | None = None,
+    runner: Runner,
     use_cache: bool = True,
 ) -> Expected:
     """Expected outcomes from the reference solution, run in a process of its own.
@@ -119,7 +120,7 @@ def run_reference(
         cached = cached_reference(problem, cases)
         if cached is not None:
             return cached
-    expected = _run_reference(problem, cases, runner or SubprocessRunner(trusted=True))
+    expected = _run_reference(problem, cases, runner)
     if use_cache:
         store_reference(problem, cases, list(expected.outcomes.values()))
     return expected
@@ -187,64 +188,13 @@ def _run_reference(problem: Problem, cases: Sequence[Case], runner: Runner) -> E
     return Expected(cases=tuple(cases), outcomes=outcomes)
 
 
-def check(
-    path: Path,
-    *,
-    problem: Problem,
-    seed: int | None = None,
-    runner: Runner | None = None,
-    limits: Limits | None = None,
-    display_name: str | None = None,
-    trust_caches: bool = True,
-) -> Report:
-    """Grade one file from scratch: draw cases from the seed, run the reference, then the file.
-
-    The reference runs trusted, in a process of its own; `runner` runs only the submission.
-    `trust_caches=False` computes the reference's outcomes without the on-disk caches (for
-    staff grading with basic isolation, where a submission could have written them).
-    """
-    seed = random_seed() if seed is None else seed
-    runner = runner or SubprocessRunner()
-    isolation = runner.isolation()  # refuse before the reference runs if it cannot be had
-    # A file that is not Python at all is reported at once, before the reference runs and
-    # before any process starts (the same parse find_problem already does here).
-    name = display_name or str(path)
-    prepared = prepare(path, name)
-    # A notebook's cells were parsed one by one already (they compile one by one, too).
-    parsed = prepared.notebook is not None
-    early = prepared.failure or (None if parsed else _parse_failure(prepared.code, name))
-    if early is not None:
-        nothing_ran = Expected(cases=make_cases(problem.spec, seed), outcomes={})
-        builder = _Builder(problem, nothing_ran, prepared.info, seed, time.monotonic(), isolation)
-        builder.notebook = prepared.notebook
-        return builder.failed(early)
-    started = time.monotonic()
-    reference = SubprocessRunner(trusted=True, compilation_cache=trust_caches)
-    expected = run_reference(
-        problem, make_cases(problem.spec, seed), runner=reference, use_cache=trust_caches
-    )
-    report = grade(
-        path,
-        problem=problem,
-        seed=seed,
-        expected=expected,
-        runner=runner,
-        limits=limits,
-        display_name=display_name,
-        prepared=prepared,
-    )
-    # What the student waited for: the reference's run counts too (it is shared in a batch,
-    # where `grade` alone is timed).
-    return report.model_copy(update={"seconds": time.monotonic() - started})
-
-
 def grade(
     path: Path,
     *,
     problem: Problem,
     seed: int,
     expected: Expected,
-    runner: Runner | None = None,
+    runner: Runner,
     limits: Limits | None = None,
     display_name: str | None = None,
     prepared: Prepared | None = None,
@@ -252,7 +202,6 @@ def grade(
     """Grade one file against expected outcomes already computed for the seed's cases
     (`prepared`: the file as `check` already read it, not to be read and converted again)."""
     started = time.monotonic()
-    runner = runner or SubprocessRunner()
     limits = limits or problem.spec.limits
     # The file is read once, here: what is hashed is what runs (the worker loads a private
     # copy, so a file changed or swapped for a FIFO while grading changes nothing).
@@ -368,6 +317,10 @@ class Prepared:
     cells: tuple[CellSpan, ...] = ()
     notebook: NotebookInfo | None = None
 
+    def failing(self, failure: LoadFailure) -> Prepared:
+        """The same file, found unable to run (a syntax error the trusted side parsed)."""
+        return dataclasses.replace(self, failure=failure)
+
 
 def read_limit(name: str) -> int:
     """How many bytes to read of a submission of this name (one more than it may have)."""
@@ -396,7 +349,7 @@ def prepare(path: Path, name: str) -> Prepared:
     return Prepared(info, code, failure, converted.cells, converted.info)
 
 
-def _parse_failure(raw: bytes, name: str) -> LoadFailure | None:
+def parse_failure(raw: bytes, name: str) -> LoadFailure | None:
     """A syntax error found by parsing the source here (only parsing: nothing runs)."""
     try:
         ast.parse(importlib.util.decode_source(raw), filename=name)

@@ -53,7 +53,7 @@ from grader.models import (
     Versions,
 )
 from grader.problems import Problem, defined_functions
-from grader.run import Runner, SubprocessRunner
+from grader.run import Runner
 from grader.storage import read_regular, write_atomic
 
 PACK_FILE = "pack.json"
@@ -214,9 +214,10 @@ def make_pack(
     *,
     seed: int | None = None,
     extra: int = DEFAULT_EXTRA,
-    runner: Runner | None = None,
+    runner: Runner,
 ) -> PracticePack:
-    """Run the reference on fresh practice cases and bundle what a student may have."""
+    """Run the reference (with `runner`, a trusted one) on fresh practice cases and bundle
+    what a student may have."""
     spec = problem.spec
     seed = random_pack_seed() if seed is None else seed
     cases = practice_cases(spec, seed, extra=extra)
@@ -355,7 +356,7 @@ def check_practice(
     path: Path,
     practice: Practice,
     *,
-    runner: Runner | None = None,
+    runner: Runner,
     limits: Limits | None = None,
     display_name: str | None = None,
 ) -> Report:
@@ -365,7 +366,7 @@ def check_practice(
         problem=practice.problem,
         seed=practice.pack.seed,
         expected=practice.expected,
-        runner=runner or SubprocessRunner(),
+        runner=runner,
         limits=limits,
         display_name=display_name,
     )

@@ -7,10 +7,15 @@ exactly the data shapes a real run produces, in milliseconds. Never used for sub
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
-from grader.models import CaseOutcome, Isolation, Limits, RunRequest, Status
+from grader.models import CaseOutcome, ErrorInfo, Isolation, Limits, RunRequest, Status
 from grader.run.protocol import LoadFailure
 from grader.run.runner import RunLimits, RunResult
 
@@ -74,3 +79,71 @@ class FakeRunner:
                     outcome = CaseOutcome(index=case.index, kind="returned", values=tuple(values))
             result.outcomes[case.index] = outcome
         return result
+
+
+class InProcessRunner:
+    """Runs the file a request names in this process, with the worker's own loading and case
+    code: the same load failures, outcomes, scales and variants a sandboxed worker reports,
+    without starting a process. For tests above the process layer, on files the test suite
+    wrote (never a submission: nothing here is contained). Runs one at a time."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, *, isolation: Isolation = "full", run_limits: RunLimits = "cgroup") -> None:
+        self._isolation = isolation
+        self.run_limits = run_limits
+        self.requests: list[RunRequest] = []
+
+    def isolation(self) -> Isolation:
+        return self._isolation
+
+    def cancel(self) -> None:
+        pass  # runs are in-process and finish at once
+
+    def run(self, request: RunRequest, limits: Limits) -> RunResult:
+        from grader.run import worker  # see FakeRunner.run
+
+        self.requests.append(request)
+        channel = _Collected()
+        out, err = io.StringIO(), io.StringIO()
+        with self._lock, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            saved = sys.modules.get("submission")
+            try:
+                function, scale = worker.load(request, channel)  # type: ignore[arg-type]
+                if function is not None:
+                    worker.run_cases(request, function, scale, channel, request.cases)  # type: ignore[arg-type]
+            finally:
+                if saved is None:
+                    sys.modules.pop("submission", None)
+                else:
+                    sys.modules["submission"] = saved
+        result = RunResult(
+            stdout=out.getvalue(),
+            stderr=err.getvalue(),
+            isolation=self._isolation,
+            run_limits=self.run_limits,
+            own_uid=self._isolation == "full",
+        )
+        for message in channel.messages:
+            if message["event"] == "load_failed":
+                error = message["error"]
+                result.load_failure = LoadFailure(
+                    Status(message["status"]),
+                    message["message"],
+                    ErrorInfo.model_validate(error) if error else None,
+                )
+            elif message["event"] == "outcome":
+                outcome = CaseOutcome.model_validate(message["outcome"])
+                result.outcomes[outcome.index] = outcome
+        return result
+
+
+class _Collected:
+    """The worker's channel, kept in a list instead of written to a pipe."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+
+    def send(self, message: dict[str, Any]) -> None:
+        # Through JSON, as the pipe would carry it (tuples become lists, floats stay exact).
+        self.messages.append(json.loads(json.dumps(message)))

@@ -9,9 +9,8 @@ runs them in the sandbox. The pieces:
   finished exactly once;
 - `roster.py`: who may submit (a `student,token` CSV) and the staff token; constant-time
   comparisons;
-- `jobs.py`: grading one stored submission into a report, the same for the local pool and a
-  queue worker; anything that goes wrong becomes that student's `crashed` report;
-- `pool.py`: the local workers (threads, each running gradings in the sandbox);
+- `pool.py`: the local workers (threads, each grading through `grader.engine.Grader`, whose
+  `grade_bytes` turns anything that goes wrong into that student's `crashed` report);
 - `queue.py`: the Redis queue (Dramatiq) for grading on other machines, and `grader batch
   --queue`;
 - `app.py`: the HTTP API and the page (Starlette, served by uvicorn);

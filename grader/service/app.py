@@ -47,13 +47,13 @@ from starlette.routing import Route
 from grader import safe_text
 from grader.batch import BatchResult, gradebook_csv, summarize
 from grader.cases import random_seed
-from grader.feedback import student_view
+from grader.engine import Graded
 from grader.grading import MAX_SOURCE_BYTES
 from grader.models import Report
+from grader.notebook import SUBMISSION_SUFFIXES as ALLOWED_SUFFIXES
 from grader.problems import Problem
 from grader.render import batch_page, print_report, student_page
 from grader.service.http import Limits, uvicorn_options
-from grader.service.jobs import ALLOWED_SUFFIXES
 from grader.service.openapi import OPENAPI_PATH, SubmissionSummary, description
 from grader.service.roster import Caller, Roster
 from grader.service.store import RateLimited, StillWaiting, Store, Submission
@@ -316,7 +316,7 @@ def _iso(moment: float | None) -> str | None:
 def _student_report(submission: Submission) -> Report | None:
     if submission.report is None:
         return None
-    return student_view(Report.model_validate_json(submission.report))
+    return Graded(Report.model_validate_json(submission.report)).student
 
 
 def _summary(service: Service, submission: Submission) -> dict[str, Any]:

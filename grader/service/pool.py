@@ -1,8 +1,8 @@
 """The local workers of `grader serve`: threads that claim queued submissions and grade them.
 
 Each thread loops: claim the oldest queued submission (a transaction marks it running), grade
-it in the sandbox (`jobs.grade_bytes`; the work happens in the sandbox's processes, so threads
-are enough), record the report (`Store.finish`, once). A kill of the server leaves the
+it in the sandbox (`engine.Grader.grade_bytes`; the work happens in the sandbox's processes,
+so threads are enough), record the report (`Store.finish`, once). A kill of the server leaves the
 submission `running`; the next start puts it back in the queue (`Store.requeue_running`). A
 file that stopped the grader `MAX_ATTEMPTS` times in a row (say it makes the machine kill the
 server) is not tried again: it gets a `crashed` report saying so, rather than being lost or
@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import tempfile
 import threading
-from pathlib import Path
 
+from grader.engine import Grader
 from grader.models import Report
 from grader.problems import Problem
-from grader.run import Cancelled, Runner
+from grader.run import Cancelled
 from grader.safe_text import json_for_log
-from grader.service.jobs import fault_report, grade_bytes
 from grader.service.store import Store, Submission
 
 MAX_ATTEMPTS = 3
@@ -47,14 +45,12 @@ class LocalPool:
         store: Store,
         problems: dict[str, Problem],
         *,
-        runner: Runner,
-        trust_caches: bool,
+        grader: Grader,
         workers: int,
     ) -> None:
         self.store = store
         self.problems = problems
-        self.runner = runner
-        self.trust_caches = trust_caches
+        self.grader = grader
         self.workers = workers
         self._stop = threading.Event()
         self._wake = threading.Condition()
@@ -81,7 +77,7 @@ class LocalPool:
         self._stop.set()
         with self._wake:
             self._wake.notify_all()
-        self.runner.cancel()
+        self.grader.setup.cancel()
         for thread in self._threads:
             thread.join(timeout=30)
 
@@ -110,36 +106,27 @@ class LocalPool:
 
     def _grade(self, submission: Submission) -> None:
         problem = self.problems[submission.problem]
+        content = self.store.content(submission.id)
         if submission.attempts > MAX_ATTEMPTS:
-            with tempfile.TemporaryDirectory(prefix="grader-serve-") as folder:
-                path = Path(folder) / f"submission{submission.suffix}"
-                path.write_bytes(self.store.content(submission.id))
-                error = RuntimeError(
-                    f"grading this file was cut short {MAX_ATTEMPTS} times (the grader stopped "
-                    f"or was killed while grading it); it is not tried again"
-                )
-                report = fault_report(
-                    path,
-                    problem=problem,
-                    seed=submission.seed,
-                    runner=self.runner,
-                    error=error,
-                    file_name=submission.file_name,
-                )
-            record(self.store, submission.id, report)
+            error = RuntimeError(
+                f"grading this file was cut short {MAX_ATTEMPTS} times (the grader stopped "
+                f"or was killed while grading it); it is not tried again"
+            )
+            graded = self.grader.fault_bytes(
+                content, problem, file_name=submission.file_name, seed=submission.seed, error=error
+            )
+            record(self.store, submission.id, graded.staff)
             return
         try:
-            report = grade_bytes(
-                self.store.content(submission.id),
+            graded = self.grader.grade_bytes(
+                content,
+                problem,
                 suffix=submission.suffix,
                 file_name=submission.file_name,
-                problem=problem,
                 seed=submission.seed,
-                runner=self.runner,
-                trust_caches=self.trust_caches,
             )
         except Cancelled:
             self.store.requeue(submission.id)  # the service is stopping: graded after restart
             return
-        if record(self.store, submission.id, report):
-            log.info("graded submission %s: %s", submission.id, report.status.value)
+        if record(self.store, submission.id, graded.staff):
+            log.info("graded submission %s: %s", submission.id, graded.staff.status.value)

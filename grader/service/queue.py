@@ -50,12 +50,12 @@ from dramatiq.brokers.redis import MAINTENANCE_SCALE, RedisBroker
 from dramatiq.middleware import Retries
 from pydantic import Field
 
+from grader.engine import Catalog, Grader, Setup
 from grader.errors import GraderError, UsageError
 from grader.grading import read_limit
 from grader.models import Frozen, Report
-from grader.problems import Problem, check_problem_id, load_problem
-from grader.run import Runner
-from grader.service.jobs import ALLOWED_SUFFIXES, fault_report, grade_bytes
+from grader.notebook import SUBMISSION_SUFFIXES
+from grader.problems import Problem, check_problem_id
 from grader.service.pool import record
 from grader.service.store import Store
 from grader.storage import read_regular
@@ -359,11 +359,9 @@ def _open_result(signer: Signer, payload: Any, queue_name: str) -> Result | None
 def run_worker(
     url: str,
     *,
-    runner: Runner,
-    trust_caches: bool,
+    setup: Setup,
     threads: int,
-    problems_dir: Path | None,
-    reference_dir: Path | None,
+    catalog: Catalog,
     stop: threading.Event,
     secret: bytes | None = None,
 ) -> None:
@@ -371,15 +369,14 @@ def run_worker(
     the environment unless given)."""
     signer = Signer(secret if secret is not None else load_secret())
     broker = make_broker(url)
+    grader = Grader(setup)
     problems: dict[str, Problem] = {}
     lock = threading.Lock()
 
     def problem_for(job: Job) -> Problem:
         with lock:
             if job.problem not in problems:
-                problems[job.problem] = load_problem(
-                    job.problem, problems_dir=problems_dir, reference_dir=reference_dir
-                )
+                problems[job.problem] = catalog.problem(job.problem)
             return problems[job.problem]
 
     def reply(job: Job, kind: Literal["started", "done"], report: Report | None = None) -> None:
@@ -417,22 +414,19 @@ def run_worker(
             log.error("cannot grade %s here: %s", job.problem, exc)
             raise
         content = base64.b64decode(job.content)
-        if problem.spec.version != job.version or job.suffix not in ALLOWED_SUFFIXES:
+        if problem.spec.version != job.version or job.suffix not in SUBMISSION_SUFFIXES:
             error = RuntimeError(
                 f"this worker has version {problem.spec.version} of {job.problem}'s spec, the "
                 f"server {job.version}: give the workers the server's problems/ folder"
             )
-            report = _fault(content, job, problem, runner, error)
-        else:
-            report = grade_bytes(
-                content,
-                suffix=job.suffix,
-                file_name=job.file_name,
-                problem=problem,
-                seed=job.seed,
-                runner=runner,
-                trust_caches=trust_caches,
+            graded = grader.fault_bytes(
+                content, problem, file_name=job.file_name, seed=job.seed, error=error
             )
+        else:
+            graded = grader.grade_bytes(
+                content, problem, suffix=job.suffix, file_name=job.file_name, seed=job.seed
+            )
+        report = graded.staff
         reply(job, "done", report)
         log.info("graded %s: %s", job.id, report.status.value)
 
@@ -442,25 +436,9 @@ def run_worker(
     try:
         stop.wait()
     finally:
-        runner.cancel()
+        setup.cancel()
         worker.stop()
         broker.close()
-
-
-def _fault(content: bytes, job: Job, problem: Problem, runner: Runner, error: Exception) -> Report:
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix="grader-worker-") as folder:
-        path = Path(folder) / "submission.py"
-        path.write_bytes(content)
-        return fault_report(
-            path,
-            problem=problem,
-            seed=job.seed,
-            runner=runner,
-            error=error,
-            file_name=job.file_name,
-        )
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,459 @@
+"""The grading engine: every way in grades through it.
+
+`grader check`, `batch`, `ci`, `pr grade`, the service and its queue workers, Gradescope's
+autograder and the in-notebook check all do the same three things, here:
+
+- `Catalog.target` answers "which problem, or which practice pack?" for a file, in one order
+  (see `Catalog`);
+- `Setup` holds the outside world, chosen once at the top by the door: which runner runs
+  submissions, which runs the trusted reference, and whether on-disk caches can be trusted.
+  `Setup.for_student`, `Setup.for_staff` and `Setup.for_gradescope` are the real ones, and the
+  only place in grader/ where runners are built (a test guards it); tests pass their own;
+- `Grader.grade` grades a file (or `grade_bytes` an upload) and never raises for a student's
+  file: whatever goes wrong on the grader's side while grading it becomes that file's report,
+  status crashed, saying so (`Graded.fault`). It raises only for faults of the course's
+  set-up that would fail every file alike (a reference that fails, a sandbox that cannot be
+  had, a problem that cannot be loaded) and for `Cancelled` (staff stopped the grading).
+
+A `Graded` holds the staff report and the student's view of it (`feedback.student_view`, made
+here and nowhere else).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from grader import pack as packs
+from grader.cases import make_cases, random_seed
+from grader.errors import (
+    GraderError,
+    ProblemError,
+    ReferenceFailed,
+    SandboxUnavailable,
+    UnknownProblem,
+    UsageError,
+)
+from grader.feedback import student_view
+from grader.grading import (
+    Expected,
+    grade,
+    grader_fault_report,
+    is_grader_fault,
+    parse_failure,
+    prepare,
+    run_reference,
+)
+from grader.models import Isolation, Limits, Report
+from grader.notebook import SUBMISSION_SUFFIXES
+from grader.pack import Practice
+from grader.problems import Problem, find_problem, load_problem
+from grader.run import Cancelled, Runner, SandboxPolicy, SubprocessRunner, full_isolation_problem
+from grader.run.policy import run_uid_problem
+
+# Faults of the course's set-up, not of one file: they stop a grading (every file would fail).
+COURSE_FAULTS: tuple[type[BaseException], ...] = (
+    ProblemError,
+    ReferenceFailed,
+    SandboxUnavailable,
+    UsageError,
+    Cancelled,
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Which problem or pack
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a file is graded against: a problem with its reference, or a practice pack."""
+
+    problem: Problem
+    practice: Practice | None = None
+    # The pack found where packs live for want of the reference (the student is told so).
+    found_pack: Path | None = None
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Where problems, references and packs are; answers which one a file is graded against.
+
+    The order, for every door (`grader check`, the in-notebook check, the service):
+
+    1. a pack named by the caller (`--pack`, `pack=`) is practised on;
+    2. else, where the reference is here: the problem named (`--problem`), else the only one,
+       else the one whose function the file defines;
+    3. else a practice pack where packs live (`packs/<id>/`, `$GRADER_PACKS_DIR`): the one for
+       the problem named (or the problem step 2 found without its reference), else the one
+       whose function the file defines, else the only pack there, so a file that does not
+       parse or misnames its function still gets its verdict from the pack;
+    4. else UnknownProblem, saying where neither was found and what to do.
+    """
+
+    problems_dir: Path | None = None
+    reference_dir: Path | None = None
+
+    def problem(self, problem_id: str) -> Problem:
+        """A problem with its reference (staff commands)."""
+        return load_problem(
+            problem_id, problems_dir=self.problems_dir, reference_dir=self.reference_dir
+        )
+
+    def find(self, source: str | None, problem_id: str | None = None) -> Problem:
+        """The problem (with its reference) a file answers: named, the only one, or found."""
+        return find_problem(
+            source,
+            problem_id=problem_id,
+            problems_dir=self.problems_dir,
+            reference_dir=self.reference_dir,
+        )
+
+    def target(
+        self, source: str, *, problem_id: str | None = None, pack: Path | None = None
+    ) -> Target:
+        """What to grade a file's source against, in the order above."""
+        if pack is not None:
+            chosen = _practice(pack, problem_id)
+            return Target(chosen.problem, chosen)
+        try:
+            return Target(self.find(source, problem_id))
+        except UnknownProblem as missing:
+            wanted = getattr(missing, "problem_id", None) or problem_id
+            found = pack_for(source, wanted)
+            if found is None:
+                where = f"packs/{wanted or '<problem id>'}/"
+                raise UnknownProblem(
+                    f"found neither the reference solution nor a practice pack for this file. "
+                    f"To practise without the reference, put the problem's practice pack in "
+                    f"{where} (or point --pack at it); see the README, 'For students'. Looking "
+                    f"for the reference: {missing}"
+                ) from missing
+            practice = _practice(found, problem_id)
+            return Target(practice.problem, practice, found)
+
+
+def pack_for(source: str, problem_id: str | None) -> Path | None:
+    """A pack where packs live: for the problem named, else the one whose function the source
+    defines, else the only pack there (a file that does not parse defines nothing)."""
+    found = packs.find_pack(source, problem_id)
+    if found is not None or problem_id is not None:
+        return found
+    for folder in packs.packs_dirs():
+        every = sorted(folder.glob(f"*/{packs.PACK_FILE}"))
+        if len(every) == 1:
+            return every[0].parent
+    return None
+
+
+def _practice(location: Path, problem_id: str | None) -> Practice:
+    pack = packs.load_pack(location)
+    if problem_id is not None and problem_id != pack.problem.id:
+        raise UsageError(f"the pack at {location} is for {pack.problem.id!r}, not {problem_id!r}")
+    return packs.practice_problem(pack, location)
+
+
+# --------------------------------------------------------------------------------------------
+# The outside world
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Which runners grade, and whether caches a submission could have written are trusted."""
+
+    submissions: Runner
+    reference: Runner
+    trust_caches: bool = True
+    # For staff, when submissions get less than full isolation: what that leaves open.
+    warning: str | None = None
+
+    @classmethod
+    def for_student(cls, *, require_sandbox: bool = False) -> Setup:
+        """Checking one's own file: whatever isolation this machine gives."""
+        policy = SandboxPolicy(require_full=require_sandbox)
+        return cls(SubprocessRunner(policy=policy), SubprocessRunner(trusted=True))
+
+    @classmethod
+    def for_staff(
+        cls,
+        *,
+        require_sandbox: bool = False,
+        allow_basic: bool = False,
+        protect: tuple[Path, ...] = (),
+    ) -> Setup:
+        """Grading other people's files: full isolation, or basic isolation only when staff
+        allow it (and then no on-disk cache a submission could have written is trusted)."""
+        policy = SandboxPolicy(require_full=require_sandbox, protect=protect)
+        runner = SubprocessRunner(policy=policy)
+        if runner.isolation() == "full":
+            return cls(runner, SubprocessRunner(trusted=True))
+        why = full_isolation_problem() or "it is not available"
+        if not allow_basic:
+            raise UsageError(
+                f"grading other people's submissions needs full isolation, which is not "
+                f"available here: {why}. Run the grader as root on Linux (as CI runners and "
+                f"course servers do), or pass --allow-basic-isolation to grade with resource "
+                f"limits only (a submission could then read this account's files and "
+                f"environment; see docs/sandbox.md)."
+            )
+        uid_problem = run_uid_problem()
+        who = (
+            "each submission runs as an unprivileged uid of its own, whose every process is "
+            "killed when its run ends"
+            if uid_problem is None
+            else f"submissions run as your own user ({uid_problem})"
+        )
+        warning = f"grading with basic isolation ({why}): {who}; caches are not trusted."
+        reference = SubprocessRunner(trusted=True, compilation_cache=False)
+        return cls(runner, reference, trust_caches=False, warning=warning)
+
+    @classmethod
+    def for_gradescope(cls) -> Setup:
+        """Gradescope's container: whatever isolation it gives (run_autograder says which);
+        caches are trusted only with full isolation."""
+        runner = SubprocessRunner()
+        full = runner.isolation() == "full"
+        return cls(runner, SubprocessRunner(trusted=True, compilation_cache=full), full)
+
+    @classmethod
+    def for_queue_sender(cls) -> Setup:
+        """A door that grades nothing here (`grader batch --queue`: the workers grade)."""
+        return cls(SubprocessRunner(), SubprocessRunner(trusted=True))
+
+    def cancel(self) -> None:
+        """Stop every run in progress (Ctrl-C, a service stopping)."""
+        self.submissions.cancel()
+        self.reference.cancel()
+
+
+@dataclass
+class World:
+    """How the commands build their Setups; tests give one that returns their own."""
+
+    student: Callable[..., Setup] = Setup.for_student
+    staff: Callable[..., Setup] = Setup.for_staff
+    gradescope: Callable[[], Setup] = Setup.for_gradescope
+    queue_sender: Callable[[], Setup] = Setup.for_queue_sender
+
+    @classmethod
+    def of(cls, setup: Setup) -> World:
+        """Every door gets this one Setup (tests)."""
+        return cls(
+            student=lambda **_: setup,
+            staff=lambda **_: setup,
+            gradescope=lambda: setup,
+            queue_sender=lambda: setup,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Grading
+
+
+@dataclass(frozen=True)
+class Graded:
+    """One file's grading: the staff report and what its student may see of it."""
+
+    staff: Report
+    fault: bool = False  # the grader failed on it, not the student: grade it again later
+
+    @cached_property
+    def student(self) -> Report:
+        """The student's view: hidden cases' inputs and values and the seed withheld."""
+        return student_view(self.staff)
+
+    @cached_property
+    def student_with_seed(self) -> Report:
+        """The student's view on a machine that has the reference (hence every hidden case)
+        already: `grader check` keeps the seed, so the student can repeat the grading."""
+        return student_view(self.staff, keep_seed=True)
+
+
+@dataclass
+class Grader:
+    """Grades files against problems or packs with one Setup; shares reference runs."""
+
+    setup: Setup
+    # Reference outcomes kept in memory, newest last (a service draws a seed per upload).
+    keep: int = 32
+    _expected: OrderedDict[tuple[str, str, int], Expected] = field(
+        default_factory=OrderedDict, repr=False
+    )
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def expected(self, problem: Problem, seed: int) -> Expected:
+        """The reference's outcomes on the seed's cases: run once per grader (and kept on
+        disk when caches are trusted), shared by every file graded on that seed."""
+        key = (problem.spec.id, problem.spec.version, seed)
+        with self._lock:
+            known = self._expected.get(key)
+            if known is not None:
+                self._expected.move_to_end(key)
+                return known
+        expected = run_reference(
+            problem,
+            make_cases(problem.spec, seed),
+            runner=self.setup.reference,
+            use_cache=self.setup.trust_caches,
+        )
+        with self._lock:
+            self._expected[key] = expected
+            while len(self._expected) > self.keep:
+                self._expected.popitem(last=False)
+        return expected
+
+    def grade(
+        self,
+        path: Path,
+        target: Target | Problem,
+        *,
+        seed: int | None = None,
+        display_name: str | None = None,
+        limits: Limits | None = None,
+    ) -> Graded:
+        """Grade one file. Never raises for the file: only COURSE_FAULTS come out."""
+        target = target if isinstance(target, Target) else Target(target)
+        if target.practice is not None:
+            seed = target.practice.pack.seed
+        seed = random_seed() if seed is None else seed
+        name = display_name or str(path)
+        try:
+            report = self._grade(path, target, seed, name, limits)
+        except COURSE_FAULTS:
+            raise
+        except Exception as exc:  # a grading never dies of one student
+            return self.fault(path, target, seed=seed, error=exc, display_name=name)
+        return Graded(report)
+
+    def _grade(
+        self, path: Path, target: Target, seed: int, name: str, limits: Limits | None
+    ) -> Report:
+        runner = self.setup.submissions
+        if target.practice is not None:
+            return packs.check_practice(
+                path, target.practice, runner=runner, limits=limits, display_name=name
+            )
+        problem = target.problem
+        runner.isolation()  # refuse before the reference runs if it cannot be had
+        started = time.monotonic()
+        # A file that is not Python at all is reported at once, before the reference runs.
+        prepared = prepare(path, name)
+        early = prepared.failure
+        if early is None and prepared.notebook is None:
+            early = parse_failure(prepared.code, name)
+        if early is not None:
+            nothing_ran = Expected(cases=make_cases(problem.spec, seed), outcomes={})
+            prepared = prepared.failing(early)
+            return grade(
+                path,
+                problem=problem,
+                seed=seed,
+                expected=nothing_ran,
+                runner=runner,
+                display_name=name,
+                prepared=prepared,
+            )
+        expected = self.expected(problem, seed)
+        report = grade(
+            path,
+            problem=problem,
+            seed=seed,
+            expected=expected,
+            runner=runner,
+            limits=limits,
+            display_name=name,
+            prepared=prepared,
+        )
+        # What the student waited for: the reference's run counts too.
+        return report.model_copy(update={"seconds": time.monotonic() - started})
+
+    def grade_bytes(
+        self,
+        content: bytes,
+        target: Target | Problem,
+        *,
+        suffix: str,
+        file_name: str,
+        seed: int,
+    ) -> Graded:
+        """Grade an upload (the service, its queue workers). Written to a private folder under
+        a fixed name with its suffix (`submission.py`, `submission.ipynb`): nothing of its name
+        reaches the file system. An upload always ends in a report, even on a fault of the
+        course's set-up (a failing reference): the service must go on; only Cancelled (the
+        service is stopping) comes out."""
+        if suffix not in SUBMISSION_SUFFIXES:
+            raise ValueError(f"suffix {suffix!r} is not one of {SUBMISSION_SUFFIXES}")
+        with tempfile.TemporaryDirectory(prefix="grader-upload-") as folder:
+            path = Path(folder) / f"submission{suffix}"
+            path.write_bytes(content)
+            try:
+                return self.grade(path, target, seed=seed, display_name=file_name)
+            except Cancelled:
+                raise
+            except Exception as exc:
+                return self.fault(path, target, seed=seed, error=exc, display_name=file_name)
+
+    def fault_bytes(
+        self,
+        content: bytes,
+        target: Target | Problem,
+        *,
+        file_name: str,
+        seed: int,
+        error: Exception,
+    ) -> Graded:
+        """`fault` for an upload that is not graded (its hash and size still reported)."""
+        with tempfile.TemporaryDirectory(prefix="grader-upload-") as folder:
+            path = Path(folder) / "submission"
+            path.write_bytes(content)
+            return self.fault(path, target, seed=seed, error=error, display_name=file_name)
+
+    def fault(
+        self,
+        path: Path,
+        target: Target | Problem,
+        *,
+        seed: int,
+        error: Exception,
+        display_name: str | None = None,
+    ) -> Graded:
+        """The report of a file the grader failed on: crashed, saying it is not the student's
+        fault, named as the student named the file."""
+        target = target if isinstance(target, Target) else Target(target)
+        report = grader_fault_report(
+            path,
+            problem=target.problem,
+            seed=seed,
+            isolation=_isolation_or_none(self.setup.submissions),
+            error=error,
+        )
+        if display_name is not None:
+            submission = report.submission.model_copy(update={"path": display_name})
+            report = report.model_copy(update={"submission": submission})
+        return Graded(report, fault=True)
+
+
+def _isolation_or_none(runner: Runner) -> Isolation:
+    try:
+        return runner.isolation()
+    except GraderError:
+        return "none"
+
+
+__all__ = [
+    "COURSE_FAULTS",
+    "Catalog",
+    "Graded",
+    "Grader",
+    "Setup",
+    "Target",
+    "World",
+    "is_grader_fault",
+    "pack_for",
+]
