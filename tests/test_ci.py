@@ -15,7 +15,7 @@ from conftest import SUBMISSIONS, TOY, ReferenceCache
 from helpers import notebook_from_source
 from junitparser import Error, Failure, JUnitXml
 
-from grader.ci import Change, Graded, def_line, junit_xml
+from grader.ci import Change, FileVerdict, def_line, junit_xml
 from grader.ci_checks import check_annotations
 from grader.feedback import student_view
 from grader.grading import grade
@@ -266,14 +266,14 @@ def test_check_run_annotates_wrong_outputs_at_the_def_line(
     )
     wrong = [case.index for case in report.cases if not case.passed]
     assert wrong
-    item = Graded(Change(path="submissions/eve.py", status="added"), student_view(report), 2)
+    item = FileVerdict(Change(path="submissions/eve.py", status="added"), student_view(report), 2)
     notes = [a for a in check_annotations([item]) if a.title.startswith("wrong output")]
     assert len(notes) == 1
     assert (notes[0].start_line, notes[0].end_line) == (2, 2)
     assert notes[0].title.startswith(f"wrong output in {len(wrong)} of {len(report.cases)}")
     assert "peak" in notes[0].message
     # Without a def line (the file does not define the function) nothing is made up.
-    bare = Graded(item.change, item.report)
+    bare = FileVerdict(item.change, item.report)
     assert not [a for a in check_annotations([bare]) if a.title.startswith("wrong output")]
 
 
@@ -291,7 +291,7 @@ def test_a_file_that_does_not_load_is_one_failing_junit_case_with_its_reason(
     runner = FakeRunner(load_failure=failure)
     report = grade(broken, problem=toy, seed=3, expected=references.get(toy, 3), runner=runner)
     assert report.status.value == "syntax_error"
-    item = Graded(Change(path="submissions/dave.py", status="added"), student_view(report))
+    item = FileVerdict(Change(path="submissions/dave.py", status="added"), student_view(report))
     path = tmp_path / "junit.xml"
     junit_xml([item]).write(str(path))
 

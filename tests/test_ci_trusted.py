@@ -28,7 +28,7 @@ import yaml
 from conftest import TOY, TOY_DIRS, ReferenceCache
 from pydantic import ValidationError
 
-from grader.ci import Change, Graded, markdown_summary
+from grader.ci import Change, FileVerdict, markdown_summary
 from grader.ci_artifact import Artifact
 from grader.ci_checks import (
     MAX_SUMMARY,
@@ -653,7 +653,7 @@ def test_a_large_non_ascii_verdict_is_posted_within_githubs_byte_limits(
     located = case.model_copy(update={"error": case.error.model_copy(update={"line": 2})})
     report = report.model_copy(update={"cases": (located, *report.cases[1:])})
     graded = [
-        Graded(Change(path=f"submissions/s{n:02}.py", status="added"), report, 2) for n in range(20)
+        FileVerdict(Change(path=f"submissions/s{n:02}.py", status="added"), report, 2) for n in range(20)
     ]
     artifact = Artifact(manifest=None, submissions=[], deleted=[])  # type: ignore[arg-type]
     check_run = graded_check_run(artifact, graded, head_sha=OTHER_SHA, min_score=100)

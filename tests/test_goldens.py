@@ -33,7 +33,7 @@ from rich.console import Console
 
 from grader.batch import BatchResult, Skipped, gradebook_csv, summarize, summary_json
 from grader.cases import make_cases
-from grader.ci import Change, Graded, junit_xml, markdown_summary, workflow_annotations
+from grader.ci import Change, FileVerdict, junit_xml, markdown_summary, workflow_annotations
 from grader.feedback import student_view
 from grader.models import (
     CaseReason,
@@ -247,9 +247,9 @@ def batch(reports: dict[str, Report]) -> BatchResult:
 
 
 @pytest.fixture
-def graded(reports: dict[str, Report]) -> list[Graded]:
+def graded(reports: dict[str, Report]) -> list[FileVerdict]:
     return [
-        Graded(
+        FileVerdict(
             Change(path=f"submissions/{report.submission.path}", status="added"),
             student_view(report),
             def_line=None if report.notebook else 2,  # where `def vector_stats` would be
@@ -363,7 +363,7 @@ def test_student_page(request: pytest.FixtureRequest, reports: dict[str, Report]
     assert_golden(request, "student.html", "".join(pages))
 
 
-def test_step_summary(request: pytest.FixtureRequest, graded: list[Graded]) -> None:
+def test_step_summary(request: pytest.FixtureRequest, graded: list[FileVerdict]) -> None:
     text = markdown_summary(
         graded, [Change(path=f"submissions/{MARKDOWN}.py", status="deleted")], None, 100.0
     )
@@ -375,7 +375,7 @@ def test_step_summary(request: pytest.FixtureRequest, graded: list[Graded]) -> N
     assert_golden(request, "step-summary.md", text)
 
 
-def test_junit(request: pytest.FixtureRequest, graded: list[Graded], tmp_path: object) -> None:
+def test_junit(request: pytest.FixtureRequest, graded: list[FileVerdict], tmp_path: object) -> None:
     from pathlib import Path
 
     path = Path(str(tmp_path)) / "junit.xml"
@@ -387,7 +387,7 @@ def test_junit(request: pytest.FixtureRequest, graded: list[Graded], tmp_path: o
     assert_golden(request, "junit.xml", text)
 
 
-def test_workflow_annotations(request: pytest.FixtureRequest, graded: list[Graded]) -> None:
+def test_workflow_annotations(request: pytest.FixtureRequest, graded: list[FileVerdict]) -> None:
     commands = workflow_annotations(graded)
     assert commands and all(c.startswith("::error file=submissions/") for c in commands)
     text = "\n".join(commands) + "\n"
