@@ -43,6 +43,7 @@ from grader.models import (
     Status,
     SubmissionInfo,
     Versions,
+    headline_status,
 )
 from grader.problems import Problem
 from grader.run import LoadFailure, Runner, SubprocessRunner
@@ -297,9 +298,8 @@ def grade(
             f"then). A timeout scores no points: make your function faster."
         )
         return report.failed(LoadFailure(Status.TIMEOUT, message), run.stdout, run.stderr, results)
-    called = any(r.reason not in _NO_CALL for r in results)
-    if not called:
-        status = _status_when_nothing_ran(results)
+    status = headline_status(result.reason for result in results)
+    if status is not Status.GRADED:
         message = results[0].message if results else "No case ran."
         return report.failed(LoadFailure(status, message), run.stdout, run.stderr, results)
     graded = report.graded(results, run.stdout, run.stderr)
@@ -343,18 +343,6 @@ def grader_fault_report(
         f"to grade it again."
     )
     return builder.failed(LoadFailure(Status.CRASHED, message))
-
-
-_NO_CALL = {CaseReason.TIMEOUT, CaseReason.CRASHED, CaseReason.MEMORY_EXCEEDED, CaseReason.NOT_RUN}
-
-
-def _status_when_nothing_ran(results: Sequence[CaseResult]) -> Status:
-    reasons = {result.reason for result in results}
-    if CaseReason.MEMORY_EXCEEDED in reasons:
-        return Status.MEMORY_EXCEEDED
-    if CaseReason.TIMEOUT in reasons:
-        return Status.TIMEOUT
-    return Status.CRASHED
 
 
 @dataclass(frozen=True)
