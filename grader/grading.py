@@ -28,6 +28,7 @@ from grader.compare import judge_case
 from grader.errors import GraderError, ReferenceFailed
 from grader.feedback import diagnose
 from grader.models import (
+    HEADLINE,
     Case,
     CaseOutcome,
     CaseReason,
@@ -300,7 +301,8 @@ def grade(
         return report.failed(LoadFailure(Status.TIMEOUT, message), run.stdout, run.stderr, results)
     status = headline_status(result.reason for result in results)
     if status is not Status.GRADED:
-        message = results[0].message if results else "No case ran."
+        # The message of the first case that decided the status, so that the two agree.
+        message = next((r.message for r in results if HEADLINE[r.reason] is status), "No case ran.")
         return report.failed(LoadFailure(status, message), run.stdout, run.stderr, results)
     graded = report.graded(results, run.stdout, run.stderr)
     if run.peak_rss_kib is None:

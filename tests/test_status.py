@@ -128,6 +128,20 @@ def test_a_student_whose_every_case_stopped_sees_why(
     assert [case.reason for case in report.cases] == [reason] * len(report.cases)
 
 
+def test_a_student_sees_the_case_that_decided_the_status(
+    toy: Problem, references: ReferenceCache
+) -> None:
+    order = [CaseReason.CRASHED, CaseReason.TIMEOUT, CaseReason.MEMORY_EXCEEDED]
+
+    def stops(index: int) -> CaseReason:
+        return order[index] if index < len(order) else CaseReason.NOT_RUN
+
+    report = graded(toy, references, stops)
+    assert report.status is Status.MEMORY_EXCEEDED
+    assert report.message == "Case 2 ended: memory_exceeded."
+    assert report.score == 0
+
+
 def test_one_case_that_returned_makes_the_report_graded(
     toy: Problem, references: ReferenceCache
 ) -> None:
