@@ -157,11 +157,15 @@ class CaseSet(Frozen):
     edge: tuple[EdgeCase, ...] = Field((), description="Fixed edge cases, run before the random.")
 
 
+# How an output is compared; each kind has one entry in grader/compare.py's COMPARATORS.
+OutputKind = Literal["exact", "close"]
+
+
 class Output(Frozen):
     """One element of the function's return value and how it is compared."""
 
     name: str = Field(description="Name of the output, used in every message about it.")
-    compare: Literal["exact", "close"] = Field(
+    compare: OutputKind = Field(
         description="'exact': must equal the reference; 'close': within the tolerance."
     )
     rtol: float = Field(
