@@ -11,7 +11,7 @@ its `CODE_DISPLAY_ORDER`): the first of the cases' reasons in the table heads th
     exception         graded           the function raised: the exception and its line
     memory_exceeded   memory_exceeded  it ran out of memory (MemoryError, or the limit killed it)
     timeout           timeout          a case took longer than its CPU-time limit
-    crashed           crashed          the process died while the case ran (a signal, exit)
+    crashed           crashed          the process died while the case ran (a signal, an exit)
     not_run           crashed          the case never started: an earlier one stopped the run
 
 Why this order:
