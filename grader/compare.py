@@ -1,14 +1,18 @@
 """Judge one case: the submission's outcome against the reference's, in the trusted process.
 
-In order: did it return at all, the right number of values, all finite, then each output
-against its rule ('exact', or 'close' within a tolerance). Messages name the output.
+In order: did it return at all, the right number of values, all finite, then each output by
+the comparison its spec names (`Output.compare`), looked up in `COMPARATORS`: 'exact', or
+'close' within a tolerance. Messages name the output. A new kind of output is one entry in
+that table (and its name in `OutputKind`, so that specs may ask for it).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
+from grader.errors import InvalidSpec
 from grader.models import (
     Case,
     CaseOutcome,
@@ -16,22 +20,61 @@ from grader.models import (
     CaseResult,
     Output,
     OutputCheck,
+    OutputKind,
 )
 from grader.run import CaseFailure
 
 
-def tolerance(output: Output, expected: float, scale: float | None) -> float:
-    """Largest accepted |got - expected| for one output.
+@dataclass(frozen=True)
+class Comparator:
+    """How one kind of output is compared with the reference's value."""
 
-    For 'close' outputs: atol + rtol * max(scale, |expected|), where scale is the magnitude of
-    what was summed (from the reference's scale function). Scaling by |expected| alone would
-    fail correct answers whose sum happens to be near zero, where float noise is largest
-    relative to the result.
-    """
-    if output.compare == "exact":
-        return 0.0
+    tolerance: Callable[[Output, float, float | None], float]
+    """Largest accepted |got - expected|, from the output's spec, the expected value and the
+    scale the reference's scale function gave (None without one)."""
+    accepts: Callable[[float, float, float], bool]
+    """Whether got passes against expected, given that tolerance."""
+
+
+def _close_tolerance(output: Output, expected: float, scale: float | None) -> float:
+    """atol + rtol * max(scale, |expected|), where scale is the magnitude of what was summed
+    (from the reference's scale function). Scaling by |expected| alone would fail correct
+    answers whose sum happens to be near zero, where float noise is largest relative to the
+    result."""
     magnitude = max(abs(expected), scale or 0.0)
     return output.atol + output.rtol * magnitude
+
+
+COMPARATORS: dict[OutputKind, Comparator] = {
+    # Must equal the reference's value (a count, an index): no tolerance.
+    "exact": Comparator(
+        tolerance=lambda output, expected, scale: 0.0,
+        accepts=lambda got, expected, allowed: got == expected,
+    ),
+    # Within a tolerance scaled by the output's magnitude (float sums).
+    "close": Comparator(
+        tolerance=_close_tolerance,
+        accepts=lambda got, expected, allowed: abs(got - expected) <= allowed,
+    ),
+}
+
+
+def comparator(output: Output) -> Comparator:
+    """The comparison for an output's kind; InvalidSpec names the output if there is none."""
+    found = COMPARATORS.get(output.compare)
+    if found is None:
+        known = ", ".join(COMPARATORS)
+        raise InvalidSpec(
+            f"output {output.name!r} of the problem spec asks for compare = "
+            f"{output.compare!r}, which the grader has no comparison for (known: {known}); "
+            f"fix that output's `compare` in the spec."
+        )
+    return found
+
+
+def tolerance(output: Output, expected: float, scale: float | None) -> float:
+    """Largest accepted |got - expected| for one output (0 for 'exact'; see `COMPARATORS`)."""
+    return comparator(output).tolerance(output, expected, scale)
 
 
 def check_outputs(
@@ -43,10 +86,11 @@ def check_outputs(
     """Verdict on each output of a case whose values are all present and finite."""
     checks = []
     for position, output in enumerate(outputs):
+        rule = comparator(output)
         value, want = got[position], expected[position]
-        allowed = tolerance(output, want, scales[position] if scales else None)
+        allowed = rule.tolerance(output, want, scales[position] if scales else None)
         error = abs(value - want)
-        passed = value == want if output.compare == "exact" else error <= allowed
+        passed = rule.accepts(value, want, allowed)
         checks.append(
             OutputCheck(
                 name=output.name,

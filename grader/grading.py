@@ -29,6 +29,7 @@ from grader.compare import judge_case
 from grader.errors import GraderError, ReferenceFailed
 from grader.feedback import diagnose
 from grader.models import (
+    HEADLINE,
     Case,
     CaseOutcome,
     CaseReason,
@@ -44,6 +45,7 @@ from grader.models import (
     Status,
     SubmissionInfo,
     Versions,
+    headline_status,
 )
 from grader.problems import Problem
 from grader.run import LoadFailure, Runner
@@ -246,10 +248,10 @@ def grade(
             f"then). A timeout scores no points: make your function faster."
         )
         return report.failed(LoadFailure(Status.TIMEOUT, message), run.stdout, run.stderr, results)
-    called = any(r.reason not in _NO_CALL for r in results)
-    if not called:
-        status = _status_when_nothing_ran(results)
-        message = results[0].message if results else "No case ran."
+    status = headline_status(result.reason for result in results)
+    if status is not Status.GRADED:
+        # The message of the first case that decided the status, so that the two agree.
+        message = next((r.message for r in results if HEADLINE[r.reason] is status), "No case ran.")
         return report.failed(LoadFailure(status, message), run.stdout, run.stderr, results)
     graded = report.graded(results, run.stdout, run.stderr)
     if run.peak_rss_kib is None:
@@ -292,18 +294,6 @@ def grader_fault_report(
         f"to grade it again."
     )
     return builder.failed(LoadFailure(Status.CRASHED, message))
-
-
-_NO_CALL = {CaseReason.TIMEOUT, CaseReason.CRASHED, CaseReason.MEMORY_EXCEEDED, CaseReason.NOT_RUN}
-
-
-def _status_when_nothing_ran(results: Sequence[CaseResult]) -> Status:
-    reasons = {result.reason for result in results}
-    if CaseReason.MEMORY_EXCEEDED in reasons:
-        return Status.MEMORY_EXCEEDED
-    if CaseReason.TIMEOUT in reasons:
-        return Status.TIMEOUT
-    return Status.CRASHED
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import get_args
+
 import numpy as np
 import pytest
+from conftest import TOY
 from pydantic import ValidationError
 
 from grader.cases import make_cases
-from grader.compare import check_outputs, tolerance
-from grader.models import ArrayArg, Output, Report, ScalarArg
-from grader.problems import Problem
+from grader.compare import COMPARATORS, check_outputs, tolerance
+from grader.errors import InvalidSpec
+from grader.models import ArrayArg, Output, OutputKind, Report, ScalarArg
+from grader.problems import Problem, load_spec
 
 
 def test_same_seed_same_cases_other_seed_other_cases(problem: Problem) -> None:
@@ -85,6 +90,28 @@ def test_exact_output_must_match_exactly() -> None:
     (same,) = check_outputs([EXACT], [4.0], [4.0], None)
     (other,) = check_outputs([EXACT], [2.0], [4.0], None)
     assert same.passed and not other.passed
+
+
+def test_every_kind_a_spec_may_name_has_one_comparison() -> None:
+    assert sorted(COMPARATORS) == sorted(get_args(OutputKind))
+
+
+def test_an_output_kind_without_a_comparison_is_a_spec_error_naming_the_output() -> None:
+    # Only an Output built without validation can name one; a spec file cannot (see below).
+    odd = Output.model_construct(name="num_leaves", compare="integer", rtol=0.0, atol=0.0)
+    with pytest.raises(InvalidSpec, match=r"'num_leaves'.*'integer'.*known: exact, close"):
+        check_outputs([odd], [4.0], [4.0], None)
+
+
+def test_a_spec_file_asking_for_an_unknown_comparison_is_refused_with_its_path(
+    tmp_path: Path,
+) -> None:
+    text = (TOY / "problems" / "vector_stats.toml").read_text()
+    assert 'compare = "exact"' in text
+    path = tmp_path / "vector_stats.toml"
+    path.write_text(text.replace('compare = "exact"', 'compare = "integer"', 1))
+    with pytest.raises(InvalidSpec, match=r"(?s)vector_stats\.toml is invalid.*compare"):
+        load_spec(path)
 
 
 def test_report_is_frozen_and_rejects_unknown_fields() -> None:
