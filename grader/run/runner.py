@@ -43,6 +43,7 @@ from grader.models import (
     RunRequest,
     Status,
 )
+from grader.models.status import headline_status
 from grader.run import cgroup as cgroups
 from grader.run.cputime import CpuMeter, tree_pids
 from grader.run.launch import (
@@ -468,10 +469,7 @@ class SubprocessRunner:
                 current = attempt.feed.open_case
             if current is None:
                 # The process ended or ran out of time before it ran a case.
-                status = {
-                    CaseReason.TIMEOUT: Status.TIMEOUT,
-                    CaseReason.MEMORY_EXCEEDED: Status.MEMORY_EXCEEDED,
-                }.get(attempt.stopped or CaseReason.CRASHED, Status.CRASHED)
+                status = headline_status([attempt.stopped or CaseReason.CRASHED])
                 result.load_failure = LoadFailure(status, attempt.detail)
                 result.total_timeout = status is Status.TIMEOUT
                 break
