@@ -24,6 +24,7 @@ from grader import __version__
 from grader.cache import cache_root, digest, library_versions
 from grader.cases import decades, make_cases, thirds
 from grader.compare import check_outputs
+from grader.figure import Figure
 from grader.models import (
     ArrayArg,
     Case,
@@ -45,24 +46,6 @@ class Region:
     parameter: str
     description: str
     contains: Callable[[int], bool]
-
-
-@dataclass(frozen=True)
-class Figure:
-    """How many grading seeds a wrong solution escapes on."""
-
-    kind: str  # "range", "pair", "values", "calls", "mistake" or "random"
-    subject: str  # the parameter(s), or the mistake's id
-    description: str
-    escapes: int
-    seeds: int
-    # Whether max_escape applies: figures that no affordable design can hold (a solution
-    # wrong on a random tenth of its calls) are shown, not held.
-    held: bool = True
-
-    @property
-    def rate(self) -> float:
-        return self.escapes / self.seeds if self.seeds else 0.0
 
 
 def regions(spec: ProblemSpec) -> list[Region]:
