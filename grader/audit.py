@@ -24,6 +24,7 @@ from grader import __version__
 from grader.cache import cache_root, digest, library_versions
 from grader.cases import decades, make_cases, thirds
 from grader.compare import check_outputs
+from grader.figure import Figure
 from grader.models import (
     ArrayArg,
     Case,
@@ -45,24 +46,6 @@ class Region:
     parameter: str
     description: str
     contains: Callable[[int], bool]
-
-
-@dataclass(frozen=True)
-class Figure:
-    """How many grading seeds a wrong solution escapes on."""
-
-    kind: str  # "range", "pair", "values", "calls", "mistake" or "random"
-    subject: str  # the parameter(s), or the mistake's id
-    description: str
-    escapes: int
-    seeds: int
-    # Whether max_escape applies: figures that no affordable design can hold (a solution
-    # wrong on a random tenth of its calls) are shown, not held.
-    held: bool = True
-
-    @property
-    def rate(self) -> float:
-        return self.escapes / self.seeds if self.seeds else 0.0
 
 
 def regions(spec: ProblemSpec) -> list[Region]:
@@ -342,7 +325,7 @@ def mistake_figures(
     problem: Problem,
     seeds: Sequence[int],
     *,
-    runner: Runner | None = None,
+    runner: Runner,
     chunk: int = 40,
     progress: Callable[[str], None] | None = None,
 ) -> list[Figure]:
@@ -395,7 +378,7 @@ def _variant_passes(spec: ProblemSpec, function: str, reference: CaseOutcome) ->
 
 
 def case_outcomes(
-    problem: Problem, cases: Sequence[Case], *, runner: Runner | None = None, chunk: int = 40
+    problem: Problem, cases: Sequence[Case], *, runner: Runner, chunk: int = 40
 ) -> list[CaseOutcome]:
     """The reference's outcome (with the mistakes' outputs) on each case: from the on-disk
     cache, the missing ones computed `chunk` at a time in one trusted process each."""

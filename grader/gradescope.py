@@ -42,7 +42,8 @@ from grader import safe_text
 from grader.engine import Graded, Grader, Setup
 from grader.errors import GraderError, UsageError
 from grader.notebook import SUBMISSION_SUFFIXES
-from grader.problems import REPO_ROOT, Problem, defined_functions, load_problem
+from grader.paths import REPO_ROOT
+from grader.problems import Problem, defined_functions, load_problem
 from grader.render import gradescope_json, output_console, print_report
 from grader.run.policy import full_isolation_problem, run_uid_problem
 from grader.storage import write_atomic

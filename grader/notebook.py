@@ -61,8 +61,9 @@ that was left out.
 Lines are Python's lines (ends \n, \r\n, \r), never str.splitlines()'s, which also breaks at
 U+2028 and form feeds: a line split there would no longer be the line Python parsed.
 
-`check()` at the bottom is the in-notebook check: `grader.notebook.check("graphdef_vs_state")`
-in a Jupyter or Colab cell grades what the kernel has run so far.
+This module only converts: it grades nothing and imports nothing of grading, packs or
+renderers. The in-notebook check (`grader.notebook_check.check("graphdef_vs_state")` in a
+Jupyter or Colab cell) is in notebook_check.py.
 """
 
 from __future__ import annotations
@@ -74,18 +75,14 @@ import importlib.util
 import json
 import re
 import sys
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from grader.models import CellSpan, LeftOut, NotebookInfo, Status
 from grader.run import LoadFailure
 from grader.run.worker import describe_syntax_error
-
-if TYPE_CHECKING:
-    from grader.models import Report
 
 SUFFIX = ".ipynb"
 # What a submission file may be: Python source, or a Jupyter/Colab notebook.
@@ -1203,101 +1200,7 @@ def _dotted(node: ast.expr) -> str:
     return ""
 
 
-# The in-notebook check -----------------------------------------------------------------------
-
-
-def check(
-    problem_id: str | None = None,
-    *,
-    pack: str | Path | None = None,
-    seed: int | None = None,
-    show: bool = True,
-    shell: Any = None,
-) -> Report:
-    """Check the function this notebook's kernel has defined, without leaving the notebook.
-
-    In Jupyter or Colab, after `%pip install grader` (or the course's wheel):
-
-        import grader.notebook
-        grader.notebook.check("graphdef_vs_state")
-
-    The cells the kernel has run, in the order they ran (its `In` history: a cell run twice
-    counts twice, as in the kernel), become a notebook that is graded exactly like a submitted
-    .ipynb: on the course's public practice pack when there is one (`pack=` a folder or its
-    pack.json, else packs/<problem id>/ as `grader check` finds it), else with the reference
-    when this machine has it. A run cell that is not Python (a typo fixed in a later run) is
-    left out. Prints the verdict as `grader check` does; returns the report (student's view).
-    """
-    from grader.feedback import student_view
-    from grader.render import print_report
-
-    if shell is None:
-        from IPython import get_ipython  # present wherever a notebook runs
-
-        shell = get_ipython()
-        if shell is None:
-            raise RuntimeError(
-                "grader.notebook.check() grades the cells a notebook's kernel has run: call it "
-                "in a Jupyter or Colab notebook. For a file, run `grader check FILE` instead."
-            )
-    # The cells as typed (`In` holds them after IPython's rewriting: `!ls` is a call there).
-    raw_history = shell.history_manager.input_hist_raw[1:]
-    history = [cell for cell in raw_history if isinstance(cell, str)]
-    report = _grade_history(history, problem_id, pack, seed)
-    view = student_view(report)
-    if show:
-        from rich.console import Console
-
-        print_report(view, Console(file=sys.stdout, force_jupyter=False, soft_wrap=True))
-    return view
-
-
-def _parses_as_ipython(cell: str) -> bool:
+def parses_as_ipython(cell: str) -> bool:
+    """Whether a cell as typed in a kernel is Python or IPython (magics, shell lines)."""
     python, _, tree = _without_ipython(cell)
     return tree is not None or _parse(python) is not None
-
-
-_NOT_PYTHON = "# (a run of this cell was not Python, a typo fixed later, say: left out)\n"
-
-
-def _grade_history(
-    history: Sequence[str], problem_id: str | None, pack: str | Path | None, seed: int | None
-) -> Report:
-    from grader import pack as packs
-    from grader.grading import check as check_file
-    from grader.problems import find_problem
-
-    sources = [cell if _parses_as_ipython(cell) else _NOT_PYTHON for cell in history]
-    notebook = {
-        "nbformat": 4,
-        "nbformat_minor": 5,
-        "metadata": {},
-        "cells": [
-            {
-                "cell_type": "code",
-                "id": f"run-{number}",
-                "metadata": {},
-                "execution_count": number,
-                "outputs": [],
-                "source": source,
-            }
-            for number, source in enumerate(sources, start=1)
-        ],
-    }
-    with tempfile.TemporaryDirectory(prefix="grader-notebook-") as folder:
-        path = Path(folder) / "notebook.ipynb"
-        path.write_text(json.dumps(notebook))
-        name = "this notebook"
-        # The functions the cells define pick the pack or problem when none is named.
-        code = ""
-        if problem_id is None:
-            python = convert_cells(sources, name)
-            code = python.source if isinstance(python, Converted) else ""
-        location = Path(pack) if pack is not None else packs.find_pack(code, problem_id)
-        if location is not None:
-            practice = packs.practice_problem(packs.load_pack(location), location)
-            if problem_id is not None and practice.problem.spec.id != problem_id:
-                raise ValueError(f"the pack at {location} is for {practice.problem.spec.id!r}")
-            return packs.check_practice(path, practice, display_name=name)
-        problem = find_problem(code, problem_id=problem_id)
-        return check_file(path, problem=problem, seed=seed, display_name=name)

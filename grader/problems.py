@@ -14,9 +14,8 @@ from pydantic import ValidationError
 from grader import safe_text
 from grader.errors import InvalidSpec, ReferenceMissing, UnknownProblem
 from grader.models import ProblemSpec
+from grader.paths import REPO_ROOT
 
-# The repository layout is fixed: grader/, problems/ and reference/ sit side by side.
-REPO_ROOT = Path(__file__).resolve().parent.parent
 PROBLEMS_ENV = "GRADER_PROBLEMS_DIR"
 REFERENCE_ENV = "GRADER_REFERENCE_DIR"
 # A problem id is a name, never a path: letters, digits, '_' and '-', starting with a letter or

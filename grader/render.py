@@ -22,8 +22,8 @@ from rich.table import Table
 from rich.text import Text
 
 from grader import safe_text
-from grader.audit import Figure
 from grader.feedback import OUTPUT_WITHHELD
+from grader.figure import Figure
 from grader.models import (
     CaseReason,
     CaseResult,

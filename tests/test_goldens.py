@@ -31,10 +31,10 @@ from helpers import (
 from junitparser import JUnitXml
 from rich.console import Console
 
-from grader.batch import BatchResult, Skipped, gradebook_csv, summarize, summary_json
 from grader.cases import make_cases
 from grader.ci import Change, FileVerdict, junit_xml, markdown_summary, workflow_annotations
 from grader.feedback import student_view
+from grader.gradebook import BatchResult, Skipped, gradebook_csv, summarize, summary_json
 from grader.models import (
     CaseReason,
     CaseResult,

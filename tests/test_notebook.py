@@ -369,7 +369,7 @@ def test_in_notebook_check_grades_what_the_kernel_ran(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A student's session in IPython's own shell: cells run (one with a typo, run again
-    fixed; a shell line; a demo call), then grader.notebook.check() in a last cell."""
+    fixed; a shell line; a demo call), then grader.notebook_check.check() in a last cell."""
     from IPython.core.interactiveshell import InteractiveShell
 
     from grader.pack import PRACTICE_SEEDS, make_pack, write_pack
@@ -392,7 +392,8 @@ def test_in_notebook_check_grades_what_the_kernel_ran(
         for cell in cells:
             shell.run_cell(cell, store_history=True)
         first = shell.run_cell(
-            f"import grader.notebook\nreport = grader.notebook.check(pack={str(pack)!r})",
+            "import grader.notebook_check\n"
+            f"report = grader.notebook_check.check(pack={str(pack)!r})",
             store_history=True,
         )
         assert first.success, first.error_in_exec
@@ -415,7 +416,7 @@ def test_in_notebook_check_grades_what_the_kernel_ran(
             store_history=True,
         )
         again = shell.run_cell(
-            f"grader.notebook.check(pack={str(pack)!r}, show=False)", store_history=True
+            f"grader.notebook_check.check(pack={str(pack)!r}, show=False)", store_history=True
         )
         assert again.success and again.result.full_marks
     finally:

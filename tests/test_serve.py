@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from serving import GRADER, STAFF_TOKEN, TOY, Server, make_roster, multipart
 
-from grader.batch import BatchResult, gradebook_csv
+from grader.gradebook import BatchResult, gradebook_csv
 
 CORRECT = (TOY / "submissions" / "correct.py").read_bytes()
 UNKNOWN_TOKEN = "not-a-real-token-but-secret-1234"  # noqa: S105 (a test value)

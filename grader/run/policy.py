@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from grader.models import RunRequest
-from grader.problems import REPO_ROOT
+from grader.paths import REPO_ROOT
 
 UNSHARE_FLAGS = (
     "--pid",

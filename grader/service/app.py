@@ -45,9 +45,9 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from grader import safe_text
-from grader.batch import BatchResult, gradebook_csv, summarize
 from grader.cases import random_seed
 from grader.engine import Graded
+from grader.gradebook import BatchResult, gradebook_csv, summarize
 from grader.grading import MAX_SOURCE_BYTES
 from grader.models import Report
 from grader.notebook import SUBMISSION_SUFFIXES as ALLOWED_SUFFIXES
