@@ -27,6 +27,22 @@ from grader.engine import Setup
 from grader.models import Report
 
 GRADER = [sys.executable, "-m", "grader"]
+REPO = Path(__file__).resolve().parent.parent
+
+
+def quick_timeout_problem(folder: Path) -> tuple[str, ...]:
+    """The real problem, with a case stopped after 8 s of CPU time and one restart (not 30 s
+    and 3): an endless loop then costs seconds, not a minute. The options pointing at it."""
+    folder.mkdir()
+    spec = (REPO / "problems" / "graphdef_vs_state.toml").read_text()
+    for default, quick in (
+        ("case_seconds = 30 ", "case_seconds = 8 "),
+        ("max_restarts = 3", "max_restarts = 1"),
+    ):
+        assert default in spec, default
+        spec = spec.replace(default, quick)
+    (folder / "graphdef_vs_state.toml").write_text(spec)
+    return ("--problems-dir", str(folder), "--reference-dir", str(REPO / "reference"))
 
 
 def make_class(folder: Path) -> Path:
@@ -50,8 +66,9 @@ def test_batch_writes_every_output(tmp_path: Path) -> None:
     """The end-to-end test of `grader batch`: a process grading a class in the sandbox."""
     folder = make_class(tmp_path / "class")
     out = tmp_path / "out"
+    problem = quick_timeout_problem(tmp_path / "problems")
     result = subprocess.run(
-        [*GRADER, "batch", str(folder), "--out", str(out), "--seed", "5"],
+        [*GRADER, "batch", str(folder), "--out", str(out), "--seed", "5", *problem],
         capture_output=True,
         text=True,
         check=False,
