@@ -13,7 +13,8 @@ The trusted reference always runs in process (`references`): it is the course's 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,20 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.delenv("GRADER_PROBLEMS_DIR", raising=False)
     monkeypatch.delenv("GRADER_REFERENCE_DIR", raising=False)
     monkeypatch.chdir(home)
+
+
+@pytest.fixture(autouse=True)
+def _jax_left_as_found() -> Iterator[None]:
+    """A file run in this process (`InProcessRunner`) must not change JAX for the tests after
+    it: tests/submissions/wrong/x64_enabled.py turns jax_enable_x64 on for its whole process."""
+    yield
+    jax = sys.modules.get("jax")
+    if jax is not None and jax.config.jax_enable_x64:
+        jax.config.update("jax_enable_x64", False)  # the next tests run as they would alone
+        pytest.fail(
+            "this test left jax_enable_x64 on in the test process (a file run in process by "
+            "InProcessRunner turned it on?): grade such a file in the sandbox (grade_file)"
+        )
 
 
 @pytest.fixture(scope="session")
