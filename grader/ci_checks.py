@@ -282,7 +282,8 @@ def _request(method: str, url: str, token: str, body: dict[str, object]) -> dict
         with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
             answer = json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as exc:
-        detail = exc.read(2000).decode(errors="replace")
+        with exc:  # its connection is closed here, not left to the garbage collector
+            detail = exc.read(2000).decode(errors="replace")
         hint = " The job needs `permissions: checks: write`." if exc.code in (401, 403, 404) else ""
         raise PostError(f"{method} {url} failed: HTTP {exc.code} {detail}.{hint}") from None
     except (urllib.error.URLError, TimeoutError, json.JSONDecodeError) as exc:

@@ -320,6 +320,11 @@ class Grader:
         """Grade one file. Never raises for the file: only COURSE_FAULTS come out."""
         target = target if isinstance(target, Target) else Target(target)
         if target.practice is not None:
+            if seed is not None:
+                raise UsageError(
+                    "--seed chooses the cases of a real grading; a practice run always uses the "
+                    "pack's cases. Leave out --seed."
+                )
             seed = target.practice.pack.seed
         seed = random_seed() if seed is None else seed
         name = display_name or str(path)

@@ -1,4 +1,5 @@
-"""Test helpers shared by several modules: golden files and the hostile texts."""
+"""Test helpers shared by several modules: golden files, the hostile texts, running a command
+in process."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
+from grader.cli import cli
+from grader.engine import Setup, World
 from grader.models import CaseReason, Report, Status
 
 GOLDENS = Path(__file__).parent / "goldens"
@@ -43,6 +47,12 @@ HOSTILE_TEXTS = [
     XML_FORBIDDEN,
     WORKFLOW,
 ]
+
+
+def invoke(setup: Setup, *args: str, env: dict[str, str | None] | None = None) -> Result:
+    """Run a `grader` command in this process, every door on `setup`'s runners (exceptions
+    other than the command's own exit propagate, with their traceback)."""
+    return CliRunner().invoke(cli, list(args), obj=World.of(setup), env=env, catch_exceptions=False)
 
 
 def assert_golden(request: pytest.FixtureRequest, name: str, text: str) -> None:

@@ -1,5 +1,6 @@
-"""A real `grader serve` (uvicorn on a free port, in its own process group) for the tests, and
-a real `redis-server`, with a small HTTP client that can also send malformed requests."""
+"""A real `grader serve` (uvicorn on a free port, in its own process group) for the tests, the
+same service served in this process on in-process runners (`InProcessServer`), and a real
+`redis-server`, with a small HTTP client that can also send malformed requests."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -31,14 +33,17 @@ def free_port() -> int:
 
 
 def make_roster(folder: Path, names: tuple[str, ...] = STUDENTS) -> dict[str, str]:
-    """A roster made by `grader roster make`; returns student -> token."""
+    """A roster made by `grader roster make` (run in this process); returns student -> token."""
+    from click.testing import CliRunner
+
+    from grader.cli import cli
+
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "names.txt").write_text("\n".join(names) + "\n")
-    subprocess.run(
-        [*GRADER, "roster", "make", str(folder / "names.txt"), "--out", str(folder / "roster.csv")],
-        check=True,
-        capture_output=True,
+    made = CliRunner().invoke(
+        cli, ["roster", "make", str(folder / "names.txt"), "--out", str(folder / "roster.csv")]
     )
+    assert made.exit_code == 0, made.output
     lines = (folder / "roster.csv").read_text().splitlines()[1:]
     return dict(line.split(",", 1) for line in lines)  # type: ignore[misc]
 
@@ -194,6 +199,74 @@ class Server:
                 return found
             time.sleep(0.2)
         pytest.fail(f"submission {submission_id} not graded in {timeout} s:\n{self.log_text()}")
+
+
+class InProcessServer(Server):
+    """The service `grader serve` builds (`build_service`, `build_app`, its HTTP limits),
+    served by uvicorn in a thread of this process, grading on in-process runners: for tests of
+    the HTTP API on files the tests wrote. Of `extra`, only `--rate` is understood; there is
+    no log (use `Server` to read one) and no process to signal."""
+
+    def start(self) -> InProcessServer:
+        import uvicorn
+
+        from grader.engine import Catalog, Setup, World
+        from grader.run.fake import InProcessRunner
+        from grader.service.app import MAX_CONNECTIONS, build_app
+        from grader.service.http import Limits, uvicorn_options
+        from grader.service.start import build_service
+
+        args = self.command[self.command.index("serve") + 1 :]
+        options = dict(zip(args[::2], args[1::2], strict=True))
+        unknown = set(options) - {"--data", "--roster", "--port", "--workers"}
+        unknown -= {"--problems-dir", "--reference-dir", "--rate"}
+        assert not unknown, f"InProcessServer does not understand {unknown}"
+        saved = os.environ.get("GRADER_STAFF_TOKEN")
+        os.environ["GRADER_STAFF_TOKEN"] = STAFF_TOKEN
+        try:
+            service, _ = build_service(
+                data=Path(options["--data"]),
+                roster_path=Path(options["--roster"]),
+                catalog=Catalog(Path(options["--problems-dir"]), Path(options["--reference-dir"])),
+                world=World.of(Setup(InProcessRunner(), InProcessRunner())),
+                rate=options.get("--rate"),
+                workers=int(options["--workers"]),
+            )
+        finally:
+            if saved is None:
+                os.environ.pop("GRADER_STAFF_TOKEN", None)
+            else:
+                os.environ["GRADER_STAFF_TOKEN"] = saved
+        config = uvicorn.Config(
+            build_app(service),
+            host="127.0.0.1",
+            port=self.port,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            timeout_keep_alive=5,
+            limit_concurrency=MAX_CONNECTIONS,
+            **uvicorn_options(Limits()),
+        )
+        self.uvicorn = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.uvicorn.run, name="uvicorn", daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.uvicorn.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                pytest.fail("the in-process service did not start")
+            time.sleep(0.02)
+        return self
+
+    def log_text(self) -> str:
+        raise AssertionError("an InProcessServer keeps no log: use Server")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Stop it as SIGTERM stops `grader serve` (whatever `sig`: a thread cannot be
+        killed)."""
+        if getattr(self, "thread", None) is not None and self.thread.is_alive():
+            self.uvicorn.should_exit = True
+            self.thread.join(timeout=60)
 
 
 def read_response(conn: socket.socket) -> Response:

@@ -1,4 +1,9 @@
-"""`grader batch` as staff run it: a real folder, real processes, a real browser."""
+"""`grader batch` as staff run it: a real folder, a real browser.
+
+`test_batch_writes_every_output` is the end-to-end test of `grader batch` (a process, the
+sandbox, a submission that loops forever), and a batch killed midway is resumed for real; the
+others run the command in this process on in-process runners (`helpers.invoke`).
+"""
 
 from __future__ import annotations
 
@@ -16,10 +21,28 @@ from urllib.parse import quote
 
 import pytest
 from conftest import SUBMISSIONS, TOY, TOY_DIRS
+from helpers import invoke
 
+from grader.engine import Setup
 from grader.models import Report
 
 GRADER = [sys.executable, "-m", "grader"]
+REPO = Path(__file__).resolve().parent.parent
+
+
+def quick_timeout_problem(folder: Path) -> tuple[str, ...]:
+    """The real problem, with a case stopped after 8 s of CPU time and one restart (not 30 s
+    and 3): an endless loop then costs seconds, not a minute. The options pointing at it."""
+    folder.mkdir()
+    spec = (REPO / "problems" / "graphdef_vs_state.toml").read_text()
+    for default, quick in (
+        ("case_seconds = 30 ", "case_seconds = 8 "),
+        ("max_restarts = 3", "max_restarts = 1"),
+    ):
+        assert default in spec, default
+        spec = spec.replace(default, quick)
+    (folder / "graphdef_vs_state.toml").write_text(spec)
+    return ("--problems-dir", str(folder), "--reference-dir", str(REPO / "reference"))
 
 
 def make_class(folder: Path) -> Path:
@@ -40,10 +63,12 @@ def make_class(folder: Path) -> Path:
 
 @pytest.mark.slow
 def test_batch_writes_every_output(tmp_path: Path) -> None:
+    """The end-to-end test of `grader batch`: a process grading a class in the sandbox."""
     folder = make_class(tmp_path / "class")
     out = tmp_path / "out"
+    problem = quick_timeout_problem(tmp_path / "problems")
     result = subprocess.run(
-        [*GRADER, "batch", str(folder), "--out", str(out), "--seed", "5"],
+        [*GRADER, "batch", str(folder), "--out", str(out), "--seed", "5", *problem],
         capture_output=True,
         text=True,
         check=False,
@@ -117,39 +142,25 @@ def test_batch_writes_every_output(tmp_path: Path) -> None:
     assert "skipped escape.py: symlink pointing outside the folder" in result.stderr
 
 
-def test_empty_folder_is_a_batch_of_nobody(tmp_path: Path) -> None:
+def test_empty_folder_is_a_batch_of_nobody(in_process: Setup, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
-    result = subprocess.run(
-        [
-            *GRADER,
-            "batch",
-            str(tmp_path / "empty"),
-            "--out",
-            str(tmp_path / "out"),
-            "--problems-dir",
-            str(TOY / "problems"),
-            "--reference-dir",
-            str(TOY / "reference"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
+    result = invoke(
+        in_process, "batch", str(tmp_path / "empty"), "--out", str(tmp_path / "out"), *TOY_DIRS
     )
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["students"] == 0 and summary["skipped"] == []
     assert (tmp_path / "out" / "grades.csv").read_text().count("\n") == 1  # just the header
 
 
-def toy_class(folder: Path, count: int) -> None:
+def toy_class(folder: Path, count: int, *, slow: bool = False) -> None:
+    """`count` correct toy submissions, each a different file; `slow`: each starts slowly."""
     folder.mkdir()
     body = (TOY / "submissions" / "correct.py").read_text()
+    # A slow start keeps the batch busy long enough to be killed midway.
+    start = "import time\ntime.sleep(1.5)\n" if slow else ""
     for number in range(count):
-        # A slow start keeps the batch busy long enough to be killed midway.
-        (folder / f"s{number:02d}.py").write_text(
-            f"import time\ntime.sleep(1.5)\n# {number}\n" + body
-        )
+        (folder / f"s{number:02d}.py").write_text(f"{start}# {number}\n" + body)
 
 
 def toy_batch_command(folder: Path, out: Path, *extra: str) -> list[str]:
@@ -169,8 +180,9 @@ def run_toy_batch(folder: Path, out: Path, *extra: str) -> subprocess.CompletedP
 
 @pytest.mark.slow
 def test_batch_killed_midway_resumes_without_regrading(tmp_path: Path) -> None:
+    """A real `grader batch` process killed midway; the rerun grades only what was left."""
     folder, out = tmp_path / "class", tmp_path / "out"
-    toy_class(folder, 8)
+    toy_class(folder, 8, slow=True)
     process = subprocess.Popen(
         toy_batch_command(folder, out),
         stdout=subprocess.DEVNULL,
@@ -200,16 +212,28 @@ def test_batch_killed_midway_resumes_without_regrading(tmp_path: Path) -> None:
     }
     assert len(seeds) == 1  # the rerun kept the first run's seed
 
-    (folder / "s01.py").write_text((folder / "s01.py").read_text() + "\n# changed\n")
-    changed = run_toy_batch(folder, out)
-    assert "1 graded now, 7 unchanged" in changed.stderr
 
-    forced = run_toy_batch(folder, out, "--force")
-    assert "8 graded now, 0 unchanged" in forced.stderr
+def test_rerun_regrades_changed_files_and_all_with_force(in_process: Setup, tmp_path: Path) -> None:
+    folder, out = tmp_path / "class", tmp_path / "out"
+    toy_class(folder, 8)
+
+    def batch(*extra: str) -> str:
+        result = invoke(in_process, "batch", str(folder), "--out", str(out), *TOY_DIRS, *extra)
+        assert result.exit_code == 0, result.stderr
+        return result.stderr
+
+    assert "8 graded now, 0 unchanged" in batch("--workers", "1")
+    first = {p.name: p.read_bytes() for p in out.glob("s*.json")}
+    (folder / "s01.py").write_text((folder / "s01.py").read_text() + "\n# changed\n")
+    assert "1 graded now, 7 unchanged" in batch()
+    for name, content in first.items():
+        if name != "s01.json":
+            assert (out / name).read_bytes() == content  # not regraded, not rewritten
+    assert "8 graded now, 0 unchanged" in batch("--force")
 
 
 @pytest.mark.slow
-def test_batch_page_renders_the_summary_in_a_browser(tmp_path: Path) -> None:
+def test_batch_page_renders_the_summary_in_a_browser(in_process: Setup, tmp_path: Path) -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         if os.environ.get("CI"):
@@ -218,7 +242,8 @@ def test_batch_page_renders_the_summary_in_a_browser(tmp_path: Path) -> None:
     folder, out = tmp_path / "class", tmp_path / "out"
     toy_class(folder, 3)
     (folder / "s02.py").write_text((TOY / "submissions" / "wrong_peak.py").read_text())
-    assert run_toy_batch(folder, out, "--seed", "3").returncode == 0
+    result = invoke(in_process, "batch", str(folder), "--out", str(out), *TOY_DIRS, "--seed", "3")
+    assert result.exit_code == 0, result.stderr
     summary = json.loads((out / "summary.json").read_text())
     profile = tmp_path / "profile"
     shot = tmp_path / "page.png"
@@ -263,27 +288,13 @@ def test_batch_page_renders_the_summary_in_a_browser(tmp_path: Path) -> None:
     assert dom.count('class="bin"') == len(summary["scores"]["histogram"])
 
 
-def test_gradescope_results_json(tmp_path: Path) -> None:
+def test_gradescope_results_json(in_process: Setup, tmp_path: Path) -> None:
     results_path = tmp_path / "results" / "results.json"
-    result = subprocess.run(
-        [
-            *GRADER,
-            "check",
-            str(TOY / "submissions" / "wrong_peak.py"),
-            "--seed",
-            "3",
-            "--problems-dir",
-            str(TOY / "problems"),
-            "--reference-dir",
-            str(TOY / "reference"),
-            "--gradescope",
-            str(results_path),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    wrong = str(TOY / "submissions" / "wrong_peak.py")
+    result = invoke(
+        in_process, "check", wrong, "--seed", "3", *TOY_DIRS, "--gradescope", str(results_path)
     )
-    assert result.returncode == 1
+    assert result.exit_code == 1, result.stderr
     results = json.loads(results_path.read_text())
     assert set(results) == {
         "score",

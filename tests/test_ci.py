@@ -1,4 +1,9 @@
-"""`grader ci` end to end: a real git repository, a real pull-request commit, real outputs."""
+"""`grader ci`: a real git repository, a real pull-request commit, real outputs.
+
+`test_pull_request_is_graded_into_summary_junit_and_annotations` is the end-to-end test of
+`grader ci` (a process, the sandbox); the other runs of the command are in this process on
+in-process runners (`helpers.invoke`).
+"""
 
 from __future__ import annotations
 
@@ -11,12 +16,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 from conftest import SUBMISSIONS, TOY, ReferenceCache
-from helpers import notebook_from_source
+from helpers import invoke, notebook_from_source
 from junitparser import Error, Failure, JUnitXml
 
 from grader.ci import Change, FileVerdict, def_line, junit_xml
 from grader.ci_checks import check_annotations
+from grader.engine import Setup
 from grader.feedback import student_view
 from grader.grading import grade
 from grader.models import Status
@@ -104,10 +111,22 @@ def run_ci(
     return result, summary, junit
 
 
+def ci_in_process(
+    setup: Setup, repo: Path, tmp_path: Path, *args: str
+) -> tuple[Result, Path, Path]:
+    """`run_ci` in this process, on `setup`'s runners."""
+    summary = tmp_path / "step-summary.md"
+    junit = tmp_path / "junit" / "grading.xml"
+    env = {"GITHUB_STEP_SUMMARY": str(summary)}
+    command = ["ci", "--repo", str(repo), "--junit", str(junit), "--seed", "7", *args]
+    return invoke(setup, *command, env=env), summary, junit
+
+
 @pytest.mark.slow
 def test_pull_request_is_graded_into_summary_junit_and_annotations(
     course: Path, tmp_path: Path
 ) -> None:
+    """The end-to-end test of `grader ci`: a process grading a pull request in the sandbox."""
     result, summary_path, junit_path = run_ci(course, tmp_path, "--base", "base", "--head", "pr")
     assert result.returncode == 1, result.stderr  # bob, dave, mallory are below full marks
     summary = summary_path.read_text()
@@ -174,51 +193,53 @@ def test_pull_request_is_graded_into_summary_junit_and_annotations(
     assert guards[1] == f"::{guards[0].split('::')[2]}::"
 
 
-@pytest.mark.slow
-def test_change_without_submissions_exits_zero(course: Path, tmp_path: Path) -> None:
+def test_change_without_submissions_exits_zero(
+    in_process: Setup, course: Path, tmp_path: Path
+) -> None:
     (course / "docs.md").write_text("only docs change\n")
     git(course, "commit", "-q", "-am", "docs")
-    result, summary_path, junit_path = run_ci(course, tmp_path, "--base", "pr", "--head", "HEAD")
-    assert result.returncode == 0, result.stderr
+    result, summary_path, junit_path = ci_in_process(
+        in_process, course, tmp_path, "--base", "pr", "--head", "HEAD"
+    )
+    assert result.exit_code == 0, result.stderr
     assert "No submission under `submissions/` was added or changed." in summary_path.read_text()
     assert len(list(JUnitXml.fromfile(str(junit_path)))) == 0
 
 
-def test_nothing_is_written_into_the_working_tree_unasked(course: Path) -> None:
+def test_nothing_is_written_into_the_working_tree_unasked(
+    in_process: Setup, course: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (course / "docs.md").write_text("only docs change\n")
     git(course, "commit", "-q", "-am", "docs")
-    env = {k: v for k, v in os.environ.items() if k != "GITHUB_STEP_SUMMARY"}
-    result = subprocess.run(
-        [sys.executable, "-m", "grader", "ci", "--base", "pr", "--head", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=course,
-        env=env,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
+    monkeypatch.chdir(course)
+    env = {"GITHUB_STEP_SUMMARY": None}
+    result = invoke(in_process, "ci", "--base", "pr", "--head", "HEAD", env=env)
+    assert result.exit_code == 0, result.stderr
     assert git(course, "status", "--porcelain", "--untracked-files=all").strip() == ""
 
 
-def test_min_score_threshold_lets_partial_credit_pass(course: Path, tmp_path: Path) -> None:
+def test_min_score_threshold_lets_partial_credit_pass(
+    in_process: Setup, course: Path, tmp_path: Path
+) -> None:
     # bob is only below full marks, so a 0% threshold passes him; the syntax error too.
-    result, _, _ = run_ci(course, tmp_path, "--base", "base", "--head", "pr", "--min-score", "0")
-    assert result.returncode == 0, result.stderr
+    args = ("--base", "base", "--head", "pr", "--min-score", "0")
+    result, summary, _ = ci_in_process(in_process, course, tmp_path, *args)
+    assert result.exit_code == 0, result.stderr
+    assert "| ` submissions/bob.py ` | 0/17" in summary.read_text()  # below full marks
 
 
-def test_unknown_base_is_a_usage_error(course: Path, tmp_path: Path) -> None:
-    result, _, _ = run_ci(course, tmp_path, "--base", "no-such-ref")
-    assert result.returncode == 2
+def test_unknown_base_is_a_usage_error(in_process: Setup, course: Path, tmp_path: Path) -> None:
+    result, _, _ = ci_in_process(in_process, course, tmp_path, "--base", "no-such-ref")
+    assert result.exit_code == 2
     assert "'no-such-ref' is not a commit" in result.stderr
     assert "fetch-depth: 0" in result.stderr
 
 
-def test_outside_a_repository_says_so(tmp_path: Path) -> None:
+def test_outside_a_repository_says_so(in_process: Setup, tmp_path: Path) -> None:
     folder = tmp_path / "not-a-repo"
     folder.mkdir()
-    result, _, _ = run_ci(folder, tmp_path, "--base", "main")
-    assert result.returncode == 2
+    result, _, _ = ci_in_process(in_process, folder, tmp_path, "--base", "main")
+    assert result.exit_code == 2
     assert "is not a git repository" in result.stderr
     assert "Traceback" not in result.stderr
 

@@ -5,6 +5,10 @@ trusted side receives from it is written here the way a hostile author could wri
 trusted side (`grader pr grade`, `grader pr post`) must refuse it with a failing check, never a
 pass. GitHub's API is replaced by a local HTTP server that records what is sent. The toy
 problem keeps it free of JAX and fast.
+
+`test_the_trusted_workflow_steps_grade_and_post_as_written` is the end-to-end test of the
+`pr` doors (the workflows' own command lines, real processes, the sandbox); every other
+command runs in this process on in-process runners (`helpers.invoke`).
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import TOY, TOY_DIRS, ReferenceCache
+from click.testing import Result
+from conftest import TOY, TOY_DIRS, ReferenceCache, in_process_setup
+from helpers import invoke
 from pydantic import ValidationError
 
 from grader.ci import Change, FileVerdict, markdown_summary
@@ -39,10 +45,12 @@ from grader.ci_checks import (
     graded_check_run,
     post_check_run,
 )
+from grader.engine import Setup
 from grader.feedback import student_view
 from grader.grading import grade as grade_file
 from grader.problems import Problem
 from grader.run import FakeRunner
+from grader.run.fake import InProcessRunner
 
 REPO = Path(__file__).resolve().parent.parent
 WORKFLOWS = REPO / ".github" / "workflows"
@@ -63,15 +71,9 @@ def git(repo: Path, *args: str) -> str:
     ).stdout.strip()
 
 
-def grader(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "grader", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, **(env or {})},
-        timeout=300,
-    )
+def grader(*args: str, env: dict[str, str] | None = None, setup: Setup | None = None) -> Result:
+    """A `grader` command, run in this process on in-process runners (or `setup`'s)."""
+    return invoke(setup or in_process_setup(), *args, env=dict(env or {}))
 
 
 def make_course(repo: Path) -> Path:
@@ -125,7 +127,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Collected:
         "pr", "collect", "--repo", str(course), "--base", "main", "--head", "pr",
         "--pr", "7", "--out", str(artifact),
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     return Collected(artifact, git(course, "rev-parse", "pr"))
 
 
@@ -138,13 +140,18 @@ def collected(pristine: Collected, tmp_path: Path) -> Collected:
 
 
 def grade(
-    collected: Collected, tmp_path: Path, *args: str, sha: str | None = None, pr: str = "7"
-) -> tuple[subprocess.CompletedProcess[str], dict[str, Any] | None]:
+    collected: Collected,
+    tmp_path: Path,
+    *args: str,
+    sha: str | None = None,
+    pr: str = "7",
+    setup: Setup | None = None,
+) -> tuple[Result, dict[str, Any] | None]:
     payload = tmp_path / "check-run.json"
     payload.unlink(missing_ok=True)
     result = grader(
         "pr", "grade", str(collected.artifact), "--sha", sha or collected.head_sha, "--pr", pr,
-        "--payload", str(payload), "--seed", "3", *TOY_DIRS, *args,
+        "--payload", str(payload), "--seed", "3", *TOY_DIRS, *args, setup=setup,
     )  # fmt: skip
     return result, json.loads(payload.read_text()) if payload.exists() else None
 
@@ -183,7 +190,7 @@ def test_collect_includes_notebooks(course: Path, tmp_path: Path) -> None:
     out = tmp_path / "artifact"
     result = grader("pr", "collect", "--repo", str(course), "--base", "main", "--head", "pr",
                     "--pr", "7", "--out", str(out))  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     assert (out / "submissions" / "carol.ipynb").read_text() == '{"cells": []}\n'
 
 
@@ -197,7 +204,7 @@ def test_collect_refuses_a_submission_the_trusted_side_would_refuse(
     out = tmp_path / "artifact"
     result = grader("pr", "collect", "--repo", str(course), "--base", "main", "--head", "pr",
                     "--pr", "7", "--out", str(out))  # fmt: skip
-    assert result.returncode == 2
+    assert result.exit_code == 2
     assert "submissions/alice/solution.py" in result.stderr
     assert "directly under `submissions/`" in result.stderr
     assert not out.exists()
@@ -211,7 +218,7 @@ def test_collect_refuses_a_submission_the_trusted_side_would_refuse(
 def test_trusted_side_grades_the_collected_artifact(collected: Collected, tmp_path: Path) -> None:
     junit = tmp_path / "junit.xml"
     result, payload = grade(collected, tmp_path, "--junit", str(junit))
-    assert result.returncode == 1, result.stderr  # bob is below full marks
+    assert result.exit_code == 1, result.stderr  # bob is below full marks
     assert payload is not None
     assert payload["name"] == "grader"
     assert payload["head_sha"] == collected.head_sha
@@ -236,7 +243,7 @@ def test_trusted_side_grades_the_collected_artifact(collected: Collected, tmp_pa
 
 def test_passing_submissions_give_a_successful_check(collected: Collected, tmp_path: Path) -> None:
     result, payload = grade(collected, tmp_path, "--min-score", "50")
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     assert payload is not None and payload["conclusion"] == "success"
     assert payload["output"]["title"] == "2 submissions graded: all pass (8/8, 6/8)"
 
@@ -248,10 +255,10 @@ def test_a_crash_is_annotated_at_the_students_line(course: Path, tmp_path: Path)
     git(course, "commit", "-q", "-am", "crash")
     out = tmp_path / "artifact"
     assert grader("pr", "collect", "--repo", str(course), "--base", "main", "--head", "pr",
-                  "--pr", "7", "--out", str(out)).returncode == 0  # fmt: skip
+                  "--pr", "7", "--out", str(out)).exit_code == 0  # fmt: skip
     collected = Collected(out, git(course, "rev-parse", "pr"))
     result, payload = grade(collected, tmp_path)
-    assert result.returncode == 1
+    assert result.exit_code == 1
     assert payload is not None
     [annotation] = payload["output"]["annotations"]
     assert annotation["path"] == "submissions/bob.py"
@@ -271,7 +278,7 @@ def test_an_artifact_with_nothing_to_grade_does_not_pass(
     shutil.rmtree(collected.artifact / "submissions")
     collected.rewrite_manifest(empty)
     result, payload = grade(collected, tmp_path, "--min-score", "0")
-    assert result.returncode == 1
+    assert result.exit_code == 1
     assert payload is not None and payload["conclusion"] == "failure"
     assert payload["output"]["title"] == "No submission graded"
 
@@ -281,7 +288,7 @@ def test_fork_pull_request_without_a_number_in_the_event_is_graded(
 ) -> None:
     # GitHub lists no pull request in workflow_run events from forks: the SHA alone binds.
     result, payload = grade(collected, tmp_path, "--min-score", "0", pr="")
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     assert payload is not None and payload["conclusion"] == "success"
 
 
@@ -357,8 +364,10 @@ def test_hostile_artifact_is_a_failing_check_never_graded(
     collected: Collected, tmp_path: Path, spoil: Callable[[Collected], None], fragment: str
 ) -> None:
     spoil(collected)
-    result, payload = grade(collected, tmp_path)
-    assert result.returncode == 1, result.stderr
+    submissions, reference = InProcessRunner(), InProcessRunner()
+    result, payload = grade(collected, tmp_path, setup=Setup(submissions, reference))
+    assert result.exit_code == 1, result.stderr
+    assert submissions.requests == reference.requests == []  # refused before anything ran
     assert payload is not None
     assert payload["conclusion"] == "failure"
     assert payload["head_sha"] == collected.head_sha
@@ -376,7 +385,7 @@ def test_the_sha_comes_from_the_event_not_the_artifact(
 ) -> None:
     # The collect run was for another commit than the one the manifest names.
     result, payload = grade(collected, tmp_path, sha=OTHER_SHA)
-    assert result.returncode == 1
+    assert result.exit_code == 1
     assert payload is not None and payload["head_sha"] == OTHER_SHA
     assert payload["conclusion"] == "failure"
     assert f"the collect run was for commit {OTHER_SHA}" in payload["output"]["summary"]
@@ -384,7 +393,7 @@ def test_the_sha_comes_from_the_event_not_the_artifact(
 
 def test_a_failed_collect_run_is_not_graded(collected: Collected, tmp_path: Path) -> None:
     result, payload = grade(collected, tmp_path, "--collect-conclusion", "failure")
-    assert result.returncode == 1
+    assert result.exit_code == 1
     assert payload is not None and payload["conclusion"] == "failure"
     assert "conclusion `failure`" in payload["output"]["summary"]
 
@@ -398,7 +407,7 @@ def test_a_course_side_fault_is_a_failing_check(collected: Collected, tmp_path: 
         "--payload", str(payload_path), "--problems-dir", str(TOY / "problems"),
         "--reference-dir", str(empty),
     )  # fmt: skip
-    assert result.returncode == 2
+    assert result.exit_code == 2
     payload = json.loads(payload_path.read_text())
     assert payload["conclusion"] == "failure"
     summary = payload["output"]["summary"]
@@ -417,7 +426,7 @@ def test_a_sha_that_is_not_one_is_a_usage_error_and_leaves_no_verdict(
         "pr", "grade", str(collected.artifact), "--sha", "main", "--payload", str(payload),
         *TOY_DIRS,
     )  # fmt: skip
-    assert result.returncode == 2
+    assert result.exit_code == 2
     assert "--sha `main` is not a full commit SHA" in result.stderr
     assert not payload.exists()
 
@@ -503,7 +512,8 @@ def github() -> Iterator[FakeGitHub]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # Polled often: shutdown() waits up to a poll interval (0.5 s by default) in every test.
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     yield fake
     server.shutdown()
@@ -511,13 +521,16 @@ def github() -> Iterator[FakeGitHub]:
     thread.join()
 
 
-def post(github: FakeGitHub, payload: Path, sha: str) -> subprocess.CompletedProcess[str]:
-    env = {
+def post(github: FakeGitHub, payload: Path, sha: str) -> Result:
+    return grader("pr", "post", str(payload), "--sha", sha, env=github_env(github))
+
+
+def github_env(github: FakeGitHub) -> dict[str, str]:
+    return {
         "GITHUB_API_URL": github.url,
         "GITHUB_REPOSITORY": "course/repo",
         "GITHUB_TOKEN": "t0ken",
     }
-    return grader("pr", "post", str(payload), "--sha", sha, env=env)
 
 
 def test_post_sends_the_check_run_to_the_head_commit(
@@ -525,7 +538,7 @@ def test_post_sends_the_check_run_to_the_head_commit(
 ) -> None:
     _, payload = grade(collected, tmp_path)
     result = post(github, tmp_path / "check-run.json", collected.head_sha)
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     assert "posted check run 42 (failure" in result.stdout
     [request] = github.requests
     assert request.method == "POST"
@@ -538,7 +551,7 @@ def test_post_sends_the_check_run_to_the_head_commit(
 
 def test_post_without_a_payload_sends_a_failing_check(tmp_path: Path, github: FakeGitHub) -> None:
     result = post(github, tmp_path / "never-written.json", OTHER_SHA)
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     [request] = github.requests
     assert request.body["head_sha"] == OTHER_SHA
     assert request.body["conclusion"] == "failure"
@@ -553,7 +566,7 @@ def test_post_refuses_a_payload_for_another_commit(tmp_path: Path, github: FakeG
     )  # fmt: skip
     (tmp_path / "check-run.json").write_text(passing.model_dump_json())
     result = post(github, tmp_path / "check-run.json", OTHER_SHA)
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     [request] = github.requests
     assert request.body["head_sha"] == OTHER_SHA
     assert request.body["conclusion"] == "failure"
@@ -562,7 +575,14 @@ def test_post_refuses_a_payload_for_another_commit(tmp_path: Path, github: FakeG
 
 def test_post_explains_a_refusal(tmp_path: Path, github: FakeGitHub) -> None:
     github.status = 403
-    result = post(github, tmp_path / "never-written.json", OTHER_SHA)
+    # In a process of its own: in this one, the HTTPError's connection is left open
+    # (grader.ci_checks._request reads the error's body without closing it).
+    result = subprocess.run(
+        [sys.executable, "-m", "grader", "pr", "post", str(tmp_path / "never-written.json"),
+         "--sha", OTHER_SHA],
+        capture_output=True, text=True, check=False, env={**os.environ, **github_env(github)},
+        timeout=120,
+    )  # fmt: skip
     assert result.returncode == 2
     assert "HTTP 403" in result.stderr and "Resource not accessible" in result.stderr
     assert "checks: write" in result.stderr
@@ -653,7 +673,8 @@ def test_a_large_non_ascii_verdict_is_posted_within_githubs_byte_limits(
     located = case.model_copy(update={"error": case.error.model_copy(update={"line": 2})})
     report = report.model_copy(update={"cases": (located, *report.cases[1:])})
     graded = [
-        FileVerdict(Change(path=f"submissions/s{n:02}.py", status="added"), report, 2) for n in range(20)
+        FileVerdict(Change(path=f"submissions/s{n:02}.py", status="added"), report, 2)
+        for n in range(20)
     ]
     artifact = Artifact(manifest=None, submissions=[], deleted=[])  # type: ignore[arg-type]
     check_run = graded_check_run(artifact, graded, head_sha=OTHER_SHA, min_score=100)
@@ -663,7 +684,7 @@ def test_a_large_non_ascii_verdict_is_posted_within_githubs_byte_limits(
 
     result = post(github, tmp_path / "check-run.json", OTHER_SHA)
 
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     [request] = github.requests
     output = request.body["output"]
     assert output["title"] == check_run.output.title != "Not graded"
@@ -1023,6 +1044,8 @@ def workflow_command(step: dict[str, Any]) -> str:
 def test_the_trusted_workflow_steps_grade_and_post_as_written(
     course: Path, tmp_path: Path, github: FakeGitHub
 ) -> None:
+    """The end-to-end test of `grader pr collect`, `pr grade` and `pr post`: the workflows'
+    command lines as written, real processes, submissions graded in the sandbox."""
     # The workflow passes no --seed: bob is wrong on every case, whatever the cases drawn.
     (course / "submissions" / "bob.py").write_text(
         "def vector_stats(x, k):\n    return [0, 0, 0]\n"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import TOY
 
 from grader.cli import cli
 from grader.engine import Catalog, Grader, Setup, Target, World
@@ -21,8 +22,6 @@ from grader.pack import PRACTICE_SEEDS, make_pack, write_pack
 from grader.problems import Problem
 from grader.run import FakeRunner, RunResult
 from grader.run.fake import InProcessRunner
-
-from conftest import TOY
 
 GRADER = Path(__file__).resolve().parent.parent / "grader"
 CORRECT = TOY / "submissions" / "correct.py"

@@ -1,4 +1,9 @@
-"""A student's fault is a report with its own status and a message a student understands."""
+"""A student's fault is a report with its own status and a message a student understands.
+
+Faults the worker's own code reports (load failures, exceptions, invalid outputs) are graded in
+this process (`grade_in_process`); those whose subject is the process (printing over the
+protocol's stream, an endless loop, the process exiting) in the real sandbox (`grade_file`).
+"""
 
 from __future__ import annotations
 
@@ -34,9 +39,9 @@ LOAD_FAILURES = [
     ("name", "status", "fragments"), LOAD_FAILURES, ids=[row[0] for row in LOAD_FAILURES]
 )
 def test_file_that_cannot_load_gets_its_own_status(
-    name: str, status: Status, fragments: list[str], problem: Problem, grade_file: Grade
+    name: str, status: Status, fragments: list[str], problem: Problem, grade_in_process: Grade
 ) -> None:
-    report = grade_file(FAULTS / name, problem)
+    report = grade_in_process(FAULTS / name, problem)
     assert report.status is status
     assert report.score == 0
     assert len(report.cases) == 17 and not any(c.passed for c in report.cases)
@@ -44,8 +49,10 @@ def test_file_that_cannot_load_gets_its_own_status(
         assert fragment in report.message
 
 
-def test_exception_shows_the_students_traceback_only(problem: Problem, grade_file: Grade) -> None:
-    report = grade_file(FAULTS / "raises.py", problem)
+def test_exception_shows_the_students_traceback_only(
+    problem: Problem, grade_in_process: Grade
+) -> None:
+    report = grade_in_process(FAULTS / "raises.py", problem)
     assert report.status is Status.GRADED
     case = report.cases[0]
     assert case.reason is CaseReason.EXCEPTION
@@ -63,15 +70,15 @@ def test_printed_fake_report_changes_nothing(problem: Problem, grade_file: Grade
     assert '{"event": "done"}' in report.stderr
 
 
-def test_invalid_jax_output_is_named(problem: Problem, grade_file: Grade) -> None:
-    report = grade_file(FAULTS / "wrong_shape.py", problem)
+def test_invalid_jax_output_is_named(problem: Problem, grade_in_process: Grade) -> None:
+    report = grade_in_process(FAULTS / "wrong_shape.py", problem)
     assert report.status is Status.GRADED
     assert all(c.reason is CaseReason.INVALID_OUTPUT for c in report.cases)
     assert "shape (1, 3); expected shape (3,)" in report.cases[0].message
 
 
-def test_sys_exit_in_function_is_an_exception(problem: Problem, grade_file: Grade) -> None:
-    report = grade_file(FAULTS / "sys_exit_in_function.py", problem)
+def test_sys_exit_in_function_is_an_exception(problem: Problem, grade_in_process: Grade) -> None:
+    report = grade_in_process(FAULTS / "sys_exit_in_function.py", problem)
     assert report.status is Status.GRADED
     assert all(c.reason is CaseReason.EXCEPTION for c in report.cases)
     assert "called exit()" in report.cases[0].message
@@ -101,8 +108,10 @@ def test_process_exit_in_function_is_a_crash(problem: Problem, grade_file: Grade
 
 
 @pytest.mark.parametrize("name", ["syntax_error.py", "raises.py", "empty.py"])
-def test_report_round_trips_through_json(name: str, problem: Problem, grade_file: Grade) -> None:
+def test_report_round_trips_through_json(
+    name: str, problem: Problem, grade_in_process: Grade
+) -> None:
     from grader.models import Report
 
-    report = grade_file(Path(FAULTS / name), problem)
+    report = grade_in_process(Path(FAULTS / name), problem)
     assert Report.model_validate_json(report.model_dump_json()) == report

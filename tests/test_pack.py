@@ -1,15 +1,16 @@
 """Practice packs: no code and no hidden case in them, refused when changed, and a practice
 verdict equal, case by case, to a real grading's on the same cases.
 
-Most tests use the toy problem (no JAX); the real problem's pack is made once per session and
-used by the slow tests.
+Most tests use the toy problem (no JAX) in this process (`InProcessRunner`, `helpers.invoke`);
+the real problem's pack is made once per session and used by the slow test, which runs the
+corpus's faults (exits, endless loops) in the sandbox. Basic isolation is compared with full
+for real.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -17,16 +18,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from conftest import SUBMISSIONS, TOY
-from helpers import OSC8, assert_golden
+from helpers import OSC8, assert_golden, invoke
 from rich.console import Console
 
 from grader.cases import MAX_SEED, PRACTICE_SEEDS, make_cases
 from grader.cli import cli
+from grader.engine import Setup
 from grader.errors import InvalidPack
 from grader.grading import grade, run_reference
-from grader.models import ArrayArg, Case, Limits, Report, RunRequest
+from grader.models import ArrayArg, Case, Isolation, Limits, Report, RunRequest
 from grader.pack import (
     PACK_FILE,
     Practice,
@@ -41,7 +43,8 @@ from grader.pack import (
 )
 from grader.problems import Problem
 from grader.render import verdict
-from grader.run import FakeRunner, Runner, RunResult, SubprocessRunner, full_isolation_problem
+from grader.run import FakeRunner, Runner, RunResult, full_isolation_problem
+from grader.run.fake import InProcessRunner
 
 PACK_SEED = PRACTICE_SEEDS.start + 20261126
 TOY_SUBMISSIONS = sorted((TOY / "submissions").glob("*.py"))
@@ -50,14 +53,14 @@ TOY_SUBMISSIONS = sorted((TOY / "submissions").glob("*.py"))
 @pytest.fixture(scope="module")
 def toy_pack_dir(toy: Problem, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("packs") / "vector_stats"
-    write_pack(make_pack(toy, seed=PACK_SEED), folder)
+    write_pack(make_pack(toy, seed=PACK_SEED, runner=InProcessRunner()), folder)
     return folder
 
 
-@pytest.fixture(scope="module")
-def runner() -> SubprocessRunner:
-    """One runner for the module: its zygote imports jax once, not once per grading."""
-    return SubprocessRunner()
+@pytest.fixture
+def runner() -> InProcessRunner:
+    """Runs the toy's submissions (files of this suite) in this process."""
+    return InProcessRunner()
 
 
 @pytest.fixture
@@ -160,10 +163,11 @@ def test_tampered_pack_is_refused(
     (tmp_path / PACK_FILE).write_text(json.dumps(data))
     with pytest.raises(InvalidPack, match=message):
         load_pack(tmp_path)
-    result = CliRunner().invoke(
-        cli, ["check", str(TOY / "submissions" / "correct.py"), "--pack", str(tmp_path)]
-    )
+    submissions, reference = InProcessRunner(), InProcessRunner()
+    correct = str(TOY / "submissions" / "correct.py")
+    result = invoke(Setup(submissions, reference), "check", correct, "--pack", str(tmp_path))
     assert result.exit_code == 2
+    assert submissions.requests == reference.requests == []  # refused before anything ran
     assert message in result.output and "Download the pack again" in result.output
 
 
@@ -181,7 +185,7 @@ def test_unreadable_pack_is_refused(tmp_path: Path) -> None:
 
 
 def test_practice_on_the_toy_grades_through_the_same_code(
-    toy_pack: PracticePack, toy_pack_dir: Path, runner: SubprocessRunner
+    toy_pack: PracticePack, toy_pack_dir: Path, runner: InProcessRunner
 ) -> None:
     practice = practice_problem(toy_pack, toy_pack_dir)
     correct = check_practice(TOY / "submissions" / "correct.py", practice, runner=runner)
@@ -193,16 +197,9 @@ def test_practice_on_the_toy_grades_through_the_same_code(
     assert {o.name for c in wrong.cases for o in c.outputs if not o.passed} == {"peak"}
 
 
-def _cli_check(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
-    return subprocess.run(
-        [sys.executable, "-m", "grader", "check", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=180,
-        env={**os.environ, **(env or {})},
-        cwd=cwd,
-    )
+def _cli_check(*args: str, env: dict[str, str] | None = None) -> Result:
+    """`grader check` in this process on in-process runners."""
+    return invoke(Setup(InProcessRunner(), InProcessRunner()), "check", *args, env=dict(env or {}))
 
 
 def test_check_with_a_pack_says_practice_first(toy_pack_dir: Path, tmp_path: Path) -> None:
@@ -210,7 +207,7 @@ def test_check_with_a_pack_says_practice_first(toy_pack_dir: Path, tmp_path: Pat
     result = _cli_check(
         str(TOY / "submissions" / "correct.py"), "--pack", str(toy_pack_dir), "--json", str(out)
     )
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines()[0].startswith("PRACTICE RUN on the 7 public cases")
     report = Report.model_validate_json(out.read_text())
     assert report.practice is not None and report.full_marks
@@ -218,13 +215,14 @@ def test_check_with_a_pack_says_practice_first(toy_pack_dir: Path, tmp_path: Pat
 
 
 def test_check_finds_the_pack_when_the_reference_is_missing(
-    toy_pack_dir: Path, tmp_path: Path
+    toy_pack_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.chdir(tmp_path)
     shutil.copytree(toy_pack_dir, tmp_path / "packs" / "vector_stats")
     (tmp_path / "empty").mkdir()
     env = {"GRADER_PROBLEMS_DIR": str(TOY / "problems"), "GRADER_REFERENCE_DIR": "empty"}
-    result = _cli_check(str(TOY / "submissions" / "wrong_peak.py"), env=env, cwd=tmp_path)
-    assert result.returncode == 1, result.stderr
+    result = _cli_check(str(TOY / "submissions" / "wrong_peak.py"), env=env)
+    assert result.exit_code == 1, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("No reference solution here: practising on the public pack")
     assert "packs/vector_stats" in " ".join(lines[:2])
@@ -233,40 +231,31 @@ def test_check_finds_the_pack_when_the_reference_is_missing(
     )
     # No spec either (a student's installed grader): the pack is found by the function.
     env["GRADER_PROBLEMS_DIR"] = "empty"
-    result = _cli_check(str(TOY / "submissions" / "correct.py"), env=env, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    result = _cli_check(str(TOY / "submissions" / "correct.py"), env=env)
+    assert result.exit_code == 0, result.stderr
     assert "PRACTICE RUN" in result.stdout
     # An edited pack found there is refused as such, not taken for a missing one.
     found = tmp_path / "packs" / "vector_stats" / PACK_FILE
     found.write_text(found.read_text().replace('"title": "Vector', '"title": "Edited'))
-    result = _cli_check(str(TOY / "submissions" / "correct.py"), env=env, cwd=tmp_path)
-    assert result.returncode == 2
+    result = _cli_check(str(TOY / "submissions" / "correct.py"), env=env)
+    assert result.exit_code == 2
     assert "has been changed since course staff made it" in " ".join(result.stderr.split())
     # Without a pack it says where one would be looked for.
     shutil.rmtree(tmp_path / "packs")
-    result = _cli_check(str(TOY / "submissions" / "correct.py"), env=env, cwd=tmp_path)
-    assert result.returncode == 2
+    result = _cli_check(str(TOY / "submissions" / "correct.py"), env=env)
+    assert result.exit_code == 2
     assert "put the problem's practice pack in packs/" in result.stderr
 
 
 def test_seed_is_refused_with_a_pack(toy_pack_dir: Path) -> None:
-    result = CliRunner().invoke(
-        cli,
-        [
-            "check",
-            str(TOY / "submissions" / "correct.py"),
-            "--pack",
-            str(toy_pack_dir),
-            "--seed",
-            "3",
-        ],
-    )
+    correct = str(TOY / "submissions" / "correct.py")
+    result = _cli_check(correct, "--pack", str(toy_pack_dir), "--seed", "3")
     assert result.exit_code == 2
     assert "a practice run always uses the pack's cases" in result.output
 
 
 def test_other_library_versions_are_reported(
-    toy_pack: PracticePack, tmp_path: Path, runner: SubprocessRunner
+    toy_pack: PracticePack, tmp_path: Path, runner: InProcessRunner
 ) -> None:
     versions = toy_pack.versions.model_copy(update={"jax": "0.0.1"})
     older = seal(toy_pack.model_copy(update={"versions": versions}))
@@ -276,18 +265,17 @@ def test_other_library_versions_are_reported(
     assert report.practice is not None and report.practice.version_note is not None
     assert "jax 0.0.1 (here " in report.practice.version_note
     assert report.full_marks  # the toy needs no jax: same verdict
-    result = CliRunner().invoke(
-        cli, ["check", str(TOY / "submissions" / "correct.py"), "--pack", str(tmp_path)]
-    )
+    result = _cli_check(str(TOY / "submissions" / "correct.py"), "--pack", str(tmp_path))
     assert "note: This pack was made with jax 0.0.1" in " ".join(result.output.split())
 
 
 @pytest.mark.skipif(full_isolation_problem() is not None, reason="needs root to drop it")
 def test_basic_isolation_gives_the_same_practice_verdicts(
-    toy_pack: PracticePack, toy_pack_dir: Path, tmp_path: Path, runner: SubprocessRunner
+    toy_pack: PracticePack, toy_pack_dir: Path, tmp_path: Path
 ) -> None:
     # A student's machine: no root, no namespaces (a root without capabilities has neither).
     practice = practice_problem(toy_pack, toy_pack_dir)
+    runner = Setup.for_student().submissions  # the real sandbox, with full isolation
     for path in TOY_SUBMISSIONS:
         out = tmp_path / f"{path.stem}.json"
         subprocess.run(
@@ -362,7 +350,7 @@ class Replay:
 def _both_ways(
     real: Problem, pack: Practice, paths: list[Path], runner: Runner, limits: Limits | None = None
 ) -> Iterator[tuple[Path, Report, Report]]:
-    expected = run_reference(real, pack.expected.cases)
+    expected = run_reference(real, pack.expected.cases, runner=InProcessRunner())
     for path in paths:
         graded = grade(
             path, problem=real, seed=pack.pack.seed, expected=expected, runner=runner, limits=limits
@@ -376,7 +364,7 @@ def test_toy_practice_verdicts_equal_real_ones(
     toy_pack: PracticePack,
     toy_pack_dir: Path,
     tmp_path: Path,
-    runner: SubprocessRunner,
+    runner: InProcessRunner,
 ) -> None:
     invalid = tmp_path / "invalid.py"
     invalid.write_text("def vector_stats(x, k):\n    return [len(x), float('nan'), 1.0]\n")
@@ -401,8 +389,34 @@ CORPUS = sorted(
 @pytest.fixture(scope="session")
 def real_pack(problem: Problem, tmp_path_factory: pytest.TempPathFactory) -> Practice:
     folder = tmp_path_factory.mktemp("real-pack")
-    write_pack(make_pack(problem, seed=PACK_SEED), folder)
+    write_pack(make_pack(problem, seed=PACK_SEED, runner=InProcessRunner()), folder)
     return practice_problem(load_pack(folder), folder)
+
+
+# Run in the sandbox even among the wrong files: it turns jax_enable_x64 on for its whole
+# process, which in this one would change every later JAX computation of the test run.
+CHANGES_THE_PROCESS = {SUBMISSIONS / "wrong" / "x64_enabled.py"}
+
+
+class FaultsInTheSandbox:
+    """The corpus's faults (they exit the process, loop forever) run in the sandbox, as does a
+    file that changes its process's JAX; the other correct and wrong files, which only
+    compute, in this process."""
+
+    def __init__(self) -> None:
+        self.sandbox = Setup.for_student().submissions
+        self.in_process = InProcessRunner()
+
+    def isolation(self) -> Isolation:
+        return self.sandbox.isolation()
+
+    def cancel(self) -> None:
+        self.sandbox.cancel()
+
+    def run(self, request: RunRequest, limits: Limits) -> RunResult:
+        path = Path(request.display_name)
+        sandboxed = path.parent.name == "faults" or path in CHANGES_THE_PROCESS
+        return (self.sandbox if sandboxed else self.in_process).run(request, limits)
 
 
 @pytest.mark.slow
@@ -411,8 +425,8 @@ def test_real_problem_practice_verdicts_equal_real_ones(
 ) -> None:
     assert len(CORPUS) >= 30
     # Short limits so that the endless loop costs seconds; every other file is far inside them.
-    limits = problem.spec.limits.model_copy(update={"case_seconds": 5, "total_seconds": 20})
-    runner = Replay(SubprocessRunner())
+    limits = problem.spec.limits.model_copy(update={"case_seconds": 2, "total_seconds": 8})
+    runner = Replay(FaultsInTheSandbox())
     reasons, hints = set(), set()
     for path, graded, practised in _both_ways(problem, real_pack, CORPUS, runner, limits):
         assert _verdicts(practised) == _verdicts(graded), path.name

@@ -1,4 +1,5 @@
-"""The service's page in a real browser: Debian's chromium driven by its chromedriver."""
+"""The service's page in a real browser: Debian's chromium driven by its chromedriver, on the
+service served in this process with in-process runners (`serving.InProcessServer`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from serving import STAFF_TOKEN, TOY, Server, make_roster
+from serving import STAFF_TOKEN, TOY, InProcessServer, make_roster
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -80,7 +81,7 @@ def wait_for_verdict(driver: webdriver.Chrome, timeout: float = 90) -> str:
 @pytest.mark.slow
 def test_student_and_staff_use_the_page(tmp_path: Path, browser: webdriver.Chrome) -> None:
     tokens = make_roster(tmp_path)
-    server = Server(tmp_path, tokens, workers=1).start()
+    server = InProcessServer(tmp_path, tokens, workers=1).start()
     try:
         # A wrong token is refused on the page itself.
         browser.get(server.url + "/")

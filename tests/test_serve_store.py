@@ -8,9 +8,11 @@ from pathlib import Path
 
 from conftest import TOY
 
+from grader.engine import Grader, Setup
 from grader.models import Isolation, Limits, Report, RunRequest
 from grader.problems import Problem
 from grader.run import FakeRunner, RunResult
+from grader.run.fake import InProcessRunner
 from grader.service.pool import MAX_ATTEMPTS, LocalPool, record
 from grader.service.store import HOUR, MAX_WAITING, RateLimited, StillWaiting, Store, Submission
 
@@ -94,7 +96,8 @@ def test_every_job_ends_in_a_report(tmp_path: Path, toy: Problem) -> None:
         store.claim(("vector_stats",))
         store.requeue_running()
     store.claim(("vector_stats",))  # and the last kill, with it running: now ben's is first
-    pool = LocalPool(store, {"vector_stats": toy}, runner=Exploding(), trust_caches=True, workers=1)
+    grader = Grader(Setup(Exploding(), InProcessRunner()))
+    pool = LocalPool(store, {"vector_stats": toy}, grader=grader, workers=1)
     pool.start()
     try:
         poisoned = wait_done(store, poison.id)
@@ -111,9 +114,8 @@ def test_record_keeps_the_first_report(tmp_path: Path, toy: Problem) -> None:
     store = Store(tmp_path)
     submission = add(store)
     assert isinstance(submission, Submission)
-    pool = LocalPool(
-        store, {"vector_stats": toy}, runner=FakeRunner(), trust_caches=True, workers=1
-    )
+    grader = Grader(Setup(FakeRunner(), InProcessRunner()))
+    pool = LocalPool(store, {"vector_stats": toy}, grader=grader, workers=1)
     pool.start()
     try:
         done = wait_done(store, submission.id)

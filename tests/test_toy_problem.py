@@ -1,6 +1,7 @@
 """A second problem needs only a spec and a reference: the toy is graded by the same path.
 
-The toy uses no JAX, so it is also where the many shapes of invalid output are tried quickly.
+The toy uses no JAX, so it is also where the many shapes of invalid output are tried quickly,
+in this process (`grade_in_process`: the worker's own load and conversion code, no sandbox).
 """
 
 from __future__ import annotations
@@ -14,16 +15,16 @@ from grader.models import CaseReason, Status
 from grader.problems import Problem
 
 
-def test_toy_correct_gets_full_marks(toy: Problem, grade_file: Grade) -> None:
-    report = grade_file(TOY / "submissions" / "correct.py", toy)
+def test_toy_correct_gets_full_marks(toy: Problem, grade_in_process: Grade) -> None:
+    report = grade_in_process(TOY / "submissions" / "correct.py", toy)
     assert report.status is Status.GRADED
     assert report.problem.id == "vector_stats"
     assert report.score == report.max_score == 8.0  # 4 cases x 2 points
     assert [c.name for c in report.cases] == ["k is 0", "random 1", "random 2", "random 3"]
 
 
-def test_toy_wrong_names_the_wrong_output(toy: Problem, grade_file: Grade) -> None:
-    report = grade_file(TOY / "submissions" / "wrong_peak.py", toy, seed=3)
+def test_toy_wrong_names_the_wrong_output(toy: Problem, grade_in_process: Grade) -> None:
+    report = grade_in_process(TOY / "submissions" / "wrong_peak.py", toy, seed=3)
     wrong = {o.name for c in report.cases for o in c.outputs if not o.passed}
     assert wrong == {"peak"}
     assert report.score < report.max_score
@@ -52,7 +53,7 @@ INVALID_OUTPUTS = [
     ("returned", "fragment"), INVALID_OUTPUTS, ids=[row[0] for row in INVALID_OUTPUTS]
 )
 def test_invalid_output_is_a_clear_case_failure(
-    returned: str, fragment: str, toy: Problem, grade_file: Grade, tmp_path: Path
+    returned: str, fragment: str, toy: Problem, grade_in_process: Grade, tmp_path: Path
 ) -> None:
     source = tmp_path / "invalid.py"
     source.write_text(
@@ -62,7 +63,7 @@ def test_invalid_output_is_a_clear_case_failure(
         "        raise ValueError('no float for you')\n\n"
         f"def vector_stats(x, k):\n    return {returned}\n"
     )
-    report = grade_file(source, toy)
+    report = grade_in_process(source, toy)
     assert report.status is Status.GRADED
     assert report.score == 0
     case = report.cases[0]
@@ -71,7 +72,7 @@ def test_invalid_output_is_a_clear_case_failure(
 
 
 def test_missing_function_lists_what_the_file_defines(
-    toy: Problem, grade_file: Grade, tmp_path: Path
+    toy: Problem, grade_in_process: Grade, tmp_path: Path
 ) -> None:
     source = tmp_path / "typo.py"
     source.write_text(
@@ -79,7 +80,7 @@ def test_missing_function_lists_what_the_file_defines(
         "def helper(v):\n    return abs(v)\n\n"
         "def vector_stat(x, k):\n    return [len(x), 0.0, 0.0]\n"
     )
-    report = grade_file(source, toy)
+    report = grade_in_process(source, toy)
     assert report.status is Status.MISSING_FUNCTION
     assert "Did you mean to call yours 'vector_stat'?" in report.message
     assert "It defines: helper, vector_stat." in report.message  # not the imported sqrt

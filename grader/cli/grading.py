@@ -28,7 +28,7 @@ from grader.cli.common import (
     write_json,
 )
 from grader.engine import Catalog, Grader
-from grader.errors import GraderError, UnknownProblem, UsageError
+from grader.errors import GraderError, UnknownProblem
 from grader.gradescope import build_autograder
 from grader.grading import read_limit
 from grader.models import ProblemSpec, Report
@@ -106,11 +106,6 @@ def check(
         source = read_regular(file, read_limit(file.name)).decode("utf-8", errors="replace")
         catalog = Catalog(problems_dir, reference_dir)
         target = catalog.target(source, problem_id=problem_id, pack=pack_location)
-        if target.practice is not None and seed is not None:
-            raise UsageError(
-                "--seed chooses the cases of a real grading; a practice run always uses the "
-                "pack's cases. Leave out --seed."
-            )
         if target.found_pack is not None:
             where = safe_text.terminal(str(target.found_pack))
             note = f"No reference solution here: practising on the public pack in {where}."
