@@ -108,6 +108,7 @@ class InProcessRunner:
         out, err = io.StringIO(), io.StringIO()
         with self._lock, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             saved = sys.modules.get("submission")
+            x64 = _x64()
             try:
                 function, scale = worker.load(request, channel)  # type: ignore[arg-type]
                 if function is not None:
@@ -117,12 +118,21 @@ class InProcessRunner:
                     sys.modules.pop("submission", None)
                 else:
                     sys.modules["submission"] = saved
+                if x64 is not None and _x64() != x64:
+                    # A file that turned x64 on (as a sandboxed worker would, for itself alone)
+                    # must not change every later JAX computation of this process.
+                    result_x64 = _x64()
+                    sys.modules["jax"].config.update("jax_enable_x64", x64)
+                    x64_claim = result_x64
+                else:
+                    x64_claim = _x64()
         result = RunResult(
             stdout=out.getvalue(),
             stderr=err.getvalue(),
             isolation=self._isolation,
             run_limits=self.run_limits,
             own_uid=self._isolation == "full",
+            x64_enabled=x64_claim,
         )
         for message in channel.messages:
             if message["event"] == "load_failed":
@@ -136,6 +146,12 @@ class InProcessRunner:
                 outcome = CaseOutcome.model_validate(message["outcome"])
                 result.outcomes[outcome.index] = outcome
         return result
+
+
+def _x64() -> bool | None:
+    """jax_enable_x64 in this process (None if jax was never imported)."""
+    jax = sys.modules.get("jax")
+    return None if jax is None else bool(jax.config.jax_enable_x64)
 
 
 class _Collected:
