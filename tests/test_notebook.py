@@ -347,6 +347,9 @@ def test_practice_check_of_a_notebook_with_a_pack(tmp_path: Path, toy: Problem) 
     assert "Notebook, 4 code cells: imports, definitions and assignments ran" in result.stdout
 
 
+# IPython runs the `!echo` cell with a fork; JAX, imported by the in-process gradings of this
+# test process, warns at any fork (the child here only execs echo: nothing to deadlock).
+@pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")
 def test_in_notebook_check_grades_what_the_kernel_ran(
     tmp_path: Path,
     toy: Problem,
