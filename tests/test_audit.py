@@ -16,6 +16,7 @@ from grader.cases import make_cases
 from grader.cli import cli
 from grader.models import Case, CaseOutcome, ScalarArg
 from grader.problems import Problem
+from grader.run.fake import InProcessRunner
 
 
 def audit(*args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
@@ -174,7 +175,7 @@ def test_every_grading_has_x_in_every_decade_of_both_signs_and_zero(problem: Pro
 def test_every_catalogued_mistake_loses_points_on_every_seed(
     problem: Problem, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    figures = mistake_figures(problem, [0, 1])
+    figures = mistake_figures(problem, [0, 1], runner=InProcessRunner())  # the trusted reference
     assert {f.subject for f in figures} == {m.id for m in problem.spec.mistakes}
     assert all(f.escapes == 0 and f.seeds == 2 for f in figures), figures
 
@@ -183,7 +184,7 @@ def test_every_catalogued_mistake_loses_points_on_every_seed(
         raise AssertionError("the reference ran again")
 
     monkeypatch.setattr("grader.grading._run_reference", no_process)
-    assert mistake_figures(problem, [0, 1]) == figures
+    assert mistake_figures(problem, [0, 1], runner=InProcessRunner()) == figures
 
 
 def test_a_mistake_some_seeds_cannot_see_is_counted_on_those_seeds(

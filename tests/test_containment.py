@@ -17,9 +17,13 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from conftest import TOY, TOY_DIRS
+from fakes import fake_setup
 
 from grader.cases import make_cases
+from grader.cli import cli
+from grader.engine import World
 from grader.errors import SubmissionNotFound
 from grader.grading import request_for
 from grader.models import Report, Status
@@ -214,16 +218,12 @@ def test_only_regular_files_are_read(tmp_path: Path) -> None:
     big.write_bytes(b"#" * 5000)
     assert len(read_regular(big, 101)) == 101
 
+    # `grader check` in process, on InProcessRunners: reading the file is the subject.
+    world = World.of(fake_setup())
     for path, kind in ((fifo, "FIFO"), (zero, "character device")):
         started = time.monotonic()
-        result = subprocess.run(
-            [*GRADER, "check", str(path), *TOY_DIRS],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-        )
-        assert result.returncode == 2, result.stderr
+        result = CliRunner().invoke(cli, ["check", str(path), *TOY_DIRS], obj=world)
+        assert result.exit_code == 2, result.output
         assert kind in result.stderr and "not a regular file" in result.stderr
         assert "Traceback" not in result.stderr
         assert time.monotonic() - started < 30
@@ -456,24 +456,10 @@ def test_long_names_are_skipped_and_never_stop_a_batch(tmp_path: Path) -> None:
     (folder / f"{'L' * 241}.py").write_text(CORRECT)
     (folder / f"{'M' * 200}.py").write_text(CORRECT)
     out = tmp_path / "out"
-    result = subprocess.run(
-        [
-            *GRADER,
-            "batch",
-            str(folder),
-            "--out",
-            str(out),
-            "--seed",
-            "3",
-            *TOY_DIRS,
-            "--allow-basic-isolation",  # so that it runs without root too
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
+    # In process, on InProcessRunners: what the batch does with the names is the subject.
+    args = ["batch", str(folder), "--out", str(out), "--seed", "3", *TOY_DIRS]
+    result = CliRunner().invoke(cli, args, obj=World.of(fake_setup()))
+    assert result.exit_code == 0, result.output
     assert "file name longer than 200 bytes" in result.stderr
     with (out / "grades.csv").open(newline="") as stream:
         students = {row["student"] for row in csv.DictReader(stream)}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from conftest import TOY, ReferenceCache
+from conftest import TOY
+from fakes import reference
 
 from grader.grading import grade
 from grader.models import CaseReason, Status
@@ -18,8 +19,8 @@ def correct(x: object, k: int) -> list[float]:
     return [len(values), sum(values) * k, max(abs(v) for v in values)]
 
 
-def test_fake_runner_grades_in_milliseconds(toy: Problem, references: ReferenceCache) -> None:
-    expected = references.get(toy, 1)
+def test_fake_runner_grades_in_milliseconds(toy: Problem) -> None:
+    expected = reference(toy, 1)
     runner = FakeRunner(correct)
     started = time.monotonic()
     report = grade(
@@ -32,9 +33,7 @@ def test_fake_runner_grades_in_milliseconds(toy: Problem, references: ReferenceC
     assert len(runner.requests) == 1
 
 
-def test_fake_runner_reports_exceptions_and_invalid_returns(
-    toy: Problem, references: ReferenceCache
-) -> None:
+def test_fake_runner_reports_exceptions_and_invalid_returns(toy: Problem) -> None:
     def broken(x: object, k: int) -> object:
         if k == 0:
             raise ValueError("k must not be zero")
@@ -44,7 +43,7 @@ def test_fake_runner_reports_exceptions_and_invalid_returns(
         TOY / "submissions" / "correct.py",
         problem=toy,
         seed=1,
-        expected=references.get(toy, 1),
+        expected=reference(toy, 1),
         runner=FakeRunner(broken),
     )
     reasons = {case.reason for case in report.cases}
@@ -52,9 +51,7 @@ def test_fake_runner_reports_exceptions_and_invalid_returns(
     assert report.score == 0
 
 
-def test_fake_runner_load_failure_becomes_the_status(
-    toy: Problem, references: ReferenceCache, tmp_path: Path
-) -> None:
+def test_fake_runner_load_failure_becomes_the_status(toy: Problem, tmp_path: Path) -> None:
     source = tmp_path / "s.py"
     source.write_text("def vector_stats(x, k):\n    return [0, 0, 0]\n")
     failure = LoadFailure(Status.IMPORT_ERROR, "s.py raised ImportError while being loaded")
@@ -62,16 +59,14 @@ def test_fake_runner_load_failure_becomes_the_status(
         source,
         problem=toy,
         seed=1,
-        expected=references.get(toy, 1),
+        expected=reference(toy, 1),
         runner=FakeRunner(load_failure=failure),
     )
     assert report.status is Status.IMPORT_ERROR
     assert report.message == failure.message
 
 
-def test_an_exception_named_like_a_builtin_is_not_taken_for_it(
-    toy: Problem, references: ReferenceCache
-) -> None:
+def test_an_exception_named_like_a_builtin_is_not_taken_for_it(toy: Problem) -> None:
     class MemoryError(Exception):  # a student's class, named to mislead
         pass
 
@@ -82,7 +77,7 @@ def test_an_exception_named_like_a_builtin_is_not_taken_for_it(
         TOY / "submissions" / "correct.py",
         problem=toy,
         seed=1,
-        expected=references.get(toy, 1),
+        expected=reference(toy, 1),
         runner=FakeRunner(lies),
     )
     assert {case.reason for case in report.cases} == {CaseReason.EXCEPTION}
@@ -91,9 +86,7 @@ def test_an_exception_named_like_a_builtin_is_not_taken_for_it(
     assert all("test_fake_runner.MemoryError" in case.message for case in report.cases)
 
 
-def test_an_exception_message_with_lone_surrogates_is_carried(
-    toy: Problem, references: ReferenceCache
-) -> None:
+def test_an_exception_message_with_lone_surrogates_is_carried(toy: Problem) -> None:
     def odd(x: object, k: int) -> object:
         raise ValueError("bad \udc80 value")
 
@@ -101,7 +94,7 @@ def test_an_exception_message_with_lone_surrogates_is_carried(
         TOY / "submissions" / "correct.py",
         problem=toy,
         seed=1,
-        expected=references.get(toy, 1),
+        expected=reference(toy, 1),
         runner=FakeRunner(odd),
     )
     assert all(case.reason is CaseReason.EXCEPTION for case in report.cases)

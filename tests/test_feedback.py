@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import SUBMISSIONS, TOY, Grade, ReferenceCache
+from click.testing import CliRunner
+from conftest import SUBMISSIONS, TOY
+from fakes import fake_setup, in_process, reference, sandboxed
 from rich.console import Console
 
 from grader.audit import case_values
 from grader.cases import make_cases
+from grader.cli import cli
+from grader.engine import World
 from grader.feedback import HIDDEN_INPUTS, diagnose, student_view
 from grader.grading import grade
 from grader.models import (
@@ -51,11 +53,8 @@ def hidden_expected_values(report_json: dict) -> list[str]:  # type: ignore[type
     return found
 
 
-@pytest.mark.slow
-def test_hidden_cases_give_no_expected_values_to_students(
-    problem: Problem, grade_file: Grade
-) -> None:
-    staff = grade_file(WRONG / "ignore_seed.py", problem, seed=11)
+def test_hidden_cases_give_no_expected_values_to_students(problem: Problem) -> None:
+    staff = in_process(WRONG / "ignore_seed.py", problem, seed=11)
     student = student_view(staff)
     secrets = hidden_expected_values(json.loads(staff.model_dump_json()))
     assert len(secrets) > 20
@@ -69,37 +68,25 @@ def test_hidden_cases_give_no_expected_values_to_students(
     assert all(c.outputs for c in visible)
 
 
-@pytest.mark.slow
 def test_check_output_leads_with_score_then_hints_and_hides_values(tmp_path: Path) -> None:
     out = tmp_path / "student.json"
-    command = [
-        sys.executable,
-        "-m",
-        "grader",
-        "check",
-        str(WRONG / "state_keys.py"),
-        "--seed",
-        "11",
-    ]
-    result = subprocess.run(
-        [*command, "--json", str(out)], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 1
+    command = ["check", str(WRONG / "state_keys.py"), "--seed", "11"]
+    world = World.of(fake_setup())
+    result = CliRunner().invoke(cli, [*command, "--json", str(out)], obj=world)
+    assert result.exit_code == 1, result.output
     text = result.stdout
     assert text.index("points") < text.index("Hints:") < text.index("inputs")  # the table
     assert "state.keys()" in text
     assert "Traceback" not in text
-    staff = subprocess.run(
-        [*command, "--staff", "--json", "-"], capture_output=True, text=True, check=False
-    )
+    staff = CliRunner().invoke(cli, [*command, "--staff", "--json", "-"], obj=world)
     secrets = hidden_expected_values(json.loads(staff.stdout))
     assert secrets
     assert not [s for s in secrets if s in text or s in out.read_text()]
     assert json.loads(out.read_text())["view"] == "student"
 
 
-def test_exception_hint_for_a_float_seed(problem: Problem, grade_file: Grade) -> None:
-    report = grade_file(WRONG / "float_seed.py", problem)
+def test_exception_hint_for_a_float_seed(problem: Problem) -> None:
+    report = in_process(WRONG / "float_seed.py", problem)
     assert [h.id for h in report.hints] == ["float_seed"]
     assert report.hints[0].cases == tuple(range(17))
     assert "nnx.Rngs(int(seed))" in report.hints[0].text
@@ -239,19 +226,18 @@ def test_rng_hints_match_only_what_they_describe(
 
 
 @pytest.mark.slow
-def test_x64_submission_is_told_to_leave_x64_off(problem: Problem, grade_file: Grade) -> None:
-    report = grade_file(WRONG / "x64_enabled.py", problem, seed=11)
+def test_x64_submission_is_told_to_leave_x64_off(problem: Problem) -> None:
+    """Sandboxed: the file turns x64 on in the process it runs in (and only a worker reports
+    it), so it is not run in the test process."""
+    report = sandboxed(WRONG / "x64_enabled.py", problem, seed=11)
     assert 0 < report.score < report.max_score
     ids = [h.id for h in report.hints]
     assert ids[:2] == ["x64", "pattern_seed_negative"]
     assert "Leave x64 off" in report.hints[0].text
 
 
-@pytest.mark.slow
-def test_traceback_starts_in_the_students_file_and_hides_server_paths(
-    problem: Problem, grade_file: Grade
-) -> None:
-    report = grade_file(WRONG / "int32_seed.py", problem)
+def test_traceback_starts_in_the_students_file_and_hides_server_paths(problem: Problem) -> None:
+    report = in_process(WRONG / "int32_seed.py", problem)
     assert [h.id for h in report.hints] == ["invalid_rng"]
     error = report.cases[0].error
     assert error is not None
@@ -268,14 +254,12 @@ def render_text(report: Report) -> str:
     return console.export_text()
 
 
-def test_a_visible_wrong_case_shows_inputs_got_and_expected(
-    toy: Problem, references: ReferenceCache
-) -> None:
+def test_a_visible_wrong_case_shows_inputs_got_and_expected(toy: Problem) -> None:
     def wrong_sum(x: object, k: int) -> list[float]:
         values = [float(v) for v in x]  # type: ignore[attr-defined]
         return [len(values), sum(values) * k + 1.0, max(abs(v) for v in values)]
 
-    expected = references.get(toy, 1)
+    expected = reference(toy, 1)
     report = grade(
         TOY / "submissions" / "correct.py",
         problem=toy,
@@ -358,9 +342,8 @@ def test_call_hints_name_state_and_nondeterminism_and_nothing_else(problem: Prob
     assert hints({again.index: (4.0, want[again.index][1], 5.0)}) == ["nondeterministic"]
 
 
-@pytest.mark.slow
-def test_a_long_exception_message_is_printed_once(problem: Problem, grade_file: Grade) -> None:
-    report = grade_file(WRONG / "plain_list.py", problem)
+def test_a_long_exception_message_is_printed_once(problem: Problem) -> None:
+    report = in_process(WRONG / "plain_list.py", problem)
     message = report.cases[0].error.message  # type: ignore[union-attr]
     assert len(message.splitlines()) > 20  # Flax's advice, options 1 to 5
     console = Console(width=2000, record=True, file=io.StringIO())

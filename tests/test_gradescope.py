@@ -1,5 +1,8 @@
 """Gradescope: the autograder zip is built by the real command, and its real run_autograder is
-run against a folder laid out as Gradescope lays out /autograder.
+run against a folder laid out as Gradescope lays out /autograder: once end to end, and in
+Gradescope's container (basic isolation) where the sandbox is the subject. What results.json
+says of other submissions is checked with `gradescope.run_autograder` in process, on
+InProcessRunners.
 
 The zip's wheel is not installed into a fresh venv here: that would download jax and flax
 (minutes). run_autograder runs with this venv's grader instead (GRADER_VENV points at it); what
@@ -8,6 +11,7 @@ setup.sh does is checked from its text, and the wheel from its contents.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -22,8 +26,11 @@ from pathlib import Path
 
 import pytest
 from conftest import TOY
+from fakes import fake_setup
 from helpers import FAKE_GREEN, notebook_from_source
+from rich.console import Console
 
+from grader.gradescope import run_autograder
 from grader.run.policy import uid_pids
 
 # The toy problem with an exception hint, so that a hint can reach results.json.
@@ -108,6 +115,15 @@ def _run_autograder(root: Path) -> tuple[subprocess.CompletedProcess[str], dict[
     return done, results
 
 
+def _run_autograder_in_process(root: Path) -> tuple[int, str, dict[str, object]]:
+    """`run_autograder` on InProcessRunners: its exit code, what it printed for staff, and the
+    results it wrote."""
+    out = io.StringIO()
+    code = run_autograder(root, Console(file=out, width=200), setup=fake_setup())
+    results = json.loads((root / "results" / "results.json").read_text())
+    return code, out.getvalue(), results
+
+
 def _assert_gradescope_shape(results: dict[str, object]) -> None:
     """The fields and types of Gradescope's autograder specification."""
     assert isinstance(results["score"], float)
@@ -148,6 +164,7 @@ def test_the_zip_holds_what_gradescope_needs(autograder_zip: Path) -> None:
 
 
 def test_run_autograder_writes_results_with_hints(autograder_zip: Path, tmp_path: Path) -> None:
+    """The end-to-end one: the zip's run_autograder script, run as Gradescope runs it."""
     root = _gradescope_layout(tmp_path, autograder_zip, {"solution.py": RAISES})
     done, results = _run_autograder(root)
     assert done.returncode == 0, done.stderr
@@ -168,8 +185,8 @@ def test_run_autograder_full_marks_beside_other_files(autograder_zip: Path, tmp_
     notebook = json.dumps(notebook_from_source(CORRECT, demo_call="print(vector_stats(x, 2.0))"))
     files = {"notes/README.txt": FAKE_GREEN, "solution.ipynb": notebook, "util.py": "X = 1\n"}
     root = _gradescope_layout(tmp_path, autograder_zip, files)
-    done, results = _run_autograder(root)
-    assert done.returncode == 0, done.stderr
+    code, printed, results = _run_autograder_in_process(root)
+    assert code == 0, printed
     _assert_gradescope_shape(results)
     tests = results["tests"]
     assert isinstance(tests, list)
@@ -189,8 +206,8 @@ def test_run_autograder_without_a_file_to_grade_says_what_to_submit(
     autograder_zip: Path, tmp_path: Path, files: dict[str, str], says: str
 ) -> None:
     root = _gradescope_layout(tmp_path, autograder_zip, files)
-    done, results = _run_autograder(root)
-    assert done.returncode == 0, done.stderr
+    code, printed, results = _run_autograder_in_process(root)
+    assert code == 0, printed
     _assert_gradescope_shape(results)
     assert results["score"] == 0.0
     assert says in str(results["output"])
@@ -201,12 +218,12 @@ def test_a_broken_autograder_still_writes_results_and_tells_staff(
 ) -> None:
     root = _gradescope_layout(tmp_path, autograder_zip, {"solution.py": CORRECT})
     (root / "source" / "problems" / "vector_stats.toml").write_text("id = 'vector_stats'\n")
-    done, results = _run_autograder(root)
-    assert done.returncode == 1
+    code, printed, results = _run_autograder_in_process(root)
+    assert code == 1
     _assert_gradescope_shape(results)
     assert results["score"] == 0.0
     assert "fault in the course's set-up, not in your code" in str(results["output"])
-    assert "is invalid" in done.stdout  # what staff read in the autograder's stdout
+    assert "is invalid" in printed  # what staff read in the autograder's stdout
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 The toy problem (no JAX) at a fixed seed: grades.csv, summary.json, index.html and the
 progress lines on stderr are compared with golden files; the page is opened in Chromium and
 its `javascript:` link clicked; `grader check --json -` prints the report and the verdict
-inert; a grader error quoting student text is printed inert.
+inert; a grader error quoting student text is printed inert. The commands run in process on
+InProcessRunners (what they write is the subject, not the sandbox).
 """
 
 from __future__ import annotations
@@ -24,14 +25,15 @@ from urllib.parse import unquote
 import pytest
 from click.testing import CliRunner
 from conftest import TOY, TOY_DIRS
+from fakes import fake_setup
 from helpers import FORMULA_CMD, FORMULA_LINK, JAVASCRIPT, MARKUP_HIDE, assert_golden
 
 from grader import cli
+from grader.engine import World
 from grader.errors import SandboxUnavailable
 from grader.models import Report
 
 SEED = 3
-GRADER = [sys.executable, "-m", "grader"]
 MARKUP_LINK_NAME = "[link=mailto:appeal@evil.example]appeal"  # a file name cannot hold '/'
 ESCAPES_NAME = "\x1b]0;pwned\x07\x1b[1A\x1b[2Keve"
 COMMAND_NAME = "::error file=README.md::forged"
@@ -51,7 +53,9 @@ def vector_stats(x, k):
 
 @pytest.fixture(scope="module")
 def hostile_batch(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """The class folder graded once for the module: the out folder and stderr."""
+    """The class folder graded once for the module, in process (the toy's files, the suite's
+    own, on InProcessRunners: what is checked is what the batch writes): the out folder and
+    stderr."""
     root = tmp_path_factory.mktemp("hostile")
     folder, out = root / "class", root / "out"
     folder.mkdir()
@@ -74,23 +78,17 @@ def hostile_batch(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         (folder / duplicate).write_text(correct)
     home = root / "home"
     env = {
-        **os.environ,
         "HOME": str(home),
         "XDG_CACHE_HOME": str(home / ".cache"),
         "GRADER_CACHE_DIR": str(tmp_path_factory.getbasetemp().parent / "grader-cache"),
         "COLUMNS": "100",
     }
     toy = [*TOY_DIRS, "--workers", "1"]  # one at a time: the progress lines come in a fixed order
-    result = subprocess.run(
-        [*GRADER, "batch", str(folder), "--out", str(out), "--seed", str(SEED), *toy],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-        env=env,
-        cwd=root,
-    )
-    assert result.returncode == 0, result.stderr
+    args = ["batch", str(folder), "--out", str(out), "--seed", str(SEED), *toy]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        result = CliRunner().invoke(cli.cli, args, obj=World.of(fake_setup()), env=env)
+    assert result.exit_code == 0, result.output
     return out, result.stderr.replace(str(out), "<out>")
 
 
@@ -301,15 +299,10 @@ def test_check_prints_a_hostile_report_inert(tmp_path: Path) -> None:
     """`grader check --json -`: the JSON on stdout and the verdict on stderr, as CI shows them."""
     source = tmp_path / f"{JAVASCRIPT}.py"
     source.write_text(HOSTILE_SOURCE)
-    result = subprocess.run(
-        [*GRADER, "check", str(source), "--seed", str(SEED), "--json", "-", *TOY_DIRS],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-        env={**os.environ, "COLUMNS": "80"},
-    )
-    assert result.returncode == 1, result.stderr
+    args = ["check", str(source), "--seed", str(SEED), "--json", "-", *TOY_DIRS]
+    world = World.of(fake_setup())
+    result = CliRunner().invoke(cli.cli, args, obj=world, env={"COLUMNS": "80"})
+    assert result.exit_code == 1, result.output
     report = Report.model_validate_json(result.stdout)
     assert "##[add-mask]x" in report.cases[0].message  # the data is whole
     assert "\x1b]0;pwned" in report.stdout

@@ -1,22 +1,26 @@
 """What a student reads: one mistake shown once, hidden inputs kept out of exception messages,
 no grading seed in a student's view, piped output at a useful width, "did you mean" for a
 mistyped file. Grading here goes through the FakeRunner (milliseconds) where the sandbox is not
-the point; the commands are run as students run them.
+the point, and the commands run in process (CliRunner); a submission that looks through its own
+process, forges lines or exits is graded in a real sandbox.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
+import click.testing
 import pytest
-from conftest import TOY, Grade, ReferenceCache
+from click.testing import CliRunner
+from conftest import TOY
+from fakes import reference, sandbox, sandboxed
 from rich.console import Console
 
+from grader.cli import cli
 from grader.feedback import HIDDEN_INPUTS, OTHER_EXCEPTION, OUTPUT_WITHHELD, student_view
 from grader.grading import grade
 from grader.models import Report
@@ -39,14 +43,14 @@ def quotes_its_input(x: object, k: int) -> list[float]:
     raise ValueError(f"Invalid value: {first!r}, expected a key of length {len(x)}")  # type: ignore[arg-type]
 
 
-def _graded(toy: Problem, references: ReferenceCache, *, hidden: bool = True) -> Report:
+def _graded(toy: Problem, *, hidden: bool = True) -> Report:
     from grader.run import FakeRunner
 
     return grade(
         TOY / "submissions" / "correct.py",
         problem=_with_hidden_cases(toy) if hidden else toy,
         seed=SEED,
-        expected=references.get(toy, SEED),
+        expected=reference(toy, SEED),
         runner=FakeRunner(quotes_its_input),
     )
 
@@ -57,10 +61,8 @@ def _text(report: Report, width: int = 120) -> str:
     return out.getvalue()
 
 
-def test_one_exception_in_every_case_is_shown_once(
-    toy: Problem, references: ReferenceCache
-) -> None:
-    report = _graded(toy, references, hidden=False)
+def test_one_exception_in_every_case_is_shown_once(toy: Problem) -> None:
+    report = _graded(toy, hidden=False)
     cases = len(report.cases)
     text = _text(student_view(report), width=300)
     # In the first row only (the FakeRunner's exceptions have no frames: no traceback).
@@ -69,10 +71,8 @@ def test_one_exception_in_every_case_is_shown_once(
     assert len(text.splitlines()) <= cases + 6
 
 
-def test_hidden_cases_show_the_exceptions_type_but_not_its_message(
-    toy: Problem, references: ReferenceCache
-) -> None:
-    report = _graded(toy, references)
+def test_hidden_cases_show_the_exceptions_type_but_not_its_message(toy: Problem) -> None:
+    report = _graded(toy)
     hidden = [case for case in report.cases if not case.visible]
     assert hidden
     hidden_values = [repr(float(c.inputs.split("[")[1].split(",")[0].rstrip("]"))) for c in hidden]
@@ -95,8 +95,8 @@ def test_hidden_cases_show_the_exceptions_type_but_not_its_message(
     assert all(value in _text(report, width=400) for value in hidden_values)
 
 
-def test_the_seed_is_in_the_staff_view_only(toy: Problem, references: ReferenceCache) -> None:
-    report = _graded(toy, references)
+def test_the_seed_is_in_the_staff_view_only(toy: Problem) -> None:
+    report = _graded(toy)
     assert f"seed {SEED} ·" in _text(report)
     assert "seed" not in _text(student_view(report)).split("Traceback")[-1]
 
@@ -110,47 +110,39 @@ def test_piped_output_is_as_wide_as_columns_says_else_wide(
     assert output_console().width == 132
 
 
-def _grader(*args: str, cwd: Path, columns: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    if columns is not None:
-        env["COLUMNS"] = columns
-    return subprocess.run(
-        [sys.executable, "-m", "grader", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        check=False,
-    )
+def _grader(*args: str, columns: str | None = None) -> click.testing.Result:
+    """The command run in process, its output piped (not a terminal), $COLUMNS as given."""
+    return CliRunner().invoke(cli, args, env={"COLUMNS": columns})
 
 
-def test_piped_statement_is_not_wrapped_at_80_columns(tmp_path: Path) -> None:
+def test_piped_statement_is_not_wrapped_at_80_columns() -> None:
     args = ("show", "vector_stats", "--problems-dir", str(TOY / "problems"))
-    piped = _grader(*args, cwd=tmp_path)
-    assert piped.returncode == 0, piped.stderr
+    piped = _grader(*args)
+    assert piped.exit_code == 0, piped.output
     sentence = "the sum of x times k, and the largest |element| of x."
     assert any(sentence in line and len(line) > 80 for line in piped.stdout.splitlines())
-    narrow = _grader(*args, cwd=tmp_path, columns="60")
+    narrow = _grader(*args, columns="60")
     assert max(len(line) for line in narrow.stdout.splitlines()) <= 60
 
 
-def test_a_mistyped_file_name_gets_did_you_mean(tmp_path: Path) -> None:
+def test_a_mistyped_file_name_gets_did_you_mean(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "my_solution.py").write_text("def vector_stats(x, k):\n    return [0, 0, 0]\n")
     (tmp_path / "notes.txt").write_text("")
-    done = _grader("check", "my_soluton.py", cwd=tmp_path)
-    assert done.returncode == 2
+    done = _grader("check", "my_soluton.py")
+    assert done.exit_code == 2
     assert "my_soluton.py does not exist. Did you mean my_solution.py?" in done.stderr
-    far = _grader("check", "answer.py", cwd=tmp_path)
-    assert far.returncode == 2
+    far = _grader("check", "answer.py")
+    assert far.exit_code == 2
     assert "answer.py does not exist. Python files there: my_solution.py." in far.stderr
 
 
-def test_gradescope_results_hide_hidden_inputs_too(
-    toy: Problem, references: ReferenceCache
-) -> None:
+def test_gradescope_results_hide_hidden_inputs_too(toy: Problem) -> None:
     from grader.render import gradescope_json
 
-    report = _graded(toy, references)
+    report = _graded(toy)
     results = json.loads(gradescope_json(student_view(report)))
     hidden = [t for t, c in zip(results["tests"], report.cases, strict=True) if not c.visible]
     assert hidden
@@ -231,13 +223,15 @@ def _hidden_codes(report: Report, problem: Problem, *, printed: bool) -> list[st
 
 @pytest.mark.slow
 def test_no_spelling_of_a_hidden_input_reaches_the_student(
-    problem: Problem, grade_file: Grade, tmp_path: Path
+    problem: Problem, tmp_path: Path
 ) -> None:
+    """Sandboxed: the submission rewrites Python's line cache and makes classes and code of its
+    own, which it must not do in the test process."""
     from grader.render import gradescope_json
 
     leaky = tmp_path / "leaky.py"
     leaky.write_text(LEAKY)
-    staff = grade_file(leaky, problem, seed=11)
+    staff = sandboxed(leaky, problem, seed=11)
     hidden = [case for case in staff.cases if not case.visible]
     assert len(hidden) >= 8
     # Each way out was taken by hidden cases.
@@ -279,16 +273,14 @@ def test_no_spelling_of_a_hidden_input_reaches_the_student(
     assert "Printed output is shown for visible cases only" in _text(student)
 
 
-def test_printed_output_is_shown_when_every_case_is_visible(
-    toy: Problem, references: ReferenceCache
-) -> None:
+def test_printed_output_is_shown_when_every_case_is_visible(toy: Problem) -> None:
     from grader.run import FakeRunner
 
     report = grade(
         TOY / "submissions" / "correct.py",
         problem=toy,
         seed=SEED,
-        expected=references.get(toy, SEED),
+        expected=reference(toy, SEED),
         runner=FakeRunner(quotes_its_input, stdout="debugging: here\n", stderr="careful\n"),
     )
     assert all(case.visible for case in report.cases)
@@ -300,11 +292,12 @@ def test_printed_output_is_shown_when_every_case_is_visible(
 
 @pytest.mark.slow
 def test_a_load_failure_is_shown_in_full_as_no_case_was_given_yet(
-    problem: Problem, grade_file: Grade, tmp_path: Path
+    problem: Problem, tmp_path: Path
 ) -> None:
     """A worker is given its first case only once the file has loaded: a file that fails to
     load held no case's inputs, so its message and what it printed reach the student (who
-    needs them to fix an import), even when the grading has hidden cases."""
+    needs them to fix an import), even when the grading has hidden cases. Sandboxed: what the
+    worker's process holds is the subject."""
     broken = tmp_path / "broken.py"
     broken.write_text(
         "import gc\n"
@@ -314,7 +307,7 @@ def test_a_load_failure_is_shown_in_full_as_no_case_was_given_yet(
         "def graphdef_vs_state(seed, x, features, hidden):\n"
         "    return [0, 0.0, 0.0]\n"
     )
-    staff = grade_file(broken, problem, seed=11)
+    staff = sandboxed(broken, problem, seed=11)
     assert staff.status == "import_error"
     assert any(not case.visible for case in staff.cases)
     student = student_view(staff)
@@ -390,9 +383,7 @@ def test_no_output_of_a_batch_carries_the_graders_paths_or_jax_cache_chatter(
     assert found == []
 
 
-def test_a_threshold_hint_which_states_a_hidden_input_is_for_staff_only(
-    toy: Problem, references: ReferenceCache
-) -> None:
+def test_a_threshold_hint_which_states_a_hidden_input_is_for_staff_only(toy: Problem) -> None:
     from grader.models import Hint
 
     threshold = Hint(
@@ -404,16 +395,14 @@ def test_a_threshold_hint_which_states_a_hidden_input_is_for_staff_only(
     )
     sign = Hint(id="pattern_k_negative", kind="pattern", text="k is negative ...", cases=(1, 2))
     hints = {"hints": (threshold, sign)}
-    hidden = _graded(toy, references).model_copy(update=hints)
+    hidden = _graded(toy).model_copy(update=hints)
     assert student_view(hidden).hints == (sign,)
     assert hidden.hints == (threshold, sign)
-    shown = _graded(toy, references, hidden=False).model_copy(update=hints)
+    shown = _graded(toy, hidden=False).model_copy(update=hints)
     assert student_view(shown).hints == (threshold, sign)  # every case visible: nothing hidden
 
 
-def test_the_graders_cache_folder_is_named_not_spelled_in_printed_output(
-    toy: Problem, references: ReferenceCache
-) -> None:
+def test_the_graders_cache_folder_is_named_not_spelled_in_printed_output(toy: Problem) -> None:
     """A submission that turns JAX's cache writes back on gets JAX's warnings, which spell the
     cache folder it was shown read-only; the report names it instead."""
     from grader.cache import cache_root
@@ -428,7 +417,7 @@ def test_the_graders_cache_folder_is_named_not_spelled_in_printed_output(
         TOY / "submissions" / "correct.py",
         problem=toy,
         seed=SEED,
-        expected=references.get(toy, SEED),
+        expected=reference(toy, SEED),
         runner=FakeRunner(quotes_its_input, stdout=f"{cache_root()}\n", stderr=warning),
     )
     assert str(cache_root()) not in report.model_dump_json() + _text(report, width=400)
@@ -452,17 +441,15 @@ def graphdef_vs_state(seed, x, features, hidden):
 
 
 @pytest.mark.slow
-def test_a_visible_case_cannot_say_a_hidden_cases_inputs(
-    problem: Problem, grade_file: Grade, tmp_path: Path
-) -> None:
+def test_a_visible_case_cannot_say_a_hidden_cases_inputs(problem: Problem, tmp_path: Path) -> None:
     """A worker is given each case only after the last one's outcome, the visible ones first:
     what a visible case's exception says (shown to the student) was said before the process
-    held any hidden input."""
+    held any hidden input. Sandboxed: what the worker's process holds is the subject."""
     from grader.cases import make_cases
 
     hoarder = tmp_path / "hoarder.py"
     hoarder.write_text(HOARDER)
-    staff = grade_file(hoarder, problem, seed=11)
+    staff = sandboxed(hoarder, problem, seed=11)
     cases = {case.index: case for case in make_cases(problem.spec, 11)}
 
     def seed_of(index: int) -> str:
@@ -511,13 +498,15 @@ CALL = '    scope["vector_stats"]()'
 
 @pytest.mark.parametrize("mode", ["line", "exit"])
 def test_a_hidden_case_shows_no_line_or_exit_code_the_code_chose(
-    mode: str, toy: Problem, references: ReferenceCache, tmp_path: Path
+    mode: str, toy: Problem, tmp_path: Path
 ) -> None:
+    """Sandboxed: the submission ends its process (os._exit) in one mode."""
     forger = tmp_path / "forger.py"
     # A long comment, so that any line number up to the file's size in bytes looks possible.
     forger.write_text(FORGER.format(mode=mode) + "# " + "padding " * 6000 + "\n")
     problem = _with_hidden_cases(toy)
-    staff = grade(forger, problem=problem, seed=SEED, expected=references.get(toy, SEED))
+    expected = reference(toy, SEED)
+    staff = grade(forger, problem=problem, seed=SEED, expected=expected, runner=sandbox())
     hidden = [case for case in staff.cases if not case.visible]
     assert len(hidden) >= 3
     numbers: list[str] = []

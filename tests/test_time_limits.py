@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import SUBMISSIONS, TOY, ReferenceCache
+from conftest import SUBMISSIONS, TOY
+from fakes import reference, sandboxed
 
 from grader.grading import grade
 from grader.models import CaseReason, Limits, Report, Status
@@ -52,21 +53,19 @@ def toy_submission(tmp_path: Path, body: str) -> Path:
 
 
 def test_a_submission_that_waits_is_stopped_by_the_wall_clock_backstop(
-    tmp_path: Path, toy: Problem, references: ReferenceCache
+    tmp_path: Path, toy: Problem
 ) -> None:
     path = toy_submission(tmp_path, "import time\ntime.sleep(30)\n")
     limits = Limits(case_seconds=1, total_seconds=2, wall_factor=3, max_restarts=0)
     started = time.monotonic()
-    report = grade(path, problem=toy, seed=1, expected=references.get(toy, 1), limits=limits)
+    report = sandboxed(path, toy, seed=1, limits=limits)
     assert report.status is Status.TIMEOUT
     assert "within 6 s of waiting (wall-clock time" in report.message
     assert "sleep" in report.message
     assert time.monotonic() - started < 6 + 10
 
 
-def test_a_slow_case_is_judged_by_cpu_time_not_by_waiting(
-    tmp_path: Path, toy: Problem, references: ReferenceCache
-) -> None:
+def test_a_slow_case_is_judged_by_cpu_time_not_by_waiting(tmp_path: Path, toy: Problem) -> None:
     # Each call waits 1.2 s, more than the 1 s limit, but computes almost nothing: it passes.
     # The same limit stops a call that computes for longer, in CPU seconds.
     waits = tmp_path / "waits.py"
@@ -76,7 +75,7 @@ def test_a_slow_case_is_judged_by_cpu_time_not_by_waiting(
         "    return [len(x), sum(v * k for v in x), max(abs(v) for v in x)]\n"
     )
     limits = Limits(case_seconds=1, total_seconds=10, wall_factor=3, max_restarts=0)
-    report = grade(waits, problem=toy, seed=1, expected=references.get(toy, 1), limits=limits)
+    report = sandboxed(waits, toy, seed=1, limits=limits)
     assert report.status is Status.GRADED, report.message
     assert report.full_marks
 
@@ -87,7 +86,7 @@ def test_a_slow_case_is_judged_by_cpu_time_not_by_waiting(
         "    while time.process_time() < end:\n        pass\n"
         "    return [0, 0, 0]\n"
     )
-    report = grade(spins, problem=toy, seed=1, expected=references.get(toy, 1), limits=limits)
+    report = sandboxed(spins, toy, seed=1, limits=limits)
     first = report.cases[0]
     assert first.reason is CaseReason.TIMEOUT
     assert "stopped after 1 s of CPU time" in first.message
@@ -154,25 +153,25 @@ def no_cgroups(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None
 
 
 def test_children_reaped_by_the_kernel_count_against_the_cpu_limit(
-    tmp_path: Path, toy: Problem, references: ReferenceCache
+    tmp_path: Path, toy: Problem
 ) -> None:
     if (why := cgroups.unavailable()) is not None:
         pytest.skip(f"no cgroups here: {why}")
     path = tmp_path / "ignores_sigchld.py"
     path.write_text(BURN + IGNORES_SIGCHLD)
-    report = grade(path, problem=toy, seed=1, expected=references.get(toy, 1), limits=BURN_LIMITS)
+    report = sandboxed(path, toy, seed=1, limits=BURN_LIMITS)
     assert report.run_limits == "cgroup"
     _assert_stopped_by_cpu(report)
 
 
 @pytest.mark.parametrize("preload", [True, False], ids=["zygote", "fresh_interpreter"])
 def test_orphans_count_against_the_cpu_limit_without_a_cgroup(
-    tmp_path: Path, toy: Problem, references: ReferenceCache, no_cgroups: None, preload: bool
+    tmp_path: Path, toy: Problem, no_cgroups: None, preload: bool
 ) -> None:
     path = tmp_path / "orphans.py"
     path.write_text(BURN + ORPHANS)
     runner = SubprocessRunner(policy=SandboxPolicy(isolation="basic"), preload=preload)
-    expected = references.get(toy, 1)
+    expected = reference(toy, 1)
     try:
         report = grade(
             path, problem=toy, seed=1, expected=expected, runner=runner, limits=BURN_LIMITS
@@ -184,14 +183,14 @@ def test_orphans_count_against_the_cpu_limit_without_a_cgroup(
 
 
 def test_without_a_cgroup_sigchld_cannot_be_ignored_so_no_child_escapes_the_count(
-    tmp_path: Path, toy: Problem, references: ReferenceCache, no_cgroups: None
+    tmp_path: Path, toy: Problem, no_cgroups: None
 ) -> None:
     # The kernel adds a child it reaps for a SIGCHLD-ignoring parent to no one's CPU time, and
     # only a cgroup would have counted it: without one, the change is refused.
     path = tmp_path / "ignores_sigchld.py"
     path.write_text(BURN + IGNORES_SIGCHLD)
     runner = SubprocessRunner(policy=SandboxPolicy(isolation="basic"))
-    expected = references.get(toy, 1)
+    expected = reference(toy, 1)
     try:
         report = grade(
             path, problem=toy, seed=1, expected=expected, runner=runner, limits=BURN_LIMITS
@@ -310,7 +309,7 @@ def vector_stats(x, k):
     "body", [HOLDS_BACK_START, FORKS_FROM_A_THREAD], ids=["holds_back_start", "thread_fork"]
 )
 def test_a_case_cannot_hide_its_cpu_time_from_the_meter(
-    body: str, tmp_path: Path, toy: Problem, references: ReferenceCache, no_cgroups: None
+    body: str, tmp_path: Path, toy: Problem, no_cgroups: None
 ) -> None:
     """Red team, round 3: each passed with 8/8 after 4 CPU-s per case against a 1 s limit."""
     path = tmp_path / "hides.py"
@@ -321,7 +320,7 @@ def test_a_case_cannot_hide_its_cpu_time_from_the_meter(
             path,
             problem=toy,
             seed=1,
-            expected=references.get(toy, 1),
+            expected=reference(toy, 1),
             runner=runner,
             limits=BURN_LIMITS,
         )
@@ -331,7 +330,7 @@ def test_a_case_cannot_hide_its_cpu_time_from_the_meter(
     _assert_stopped_by_cpu(report)
 
 
-def test_the_worker_cannot_ptrace(tmp_path: Path, toy: Problem, references: ReferenceCache) -> None:
+def test_the_worker_cannot_ptrace(tmp_path: Path, toy: Problem) -> None:
     """ptrace is refused (the seccomp filter): a run's process could otherwise stop the
     grader's `kill -9 -1` helper, which runs as its uid, and the grader's wait never ended."""
     path = tmp_path / "traces.py"
@@ -343,6 +342,6 @@ def test_the_worker_cannot_ptrace(tmp_path: Path, toy: Problem, references: Refe
         "def vector_stats(x, k):\n"
         "    raise RuntimeError(f'ptrace gave {answer}, errno {error}')\n"
     )
-    report = grade(path, problem=toy, seed=1, expected=references.get(toy, 1))
+    report = sandboxed(path, toy, seed=1)
     assert report.cases[0].error is not None
     assert report.cases[0].error.message == "ptrace gave -1, errno 1"
