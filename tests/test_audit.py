@@ -16,6 +16,7 @@ from grader.cases import make_cases
 from grader.cli import cli
 from grader.models import Case, CaseOutcome, ScalarArg
 from grader.problems import Problem
+from grader.run import FakeRunner
 from grader.run.fake import InProcessRunner
 
 
@@ -229,7 +230,10 @@ def test_a_mistake_some_seeds_cannot_see_is_counted_on_those_seeds(
     monkeypatch.setattr("grader.audit.case_outcomes", outcomes)
     monkeypatch.setattr("grader.audit.make_cases", stand_in_cases)
     figures = {
-        f.subject: f for f in mistake_figures(dataclasses.replace(problem, spec=spec), [1, 2, 3])
+        f.subject: f
+        for f in mistake_figures(
+            dataclasses.replace(problem, spec=spec), [1, 2, 3], runner=FakeRunner()
+        )
     }
     assert figures["mean"].escapes == 1 and figures["mean"].seeds == 3
     assert figures["state_keys"].escapes == 0

@@ -28,6 +28,7 @@ from conftest import TOY, TOY_DIRS
 from fakes import fake_setup
 from helpers import FORMULA_CMD, FORMULA_LINK, JAVASCRIPT, MARKUP_HIDE, assert_golden
 
+import grader.cli.grading
 from grader import cli
 from grader.engine import World
 from grader.errors import SandboxUnavailable
@@ -287,7 +288,7 @@ def test_grader_error_quoting_student_text_is_inert_on_stderr(
     def refuse(folder: Path) -> None:
         raise SandboxUnavailable(forged)
 
-    monkeypatch.setattr(cli, "discover", refuse)
+    monkeypatch.setattr(grader.cli.grading, "discover", refuse)
     result = CliRunner().invoke(cli.cli, ["batch", str(tmp_path), "--out", str(tmp_path / "o")])
     assert result.exit_code == cli.EXIT_USAGE
     lines = result.stderr.splitlines()

@@ -11,7 +11,13 @@ import click
 
 from grader import __version__
 from grader.cli.ci import ci_command, pr_group
-from grader.cli.common import library_versions
+from grader.cli.common import (
+    EXIT_FULL_MARKS,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_FULL_MARKS,
+    EXIT_USAGE,
+    library_versions,
+)
 from grader.cli.grading import (
     audit,
     batch,
@@ -57,3 +63,13 @@ for command in (
 def main() -> None:
     """Entry point of the `grader` command."""
     cli(prog_name="grader", obj=World())
+
+
+__all__ = [
+    "EXIT_FULL_MARKS",
+    "EXIT_INTERRUPTED",
+    "EXIT_NOT_FULL_MARKS",
+    "EXIT_USAGE",
+    "cli",
+    "main",
+]
