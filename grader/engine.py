@@ -31,6 +31,7 @@ from functools import cached_property
 from pathlib import Path
 
 from grader import pack as packs
+from grader.cache import digest
 from grader.cases import make_cases, random_seed
 from grader.errors import (
     GraderError,
@@ -240,6 +241,9 @@ class World:
     staff: Callable[..., Setup] = Setup.for_staff
     gradescope: Callable[[], Setup] = Setup.for_gradescope
     queue_sender: Callable[[], Setup] = Setup.for_queue_sender
+    # `grader check` may hand its grading to the warm daemon (grader/daemon.py), which grades
+    # with `Setup.for_student` too; a World of a test's own Setup never does.
+    daemon: bool = True
 
     @classmethod
     def of(cls, setup: Setup) -> World:
@@ -249,6 +253,7 @@ class World:
             staff=lambda **_: setup,
             gradescope=lambda: setup,
             queue_sender=lambda: setup,
+            daemon=False,
         )
 
 
@@ -281,8 +286,8 @@ class Grader:
 
     setup: Setup
     # Reference outcomes kept in memory, newest last (a service draws a seed per upload).
-    keep: int = 32
-    _expected: OrderedDict[tuple[str, str, int], Expected] = field(
+    keep: int = 256
+    _expected: OrderedDict[tuple[str, int], Expected] = field(
         default_factory=OrderedDict, repr=False
     )
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -290,7 +295,7 @@ class Grader:
     def expected(self, problem: Problem, seed: int) -> Expected:
         """The reference's outcomes on the seed's cases: run once per grader (and kept on
         disk when caches are trusted), shared by every file graded on that seed."""
-        key = (problem.spec.id, problem.spec.version, seed)
+        key = (problem_key(problem), seed)
         with self._lock:
             known = self._expected.get(key)
             if known is not None:
@@ -385,7 +390,7 @@ class Grader:
         *,
         suffix: str,
         file_name: str,
-        seed: int,
+        seed: int | None,
     ) -> Graded:
         """Grade an upload (the service, its queue workers). Written to a private folder under
         a fixed name with its suffix (`submission.py`, `submission.ipynb`): nothing of its name
@@ -394,6 +399,9 @@ class Grader:
         service is stopping) comes out."""
         if suffix not in SUBMISSION_SUFFIXES:
             raise ValueError(f"suffix {suffix!r} is not one of {SUBMISSION_SUFFIXES}")
+        target = target if isinstance(target, Target) else Target(target)
+        if target.practice is None and seed is None:
+            seed = random_seed()
         with tempfile.TemporaryDirectory(prefix="grader-upload-") as folder:
             path = Path(folder) / f"submission{suffix}"
             path.write_bytes(content)
@@ -402,7 +410,9 @@ class Grader:
             except Cancelled:
                 raise
             except Exception as exc:
-                return self.fault(path, target, seed=seed, error=exc, display_name=file_name)
+                used = target.practice.pack.seed if target.practice is not None else seed
+                assert used is not None
+                return self.fault(path, target, seed=used, error=exc, display_name=file_name)
 
     def fault_bytes(
         self,
@@ -444,6 +454,76 @@ class Grader:
         return Graded(report, fault=True)
 
 
+class SeedPool:
+    """Fresh grading seeds whose reference outcomes were computed ahead of time.
+
+    Gradings that draw a seed per submission (the service, a student's `grader check`) take
+    one here: a ready seed when there is one, so that only the submission runs when it is
+    graded, else a fresh seed (the reference then runs with the grading). Each seed is handed
+    out once: no two students share one. `fill` readies one more seed of a problem, up to
+    `size`; call it when idle (the service's workers when the queue is empty, the daemon after
+    answering). The outcomes are kept by the Grader (and on disk, when caches are trusted).
+    """
+
+    def __init__(self, grader: Grader, size: int = 4) -> None:
+        self.grader = grader
+        self.size = size
+        self._ready: dict[str, list[int]] = {}
+        self._filling: dict[str, int] = {}
+        self._changed = threading.Condition()
+
+    def take(self, problem: Problem, *, wait: float = 0.0) -> int:
+        """A seed for one grading: ready if one is (waiting up to `wait` seconds for one being
+        readied), else fresh."""
+        key = problem_key(problem)
+        deadline = time.monotonic() + wait
+        with self._changed:
+            while True:
+                ready = self._ready.get(key)
+                if ready:
+                    return ready.pop(0)
+                left = deadline - time.monotonic()
+                if not self._filling.get(key) or left <= 0:
+                    return random_seed()
+                self._changed.wait(left)
+
+    def ready(self, problem: Problem) -> int:
+        """How many seeds of this problem are ready."""
+        with self._changed:
+            return len(self._ready.get(problem_key(problem), ()))
+
+    def fill(self, problem: Problem) -> bool:
+        """Ready one more seed if fewer than `size` are; True when it did (a reference ran)."""
+        key = problem_key(problem)
+        with self._changed:
+            if len(self._ready.get(key, ())) + self._filling.get(key, 0) >= self.size:
+                return False
+            self._filling[key] = self._filling.get(key, 0) + 1
+        seed = random_seed()
+        try:
+            self.grader.expected(problem, seed)
+        except BaseException:
+            with self._changed:
+                self._filling[key] -= 1
+                self._changed.notify_all()
+            raise
+        with self._changed:  # ready in the same step as no longer filling: no waiter misses it
+            self._filling[key] -= 1
+            self._ready.setdefault(key, []).append(seed)
+            self._changed.notify_all()
+        return True
+
+
+def problem_key(problem: Problem) -> str:
+    """What a reference's outcomes depend on: the spec and the reference's source (a spec or
+    reference edited while a service or daemon runs is not answered from memory)."""
+    try:
+        source = problem.reference_path.read_bytes()
+    except OSError:
+        source = b""  # the grading itself says the reference is missing
+    return digest(problem.spec.model_dump_json(), source)
+
+
 def _isolation_or_none(runner: Runner) -> Isolation:
     try:
         return runner.isolation()
@@ -456,6 +536,7 @@ __all__ = [
     "Catalog",
     "Graded",
     "Grader",
+    "SeedPool",
     "Setup",
     "Target",
     "World",

@@ -55,6 +55,9 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
     shared = tmp_path_factory.getbasetemp().parent / "grader-cache"
     monkeypatch.setenv("GRADER_CACHE_DIR", str(shared))
+    # `grader check` run as a process grades in that process: a test never leaves a warm
+    # daemon behind (tests/test_daemon.py starts its own, in a folder of its own).
+    monkeypatch.setenv("GRADER_NO_DAEMON", "1")
     monkeypatch.delenv("GRADER_PROBLEMS_DIR", raising=False)
     monkeypatch.delenv("GRADER_REFERENCE_DIR", raising=False)
     monkeypatch.chdir(home)

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from conftest import TOY
 
 from grader.cli import cli
-from grader.engine import Catalog, Grader, Setup, Target, World
+from grader.engine import Catalog, Grader, SeedPool, Setup, Target, World
 from grader.errors import ReferenceFailed, UnknownProblem
 from grader.grading import GRADER_FAULT
 from grader.models import Limits, RunRequest, Status
@@ -214,3 +214,39 @@ def test_grader_check_runs_in_process_on_an_injected_setup(student_machine: Cata
     assert "practising on the public pack in packs/vector_stats" in result.output
     assert "cases passed" in result.output
     assert time.monotonic() - started < 20
+
+
+# Seeds readied ahead ----------------------------------------------------------------------
+
+
+def test_ready_seeds_are_handed_out_once_and_need_no_reference_run(toy: Problem) -> None:
+    reference = InProcessRunner()
+    grader = Grader(Setup(InProcessRunner(), reference, trust_caches=False))
+    pool = SeedPool(grader, size=2)
+    assert pool.fill(toy) and pool.fill(toy) and not pool.fill(toy)  # up to size
+    assert len(reference.requests) == 2
+    first, second = pool.take(toy), pool.take(toy)
+    assert first != second and pool.ready(toy) == 0
+    for seed in (first, second):
+        assert grader.grade(CORRECT, toy, seed=seed).staff.full_marks
+    assert len(reference.requests) == 2  # graded on outcomes computed ahead
+    fresh = pool.take(toy)  # none ready: a fresh seed, its reference runs with its grading
+    grader.grade(CORRECT, toy, seed=fresh)
+    assert len(reference.requests) == 3
+
+
+def test_an_edited_reference_is_not_answered_from_memory(toy: Problem, tmp_path: Path) -> None:
+    """The memory of reference outcomes is keyed by the spec and the reference's source."""
+    import dataclasses
+
+    copy = tmp_path / "vector_stats.py"
+    copy.write_text(toy.reference_path.read_text())
+    problem = dataclasses.replace(toy, reference_path=copy)
+    reference = InProcessRunner()
+    grader = Grader(Setup(InProcessRunner(), reference, trust_caches=False))
+    grader.expected(problem, 5)
+    grader.expected(problem, 5)
+    assert len(reference.requests) == 1
+    copy.write_text(copy.read_text() + "\n# edited\n")
+    grader.expected(problem, 5)
+    assert len(reference.requests) == 2

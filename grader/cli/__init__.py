@@ -22,6 +22,7 @@ from grader.cli.grading import (
     audit,
     batch,
     check,
+    daemon_group,
     gradescope_autograder,
     pack_command,
     problems_command,
@@ -56,6 +57,7 @@ for command in (
     serve,
     worker,
     roster_group,
+    daemon_group,
 ):
     cli.add_command(command)
 

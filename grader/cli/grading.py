@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from grader import safe_text
+from grader import daemon, safe_text
 from grader.batch import RemoteGrader, batch_interrupted, batch_outcome, discover, run_batch
 from grader.cases import MAX_SEED, random_seed
 from grader.cli.common import (
@@ -27,11 +28,12 @@ from grader.cli.common import (
     world,
     write_json,
 )
-from grader.engine import Catalog, Grader
+from grader.engine import Catalog, Graded, Grader, Target
 from grader.errors import GraderError, UnknownProblem
 from grader.gradescope import build_autograder
 from grader.grading import read_limit
 from grader.models import ProblemSpec, Report
+from grader.notebook import is_notebook
 from grader.pack import (
     DEFAULT_EXTRA,
     PACKS_ENV,
@@ -82,6 +84,13 @@ from grader.storage import read_regular, write_atomic
     f"instead of grading with the reference. Used by itself when the reference is missing "
     f"and packs/<problem id>/ (or ${PACKS_ENV}/<problem id>/) holds one.",
 )
+@click.option(
+    "--no-daemon",
+    is_flag=True,
+    envvar="GRADER_NO_DAEMON",
+    help="Grade in this process, not in the warm background grader the first check starts "
+    "(it stops after 15 idle minutes, or with `grader daemon stop`).",
+)
 @problems_dir_option
 @reference_dir_option
 @require_sandbox_option
@@ -96,6 +105,7 @@ def check(
     problems_dir: Path | None,
     reference_dir: Path | None,
     require_sandbox: bool,
+    no_daemon: bool,
 ) -> None:
     """Grade one submission FILE and print the verdict (a practice run with a pack)."""
     to_stdout = json_path is not None and str(json_path) == "-"
@@ -103,16 +113,20 @@ def check(
     if not file.exists() and not file.is_symlink():
         fail(no_such_file(file))
     try:
-        source = read_regular(file, read_limit(file.name)).decode("utf-8", errors="replace")
+        raw = read_regular(file, read_limit(file.name))
         catalog = Catalog(problems_dir, reference_dir)
+        source = raw.decode("utf-8", errors="replace")
         target = catalog.target(source, problem_id=problem_id, pack=pack_location)
         if target.found_pack is not None:
             where = safe_text.terminal(str(target.found_pack))
             note = f"No reference solution here: practising on the public pack in {where}."
             console.print(Text(note, style="magenta"))
-        graded = Grader(world().student(require_sandbox=require_sandbox)).grade(
-            file, target, seed=seed
-        )
+        graded = None
+        if world().daemon and not no_daemon:
+            graded = _in_daemon(console, file, raw, target, seed, require_sandbox)
+        if graded is None:
+            setup = world().student(require_sandbox=require_sandbox)
+            graded = Grader(setup).grade(file, target, seed=seed)
     except GraderError as exc:
         fail(str(exc))
     # The seed stays: this machine has the reference, hence every hidden case already.
@@ -208,6 +222,51 @@ def batch(
             f"grader's own (their reports say what happened and give no points): fix the cause "
             f"and rerun the same command to grade just those."
         )
+
+
+def _in_daemon(
+    console: Console, file: Path, raw: bytes, target: Target, seed: int | None, sandbox: bool
+) -> Graded | None:
+    """The grading done by the warm daemon (grader/daemon.py); None if it cannot be reached
+    (then this process grades, as with --no-daemon)."""
+    spec_path, reference_path = target.problem.spec_path, target.problem.reference_path
+    request = daemon.Request(
+        content=base64.b64encode(raw).decode(),
+        name=str(file),
+        suffix=".ipynb" if is_notebook(file.name) else ".py",
+        kind="pack" if target.practice is not None else "problem",
+        problem_id=target.problem.spec.id,
+        problems_dir=str(spec_path.parent.resolve()),
+        reference_dir=str(reference_path.parent.resolve()),
+        pack=str(spec_path.resolve()),
+        seed=seed,
+        require_sandbox=sandbox,
+    )
+    try:
+        staff, fault = daemon.grade(request)
+    except OSError as exc:
+        note = f"(the background grader could not be used: {exc}; grading in this process)"
+        console.print(Text(safe_text.terminal(note), style="dim"))
+        return None
+    return Graded(staff, fault=fault)
+
+
+@click.group(name="daemon")
+def daemon_group() -> None:
+    """The warm background grader `grader check` uses (one per user and grader version)."""
+
+
+@daemon_group.command(name="stop")
+def daemon_stop() -> None:
+    """Stop it (the next `grader check` starts a new one)."""
+    click.echo("stopped" if daemon.stop() else "no daemon was running")
+
+
+@daemon_group.command(name="status")
+def daemon_status() -> None:
+    """Whether it runs, and its pid."""
+    pid = daemon.status()
+    click.echo(f"running, pid {pid}" if pid is not None else "not running")
 
 
 def _queue_grader(console: Console, queue_url: str) -> RemoteGrader:

@@ -76,6 +76,10 @@ class Dispatcher(Protocol):
 
     def stop(self) -> None: ...
 
+    def seed_for(self, problem_id: str) -> int:
+        """A fresh seed for one upload (never another student's)."""
+        ...
+
 
 class ApiError(Exception):
     """A request refused, with a message for the person who sent it."""
@@ -268,6 +272,8 @@ async def _submit(service: Service, caller: Caller, upload: Upload) -> Submissio
     problem = _choose_problem(service, upload.fields.get("problem", "").strip() or None, upload)
 
     def add() -> Submission | RateLimited | StillWaiting:
+        dispatcher = service.dispatcher
+        seed = random_seed() if dispatcher is None else dispatcher.seed_for(problem)
         return service.store.add(
             student=str(caller.student),
             problem=problem,
@@ -275,7 +281,7 @@ async def _submit(service: Service, caller: Caller, upload: Upload) -> Submissio
             suffix=upload.suffix,
             content=upload.content,
             sha256=hashlib.sha256(upload.content).hexdigest(),
-            seed=random_seed(),
+            seed=seed,
             per_hour=service.per_hour(problem),
         )
 

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import threading
 
-from grader.engine import Grader
+from grader.engine import Grader, SeedPool
 from grader.models import Report
 from grader.problems import Problem
 from grader.run import Cancelled
@@ -47,11 +47,15 @@ class LocalPool:
         *,
         grader: Grader,
         workers: int,
+        ready_seeds: int = 32,
     ) -> None:
         self.store = store
         self.problems = problems
         self.grader = grader
         self.workers = workers
+        # Seeds whose reference ran while the queue was empty: an upload graded on one runs
+        # only the submission (see `seed_for` and `_prepare`).
+        self.seeds = SeedPool(grader, size=ready_seeds)
         self._stop = threading.Event()
         self._wake = threading.Condition()
         self._threads: list[threading.Thread] = []
@@ -90,6 +94,8 @@ class LocalPool:
                 self._stop.wait(1.0)
                 continue
             if submission is None:
+                if self._prepare():
+                    continue  # one reference run done: look at the queue again first
                 with self._wake:
                     self._wake.wait(timeout=1.0)
                 continue
@@ -103,6 +109,26 @@ class LocalPool:
                 with contextlib.suppress(Exception):
                     self.store.requeue(submission.id)
                 self._stop.wait(1.0)
+
+    def seed_for(self, problem_id: str) -> int:
+        """The seed an upload is graded on: one made ready while idle if there is one (each
+        handed out once, so no two students share a seed)."""
+        return self.seeds.take(self.problems[problem_id])
+
+    def _prepare(self) -> bool:
+        """With the queue empty, ready one more seed of a problem short of them; True when a
+        reference ran. A failure here is logged, not fatal: the upload's own grading says it."""
+        for problem in self.problems.values():
+            try:
+                if self.seeds.fill(problem):
+                    return True
+            except Cancelled:
+                return False
+            except Exception:
+                log.exception("readying a seed of %s failed", problem.spec.id)
+                self._stop.wait(5.0)
+                return False
+        return False
 
     def _grade(self, submission: Submission) -> None:
         problem = self.problems[submission.problem]

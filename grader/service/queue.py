@@ -50,6 +50,7 @@ from dramatiq.brokers.redis import MAINTENANCE_SCALE, RedisBroker
 from dramatiq.middleware import Retries
 from pydantic import Field
 
+from grader.cases import random_seed
 from grader.engine import Catalog, Grader, Setup
 from grader.errors import GraderError, UsageError
 from grader.grading import read_limit
@@ -265,6 +266,10 @@ class QueueSender:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._worker: dramatiq.Worker | None = None
+
+    def seed_for(self, problem_id: str) -> int:
+        """A fresh seed (the workers, elsewhere, run the reference when they grade it)."""
+        return random_seed()
 
     def start(self) -> None:
         _register(self.broker, self._on_result, RESULT_ACTOR, self.reply_to)

@@ -1,0 +1,302 @@
+"""The warm engine behind `grader check`: a per-user background process that keeps what a
+grading needs between commands (as dmypy or Gradle's daemon do).
+
+The first `grader check` starts it; the next ones send it their file and get the report back,
+so that neither interpreter start-up, JAX's import in the sandbox's zygotes, nor (for a new
+seed) the reference's run is paid again: after each real grading it readies the next seed's
+reference outcomes while the student reads the verdict (`engine.SeedPool`). It grades with the
+same engine and sandbox as `grader check --no-daemon` (`Setup.for_student`), so a verdict is
+the same either way. It stops after `IDLE_SECONDS` without a request, or with
+`grader daemon stop`.
+
+It listens on a Unix socket in a folder only its user may enter (`runtime_dir`); the socket's
+name carries a digest of the grader's code, Python and library versions, so a changed grader
+is never answered by an old daemon. The client resolves which problem or pack a file is
+graded against (engine.Catalog, where it runs, with its own folder and environment) and sends
+the file's bytes: the daemon reads nothing of the client's folders but the problem, reference
+or pack it is told to use.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import socket
+import socketserver
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from grader import __version__
+from grader.cache import library_versions
+from grader.engine import Grader, SeedPool, Setup, Target
+from grader.errors import GraderError
+from grader.models import Report
+from grader.pack import load_pack, practice_problem
+from grader.problems import load_problem
+
+IDLE_ENV = "GRADER_DAEMON_IDLE"
+IDLE_SECONDS = 15 * 60
+START_SECONDS = 30.0  # how long a client waits for a daemon it started
+MAX_REQUEST = 64 * 1024 * 1024  # a notebook (16 MiB) in base64, and the rest
+PACKAGE = Path(__file__).resolve().parent
+
+
+class Request(BaseModel):
+    """One `grader check`, as the client resolved it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    content: str  # base64 of the file's bytes, read once by the client
+    name: str  # the file as the student named it (tracebacks, the report)
+    suffix: Literal[".py", ".ipynb"]
+    kind: Literal["problem", "pack"]
+    problem_id: str = ""
+    problems_dir: str = ""
+    reference_dir: str = ""
+    pack: str = ""
+    seed: int | None = None
+    require_sandbox: bool = False
+
+
+class Reply(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    report: str | None = None  # the staff report, JSON
+    fault: bool = False
+    error: str | None = None  # a GraderError's message (exit 2 on the client)
+
+
+def runtime_dir() -> Path:
+    """$XDG_RUNTIME_DIR/grader, else <tmp>/grader-<uid>: made 0700 and checked to be this
+    user's own folder (another user could have made it first, to catch the socket)."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    folder = (
+        Path(base) / "grader" if base else Path(tempfile.gettempdir()) / f"grader-{os.getuid()}"
+    )
+    folder.mkdir(mode=0o700, exist_ok=True)
+    info = folder.lstat()
+    if not folder.is_dir() or folder.is_symlink() or info.st_uid != os.getuid():
+        raise OSError(f"{folder} is not a folder of this user's own")
+    if info.st_mode & 0o077:
+        folder.chmod(0o700)
+    return folder
+
+
+def code_key() -> str:
+    """Which grader a daemon runs: its code, Python, and the libraries that compute."""
+    newest = max(path.stat().st_mtime_ns for path in PACKAGE.rglob("*.py"))
+    text = f"{sys.executable}|{PACKAGE}|{__version__}|{newest}|{library_versions()}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def socket_path() -> Path:
+    return runtime_dir() / f"daemon-{code_key()}.sock"
+
+
+# The server ---------------------------------------------------------------------------------
+
+
+class _Server(socketserver.ThreadingUnixStreamServer):
+    daemon_threads = True
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(str(path), _Handler)
+        self.graders: dict[bool, Grader] = {}
+        self.pools: dict[bool, SeedPool] = {}
+        self.lock = threading.Lock()
+        self.last = time.monotonic()
+        self.busy = 0
+
+    def grader(self, require_sandbox: bool) -> tuple[Grader, SeedPool]:
+        with self.lock:
+            if require_sandbox not in self.graders:
+                grader = Grader(Setup.for_student(require_sandbox=require_sandbox))
+                self.graders[require_sandbox] = grader
+                self.pools[require_sandbox] = SeedPool(grader, size=2)
+            return self.graders[require_sandbox], self.pools[require_sandbox]
+
+    def answer(self, request: Request) -> tuple[Reply, object | None]:
+        """The reply, and what to ready next (a problem) once it is sent."""
+        grader, pool = self.grader(request.require_sandbox)
+        content = base64.b64decode(request.content)
+        try:
+            if request.kind == "pack":
+                location = Path(request.pack)
+                practice = practice_problem(load_pack(location), location)
+                target, seed = Target(practice.problem, practice), None
+            else:
+                problem = load_problem(
+                    request.problem_id,
+                    problems_dir=Path(request.problems_dir),
+                    reference_dir=Path(request.reference_dir),
+                )
+                target = Target(problem)
+                seed = pool.take(problem, wait=60) if request.seed is None else request.seed
+            with tempfile.TemporaryDirectory(prefix="grader-daemon-") as folder:
+                path = Path(folder) / f"submission{request.suffix}"
+                path.write_bytes(content)
+                graded = grader.grade(path, target, seed=seed, display_name=request.name)
+        except GraderError as exc:
+            return Reply(error=str(exc)), None
+        ready_next = target.problem if request.kind == "problem" else None
+        return Reply(report=graded.staff.model_dump_json(), fault=graded.fault), ready_next
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    server: _Server
+
+    def handle(self) -> None:
+        server = self.server
+        with server.lock:
+            server.busy += 1
+        try:
+            line = self.rfile.readline(MAX_REQUEST + 1)
+            if line.strip() == b"stop":
+                self.wfile.write(b'{"stopping": true}\n')
+                threading.Thread(target=server.shutdown, daemon=True).start()
+                return
+            if line.strip() == b"ping":
+                self.wfile.write(json.dumps({"pid": os.getpid()}).encode() + b"\n")
+                return
+            try:
+                request = Request.model_validate_json(line)
+            except ValueError as exc:
+                reply, ready_next = (
+                    Reply(error=f"the daemon could not read the request: {exc}"),
+                    None,
+                )
+            else:
+                reply, ready_next = server.answer(request)
+            self.wfile.write(reply.model_dump_json().encode() + b"\n")
+            self.wfile.flush()
+            if ready_next is not None:
+                _, pool = server.grader(request.require_sandbox)
+                with contextlib.suppress(Exception):  # the next grading says what is wrong
+                    while pool.fill(ready_next):  # type: ignore[arg-type]
+                        pass
+        finally:
+            with server.lock:
+                server.busy -= 1
+                server.last = time.monotonic()
+
+
+def serve(idle: float | None = None) -> None:
+    """Run the daemon until it is idle for `idle` seconds, or stopped."""
+    idle = float(os.environ.get(IDLE_ENV, IDLE_SECONDS)) if idle is None else idle
+    path = socket_path()
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()  # a daemon of this code that died: its socket answers no one
+    server = _Server(path)
+    path.chmod(0o600)
+
+    def watch() -> None:
+        while True:
+            time.sleep(min(5.0, max(idle / 4, 0.05)))
+            with server.lock:
+                quiet = server.busy == 0 and time.monotonic() - server.last > idle
+            if quiet:
+                server.shutdown()
+                return
+
+    threading.Thread(target=watch, daemon=True).start()
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        for grader in server.graders.values():
+            grader.setup.cancel()
+
+
+# The client ---------------------------------------------------------------------------------
+
+
+def _connect(path: Path, timeout: float | None) -> socket.socket:
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.settimeout(timeout)
+    try:
+        client.connect(str(path))
+    except OSError:
+        client.close()
+        raise
+    return client
+
+
+def _exchange(path: Path, line: bytes, timeout: float | None = None) -> bytes:
+    with _connect(path, timeout) as client:
+        client.sendall(line + b"\n")
+        with client.makefile("rb") as stream:
+            return stream.readline(MAX_REQUEST)
+
+
+def start() -> Path:
+    """A running daemon's socket: this code's, started now if there is none."""
+    path = socket_path()
+    with contextlib.suppress(OSError):
+        _exchange(path, b"ping", timeout=5)
+        return path
+    log = (runtime_dir() / "daemon.log").open("ab")
+    subprocess.Popen(
+        [sys.executable, "-m", "grader.daemon"],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,  # not stopped by the terminal's Ctrl-C meant for the client
+        close_fds=True,
+    )
+    log.close()
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            _exchange(path, b"ping", timeout=5)
+            return path
+        time.sleep(0.05)
+    raise OSError(f"the grading daemon did not start within {START_SECONDS:g} s")
+
+
+def grade(request: Request) -> tuple[Report, bool]:
+    """The staff report of one `grader check` from the daemon (started if needed), and
+    whether it is a fault of the grader's. GraderError for the course's faults; OSError when
+    the daemon cannot be reached (the caller grades in its own process instead)."""
+    path = start()
+    answer = _exchange(path, request.model_dump_json().encode())
+    if not answer:
+        raise OSError("the grading daemon closed the connection without an answer")
+    reply = Reply.model_validate_json(answer)
+    if reply.error is not None:
+        raise GraderError(reply.error)
+    assert reply.report is not None
+    return Report.model_validate_json(reply.report), reply.fault
+
+
+def stop() -> bool:
+    """Stop this code's daemon; False when none was running."""
+    try:
+        _exchange(socket_path(), b"stop", timeout=5)
+    except OSError:
+        return False
+    return True
+
+
+def status() -> int | None:
+    """The pid of this code's running daemon, or None."""
+    try:
+        answer = _exchange(socket_path(), b"ping", timeout=5)
+    except OSError:
+        return None
+    return int(json.loads(answer)["pid"])
+
+
+if __name__ == "__main__":
+    serve()
