@@ -35,8 +35,8 @@ from grader.engine import Graded, Grader, is_grader_fault
 from grader.errors import GraderError, UsageError
 from grader.gradebook import BatchResult, Skipped, gradebook_csv, summarize, summary_json
 from grader.grading import read_limit
+from grader.ipynb import SUBMISSION_SUFFIXES as SUFFIXES
 from grader.models import Report
-from grader.notebook import SUBMISSION_SUFFIXES as SUFFIXES
 from grader.problems import Problem
 from grader.safe_text import json_for_log
 from grader.storage import read_regular, write_atomic

@@ -26,12 +26,12 @@ from pathlib import Path
 
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
-from grader import notebook, safe_text
+from grader import ipynb, safe_text
 from grader.engine import Catalog, Grader
 from grader.errors import UsageError
 from grader.grading import read_limit
+from grader.ipynb import SUBMISSION_SUFFIXES
 from grader.models import CaseReason, ErrorInfo, Report, Status
-from grader.notebook import SUBMISSION_SUFFIXES
 from grader.problems import Problem
 
 SUBMISSIONS = "submissions"
@@ -165,10 +165,10 @@ def def_line(source: bytes, function: str) -> int | None:
 def def_location(source: bytes, function: str, name: str) -> tuple[int | None, int | None]:
     """`def_line` of a file named `name`, and for a notebook the cell that line is in (the
     line is then the cell's): (line, cell)."""
-    if not notebook.is_notebook(name):
+    if not ipynb.is_notebook(name):
         return def_line(source, function), None
-    converted = notebook.convert(source, name, validate=False)
-    if not isinstance(converted, notebook.Converted):
+    converted = ipynb.convert(source, name, validate=False)
+    if not isinstance(converted, ipynb.Converted):
         return None, None
     line = def_line(converted.source.encode(), function)
     for span in converted.cells:

@@ -46,7 +46,7 @@ from grader.problems import load_problem
 
 IDLE_ENV = "GRADER_DAEMON_IDLE"
 IDLE_SECONDS = 15 * 60
-START_SECONDS = 30.0  # how long a client waits for a daemon it started
+START_SECONDS = 60.0  # how long a client waits for a daemon it started
 MAX_REQUEST = 64 * 1024 * 1024  # a notebook (16 MiB) in base64, and the rest
 PACKAGE = Path(__file__).resolve().parent
 

@@ -31,7 +31,6 @@ from functools import cached_property
 from pathlib import Path
 
 from grader import pack as packs
-from grader.cache import digest
 from grader.cases import make_cases, random_seed
 from grader.errors import (
     GraderError,
@@ -51,18 +50,20 @@ from grader.grading import (
     prepare,
     run_reference,
 )
+from grader.ipynb import SUBMISSION_SUFFIXES
 from grader.models import Isolation, Limits, Report
-from grader.notebook import SUBMISSION_SUFFIXES
 from grader.pack import Practice
 from grader.problems import Problem, find_problem, load_problem
 from grader.run import Cancelled, Runner, SandboxPolicy, SubprocessRunner, full_isolation_problem
 from grader.run.policy import run_uid_problem
 
 # Faults of the course's set-up, not of one file: they stop a grading (every file would fail).
+# (A sandbox that cannot be had at all is one too: `Grader.grade` asks for it before the file
+# is graded. Raised while one file runs, as when its processes cannot be killed, it is that
+# file's fault report, so that a batch still finishes.)
 COURSE_FAULTS: tuple[type[BaseException], ...] = (
     ProblemError,
     ReferenceFailed,
-    SandboxUnavailable,
     UsageError,
     Cancelled,
 )
@@ -295,18 +296,21 @@ class Grader:
     def expected(self, problem: Problem, seed: int) -> Expected:
         """The reference's outcomes on the seed's cases: run once per grader (and kept on
         disk when caches are trusted), shared by every file graded on that seed."""
-        key = (problem_key(problem), seed)
+        key = (problem.key, seed)
         with self._lock:
             known = self._expected.get(key)
             if known is not None:
                 self._expected.move_to_end(key)
                 return known
-        expected = run_reference(
-            problem,
-            make_cases(problem.spec, seed),
-            runner=self.setup.reference,
-            use_cache=self.setup.trust_caches,
-        )
+        try:
+            expected = run_reference(
+                problem,
+                make_cases(problem.spec, seed),
+                runner=self.setup.reference,
+                use_cache=self.setup.trust_caches,
+            )
+        except SandboxUnavailable as exc:  # the trusted side's: every file would fail alike
+            raise ReferenceFailed(f"the reference could not be run: {exc}") from exc
         with self._lock:
             self._expected[key] = expected
             while len(self._expected) > self.keep:
@@ -333,6 +337,7 @@ class Grader:
             seed = target.practice.pack.seed
         seed = random_seed() if seed is None else seed
         name = display_name or str(path)
+        self.setup.submissions.isolation()  # SandboxUnavailable: no file can be graded here
         try:
             report = self._grade(path, target, seed, name, limits)
         except COURSE_FAULTS:
@@ -350,7 +355,6 @@ class Grader:
                 path, target.practice, runner=runner, limits=limits, display_name=name
             )
         problem = target.problem
-        runner.isolation()  # refuse before the reference runs if it cannot be had
         started = time.monotonic()
         # A file that is not Python at all is reported at once, before the reference runs.
         prepared = prepare(path, name)
@@ -475,7 +479,7 @@ class SeedPool:
     def take(self, problem: Problem, *, wait: float = 0.0) -> int:
         """A seed for one grading: ready if one is (waiting up to `wait` seconds for one being
         readied), else fresh."""
-        key = problem_key(problem)
+        key = problem.key
         deadline = time.monotonic() + wait
         with self._changed:
             while True:
@@ -490,11 +494,11 @@ class SeedPool:
     def ready(self, problem: Problem) -> int:
         """How many seeds of this problem are ready."""
         with self._changed:
-            return len(self._ready.get(problem_key(problem), ()))
+            return len(self._ready.get(problem.key, ()))
 
     def fill(self, problem: Problem) -> bool:
         """Ready one more seed if fewer than `size` are; True when it did (a reference ran)."""
-        key = problem_key(problem)
+        key = problem.key
         with self._changed:
             if len(self._ready.get(key, ())) + self._filling.get(key, 0) >= self.size:
                 return False
@@ -512,16 +516,6 @@ class SeedPool:
             self._ready.setdefault(key, []).append(seed)
             self._changed.notify_all()
         return True
-
-
-def problem_key(problem: Problem) -> str:
-    """What a reference's outcomes depend on: the spec and the reference's source (a spec or
-    reference edited while a service or daemon runs is not answered from memory)."""
-    try:
-        source = problem.reference_path.read_bytes()
-    except OSError:
-        source = b""  # the grading itself says the reference is missing
-    return digest(problem.spec.model_dump_json(), source)
 
 
 def _isolation_or_none(runner: Runner) -> Isolation:

@@ -498,6 +498,13 @@ def _shown_hint(hint: Hint) -> bool:
     return not (hint.kind == "pattern" and hint.id.endswith(("_above", "_below")))
 
 
+GRADER_FAULT = "The grader could not grade this file"
+GRADER_FAULT_FOR_STUDENTS = (
+    f"{GRADER_FAULT}: a fault of the grading set-up, not of your file. Course staff can see "
+    f"what went wrong; you may be asked to submit again."
+)
+
+
 def student_view(report: Report, *, keep_seed: bool = False) -> Report:
     """The report without what hidden cases would give away, nor any text the submission
     could have shaped after it could read them.
@@ -518,6 +525,14 @@ def student_view(report: Report, *, keep_seed: bool = False) -> Report:
     # so that "repeat with --seed S" works.
     seed = report.seed if report.practice is not None or keep_seed else None
     update: dict[str, object] = {"view": "student", "seed": seed}
+    if (
+        not keep_seed
+        and report.status is Status.CRASHED
+        and report.message.startswith(GRADER_FAULT)
+    ):
+        # What failed is for staff: it can quote the reference (its path, its traceback). Where
+        # the student has the reference (`keep_seed`), they are who can fix it.
+        update["message"] = GRADER_FAULT_FOR_STUDENTS
     if hidden:
         shown_lines = _shown_lines(report)
         _one_more_line(report, shown_lines)

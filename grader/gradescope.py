@@ -41,7 +41,7 @@ from rich.console import Console
 from grader import safe_text
 from grader.engine import Graded, Grader, Setup
 from grader.errors import GraderError, UsageError
-from grader.notebook import SUBMISSION_SUFFIXES
+from grader.ipynb import SUBMISSION_SUFFIXES
 from grader.paths import REPO_ROOT
 from grader.problems import Problem, defined_functions, load_problem
 from grader.render import gradescope_json, output_console, print_report
@@ -316,7 +316,7 @@ def _grade(
     console.print(safe_text.markup(_isolation_line(setup)))
     grader = Grader(setup)
     grader.expected(problem, seed)  # the reference runs now, kept for the grading below
-    if not setup.trust_caches:
+    if setup.submissions.isolation() != "full":
         # Without full isolation the submission runs as this user (root in Gradescope's
         # container) and could read the reference: its outcomes are in memory now, so the
         # file goes before the submission runs. The container is thrown away after this run.

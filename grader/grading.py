@@ -22,12 +22,12 @@ from pathlib import Path
 
 from pydantic import TypeAdapter
 
-from grader import __version__, notebook
+from grader import __version__, ipynb
 from grader.cache import cache_root, digest, library_versions
 from grader.cases import make_cases
 from grader.compare import judge_case
 from grader.errors import GraderError, ReferenceFailed
-from grader.feedback import diagnose
+from grader.feedback import GRADER_FAULT, diagnose
 from grader.models import (
     HEADLINE,
     Case,
@@ -259,9 +259,6 @@ def grade(
     return graded.model_copy(update={"peak_memory_mib": round(run.peak_rss_kib / 1024, 1)})
 
 
-GRADER_FAULT = "The grader could not grade this file"
-
-
 def is_grader_fault(report: Report) -> bool:
     """Whether the report is `grader_fault_report`'s (to grade the file again later)."""
     return report.status is Status.CRASHED and report.message.startswith(GRADER_FAULT)
@@ -314,18 +311,18 @@ class Prepared:
 
 def read_limit(name: str) -> int:
     """How many bytes to read of a submission of this name (one more than it may have)."""
-    return (notebook.MAX_NOTEBOOK_BYTES if notebook.is_notebook(name) else MAX_SOURCE_BYTES) + 1
+    return (ipynb.MAX_NOTEBOOK_BYTES if ipynb.is_notebook(name) else MAX_SOURCE_BYTES) + 1
 
 
 def prepare(path: Path, name: str) -> Prepared:
     """Read a submission once (what is hashed is what runs) and screen it; a notebook (a file
-    or display name ending in .ipynb) is turned into the code that runs (grader/notebook.py)."""
-    is_notebook = notebook.is_notebook(path.name) or notebook.is_notebook(name)
+    or display name ending in .ipynb) is turned into the code that runs (grader/ipynb.py)."""
+    is_notebook = ipynb.is_notebook(path.name) or ipynb.is_notebook(name)
     raw = read_regular(path, read_limit(".ipynb" if is_notebook else name))
     info = SubmissionInfo(path=name, sha256=hashlib.sha256(raw).hexdigest(), size=len(raw))
     if not is_notebook:
         return Prepared(info, raw, screen_source(raw, name))
-    converted = notebook.convert(raw, name)
+    converted = ipynb.convert(raw, name)
     if isinstance(converted, LoadFailure):
         return Prepared(info, b"", converted)
     code = converted.source.encode()

@@ -7,11 +7,13 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from grader import safe_text
+from grader.cache import digest
 from grader.errors import InvalidSpec, ReferenceMissing, UnknownProblem
 from grader.models import ProblemSpec
 from grader.paths import REPO_ROOT
@@ -30,6 +32,17 @@ class Problem:
     spec: ProblemSpec
     spec_path: Path
     reference_path: Path
+
+    @cached_property
+    def key(self) -> str:
+        """What the reference's outcomes depend on: the spec and the reference's source, read
+        once per Problem (a Problem loaded again after an edit has another key; one whose
+        reference file is then removed, as Gradescope's basic isolation does, keeps its own)."""
+        try:
+            source = self.reference_path.read_bytes()
+        except OSError:
+            source = b""  # the grading itself says the reference is missing
+        return digest(self.spec.model_dump_json(), source)
 
 
 def default_problems_dir() -> Path:
@@ -135,11 +148,11 @@ def defined_functions(source: str) -> set[str]:
     """Names of the top-level functions a source defines, without running it (a notebook's
     text: those its code cells define)."""
     if source.lstrip().startswith("{"):  # a notebook's JSON (which Python would parse too)
-        from grader import notebook  # imports grader.run: only when it is needed
+        from grader import ipynb  # imports grader.run: only when it is needed
 
         raw = source.encode(errors="replace")
-        converted = notebook.convert(raw, "notebook.ipynb", validate=False)
-        if isinstance(converted, notebook.Converted):
+        converted = ipynb.convert(raw, "notebook.ipynb", validate=False)
+        if isinstance(converted, ipynb.Converted):
             source = converted.source
     try:
         tree = ast.parse(source)

@@ -248,5 +248,7 @@ def test_an_edited_reference_is_not_answered_from_memory(toy: Problem, tmp_path:
     grader.expected(problem, 5)
     assert len(reference.requests) == 1
     copy.write_text(copy.read_text() + "\n# edited\n")
-    grader.expected(problem, 5)
+    grader.expected(dataclasses.replace(problem), 5)  # loaded again, as each request does
+    assert len(reference.requests) == 2
+    grader.expected(problem, 5)  # the Problem read before the edit keeps its key
     assert len(reference.requests) == 2

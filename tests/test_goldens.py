@@ -35,6 +35,7 @@ from grader.cases import make_cases
 from grader.ci import Change, FileVerdict, junit_xml, markdown_summary, workflow_annotations
 from grader.feedback import student_view
 from grader.gradebook import BatchResult, Skipped, gradebook_csv, summarize, summary_json
+from grader.ipynb import RAN
 from grader.models import (
     CaseReason,
     CaseResult,
@@ -50,7 +51,6 @@ from grader.models import (
     SubmissionInfo,
     Versions,
 )
-from grader.notebook import RAN
 from grader.problems import Problem
 from grader.render import (
     batch_page,

@@ -20,8 +20,8 @@ from helpers import assert_graded_as_labelled, notebook_from_source
 from grader.cli import cli
 from grader.engine import World
 from grader.grading import grade
+from grader.ipynb import Converted, convert, convert_cells, split_lines
 from grader.models import Report, Status
-from grader.notebook import Converted, convert, convert_cells, split_lines
 from grader.problems import Problem, defined_functions
 from grader.run import LoadFailure, Runner
 from grader.run.fake import InProcessRunner
@@ -357,7 +357,7 @@ def test_in_notebook_check_grades_what_the_kernel_ran(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A student's session in IPython's own shell: cells run (one with a typo, run again
-    fixed; a shell line; a demo call), then grader.notebook_check.check() in a last cell."""
+    fixed; a shell line; a demo call), then grader.notebook.check() in a last cell."""
     from IPython.core.interactiveshell import InteractiveShell
 
     from grader.pack import PRACTICE_SEEDS, make_pack, write_pack
@@ -380,8 +380,7 @@ def test_in_notebook_check_grades_what_the_kernel_ran(
         for cell in cells:
             shell.run_cell(cell, store_history=True)
         first = shell.run_cell(
-            "import grader.notebook_check\n"
-            f"report = grader.notebook_check.check(pack={str(pack)!r})",
+            f"import grader.notebook\nreport = grader.notebook.check(pack={str(pack)!r})",
             store_history=True,
         )
         assert first.success, first.error_in_exec
@@ -404,7 +403,7 @@ def test_in_notebook_check_grades_what_the_kernel_ran(
             store_history=True,
         )
         again = shell.run_cell(
-            f"grader.notebook_check.check(pack={str(pack)!r}, show=False)", store_history=True
+            f"grader.notebook.check(pack={str(pack)!r}, show=False)", store_history=True
         )
         assert again.success and again.result.full_marks
     finally:

@@ -32,8 +32,8 @@ from grader.engine import Catalog, Graded, Grader, Target
 from grader.errors import GraderError, UnknownProblem
 from grader.gradescope import build_autograder
 from grader.grading import read_limit
+from grader.ipynb import is_notebook
 from grader.models import ProblemSpec, Report
-from grader.notebook import is_notebook
 from grader.pack import (
     DEFAULT_EXTRA,
     PACKS_ENV,

@@ -61,6 +61,14 @@ from grader.errors import GraderError
     help="Grade through this Redis queue, on `grader worker` machines, instead of locally.",
 )
 @click.option(
+    "--ready-seeds",
+    type=click.IntRange(0, 1000),
+    default=32,
+    show_default=True,
+    help="Seeds per problem whose reference outcomes the workers compute while the queue is "
+    "empty, so that an upload graded on one runs only the submission (each seed is used once).",
+)
+@click.option(
     "--max-connections-per-address",
     "per_address",
     type=click.IntRange(0, 256),
@@ -81,6 +89,7 @@ def serve(
     workers: int | None,
     rate: str | None,
     queue_url: str | None,
+    ready_seeds: int,
     per_address: int,
     problems_dir: Path | None,
     reference_dir: Path | None,
@@ -97,7 +106,7 @@ def serve(
         service, warning = build_service(
             data=data, roster_path=roster_path, catalog=Catalog(problems_dir, reference_dir),
             world=world(), rate=rate, queue_url=queue_url, workers=workers,
-            require_sandbox=require_sandbox, allow_basic=allow_basic,
+            require_sandbox=require_sandbox, allow_basic=allow_basic, ready_seeds=ready_seeds,
         )  # fmt: skip
         limits = Limits.from_environment(per_address=per_address)
     except GraderError as exc:

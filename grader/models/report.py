@@ -79,7 +79,7 @@ class LeftOut(Frozen):
 
 
 class NotebookInfo(Frozen):
-    """How a notebook submission was turned into the code that ran (grader/notebook.py)."""
+    """How a notebook submission was turned into the code that ran (grader/ipynb.py)."""
 
     code_cells: int = Field(ge=0, description="Code cells in the notebook.")
     ran: str = Field(description="What of the notebook runs when it is graded, in words.")

@@ -49,8 +49,8 @@ from grader.cases import random_seed
 from grader.engine import Graded
 from grader.gradebook import BatchResult, gradebook_csv, summarize
 from grader.grading import MAX_SOURCE_BYTES
+from grader.ipynb import SUBMISSION_SUFFIXES as ALLOWED_SUFFIXES
 from grader.models import Report
-from grader.notebook import SUBMISSION_SUFFIXES as ALLOWED_SUFFIXES
 from grader.problems import Problem
 from grader.render import batch_page, print_report, student_page
 from grader.service.http import Limits, uvicorn_options

@@ -56,9 +56,15 @@ class LocalPool:
         # Seeds whose reference ran while the queue was empty: an upload graded on one runs
         # only the submission (see `seed_for` and `_prepare`).
         self.seeds = SeedPool(grader, size=ready_seeds)
+        # Room in the grader's memory for every ready seed's outcomes, and the ones in use.
+        grader.keep = max(grader.keep, ready_seeds * len(problems) + 4 * workers)
         self._stop = threading.Event()
         self._wake = threading.Condition()
         self._threads: list[threading.Thread] = []
+        # Seeds are readied only when nothing is being graded, by one worker fewer than there
+        # are (one stays free for the next upload), so that readying never slows a grading.
+        self._busy = 0
+        self._fillers = threading.BoundedSemaphore(max(1, workers - 1))
 
     def start(self) -> None:
         requeued = self.store.requeue_running()
@@ -99,6 +105,8 @@ class LocalPool:
                 with self._wake:
                     self._wake.wait(timeout=1.0)
                 continue
+            with self._wake:
+                self._busy += 1
             try:
                 self._grade(submission)
             except Exception:
@@ -109,6 +117,9 @@ class LocalPool:
                 with contextlib.suppress(Exception):
                     self.store.requeue(submission.id)
                 self._stop.wait(1.0)
+            finally:
+                with self._wake:
+                    self._busy -= 1
 
     def seed_for(self, problem_id: str) -> int:
         """The seed an upload is graded on: one made ready while idle if there is one (each
@@ -118,9 +129,23 @@ class LocalPool:
     def _prepare(self) -> bool:
         """With the queue empty, ready one more seed of a problem short of them; True when a
         reference ran. A failure here is logged, not fatal: the upload's own grading says it."""
+        if self.workers > 1 and not self._fillers.acquire(blocking=False):
+            return False
+        try:
+            return self._ready_one()
+        finally:
+            if self.workers > 1:
+                self._fillers.release()
+
+    def _ready_one(self) -> bool:
         for problem in self.problems.values():
+            with self._wake:
+                if self._busy:
+                    return False
             try:
                 if self.seeds.fill(problem):
+                    if self.seeds.ready(problem) == self.seeds.size:
+                        log.info("%d seeds of %s ready", self.seeds.size, problem.spec.id)
                     return True
             except Cancelled:
                 return False

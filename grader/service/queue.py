@@ -54,8 +54,8 @@ from grader.cases import random_seed
 from grader.engine import Catalog, Grader, Setup
 from grader.errors import GraderError, UsageError
 from grader.grading import read_limit
+from grader.ipynb import SUBMISSION_SUFFIXES
 from grader.models import Frozen, Report
-from grader.notebook import SUBMISSION_SUFFIXES
 from grader.problems import Problem, check_problem_id
 from grader.service.pool import record
 from grader.service.store import Store

@@ -36,6 +36,7 @@ def build_service(
     workers: int | None = None,
     require_sandbox: bool = False,
     allow_basic: bool = False,
+    ready_seeds: int = 32,
 ) -> tuple[Service, str | None]:
     """The service, and a warning for staff (basic isolation), if any."""
     per_hour = parse_rate(rate)
@@ -69,7 +70,11 @@ def build_service(
         )
         warning = setup.warning
         dispatcher = LocalPool(
-            store, problems, grader=Grader(setup), workers=workers or os.cpu_count() or 1
+            store,
+            problems,
+            grader=Grader(setup),
+            workers=workers or os.cpu_count() or 1,
+            ready_seeds=ready_seeds,
         )
     if not problems:
         raise UsageError("no problem specs found: point --problems-dir at them")
