@@ -15,8 +15,8 @@ from conftest import TOY
 
 from grader.cli import cli
 from grader.engine import Catalog, Grader, SeedPool, Setup, Target, World
-from grader.errors import ReferenceFailed, UnknownProblem
-from grader.grading import GRADER_FAULT
+from grader.errors import ReferenceFailed, SandboxUnavailable, UnknownProblem
+from grader.feedback import GRADER_FAULT
 from grader.models import Limits, RunRequest, Status
 from grader.pack import PRACTICE_SEEDS, make_pack, write_pack
 from grader.problems import Problem
@@ -252,3 +252,64 @@ def test_an_edited_reference_is_not_answered_from_memory(toy: Problem, tmp_path:
     assert len(reference.requests) == 2
     grader.expected(problem, 5)  # the Problem read before the edit keeps its key
     assert len(reference.requests) == 2
+
+
+# What the review of the engine found ----------------------------------------------------
+
+
+def test_gradescope_with_basic_isolation_grades_after_removing_the_reference(
+    tmp_path: Path,
+) -> None:
+    """Basic isolation (Gradescope's usual container): the reference is removed after its run
+    and before the submission's; the grading still uses the outcomes computed first."""
+    import json
+
+    from grader.gradescope import CONFIG, run_autograder
+
+    root = tmp_path / "autograder"
+    for folder in ("source/problems", "source/reference", "submission", "results"):
+        (root / folder).mkdir(parents=True)
+    shutil.copy(TOY / "problems" / "vector_stats.toml", root / "source" / "problems")
+    shutil.copy(TOY / "reference" / "vector_stats.py", root / "source" / "reference")
+    (root / "source" / CONFIG).write_text(json.dumps({"problem": "vector_stats", "seed": 3}))
+    shutil.copy(CORRECT, root / "submission" / "answer.py")
+    setup = Setup(InProcessRunner(isolation="basic"), InProcessRunner(), trust_caches=False)
+    assert run_autograder(root, setup=setup) == 0
+    results = json.loads((root / "results" / "results.json").read_text())
+    assert results["score"] == 8.0
+    assert not (root / "source" / "reference").exists()
+
+
+class KillFailsFor(InProcessRunner):
+    """A sandbox that cannot end one file's processes (SubprocessRunner raises then)."""
+
+    def run(self, request: RunRequest, limits: Limits) -> RunResult:
+        if request.display_name.startswith("mallory"):
+            raise SandboxUnavailable("processes of uid 61001 could not be killed within 10 s")
+        return super().run(request, limits)
+
+
+def test_a_batch_finishes_when_the_sandbox_fails_on_one_file(toy: Problem, tmp_path) -> None:
+    from grader.batch import run_batch
+
+    folder = tmp_path / "class"
+    folder.mkdir()
+    for name in ("alice", "mallory", "zoe"):
+        shutil.copy(CORRECT, folder / f"{name}.py")
+    grader = Grader(Setup(KillFailsFor(), InProcessRunner(), trust_caches=False))
+    result = run_batch(folder, tmp_path / "out", problem=toy, grader=grader, seed=3, workers=1)
+    assert result.grader_faults == {"mallory"}
+    assert result.reports["zoe"].full_marks and result.reports["alice"].full_marks
+    assert (tmp_path / "out" / "grades.csv").is_file()
+
+
+def test_a_student_never_sees_what_failed_on_the_graders_side(toy: Problem) -> None:
+    """The fault's details (here a failing reference's, with its path and source) are in the
+    staff report only."""
+    graded = Grader(Setup(InProcessRunner(), FailingReference(), trust_caches=False)).grade_bytes(
+        CORRECT.read_bytes(), toy, suffix=".py", file_name="bob.py", seed=3
+    )
+    assert "the reference raised" in graded.staff.message
+    assert "the reference raised" not in graded.student.model_dump_json()
+    assert graded.student.message.startswith(GRADER_FAULT)
+    assert "Course staff can see what went wrong" in graded.student.message
