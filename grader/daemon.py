@@ -99,8 +99,16 @@ def code_key() -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+MAX_SOCKET_PATH = 100  # bytes: a Unix socket's path must fit in 108 (sun_path)
+
+
 def socket_path() -> Path:
-    return runtime_dir() / f"daemon-{code_key()}.sock"
+    path = runtime_dir() / f"daemon-{code_key()}.sock"
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+        raise OSError(
+            f"{path} is too long for a Unix socket: set XDG_RUNTIME_DIR to a shorter path"
+        )
+    return path
 
 
 # The server ---------------------------------------------------------------------------------

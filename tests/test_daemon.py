@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,14 +22,15 @@ WRONG = TOY / "submissions" / "wrong_peak.py"
 
 
 @pytest.fixture
-def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A runtime folder of the test's own; the daemon is stopped after the test."""
-    folder = tmp_path / "run"
-    folder.mkdir(mode=0o700)
+def runtime(monkeypatch: pytest.MonkeyPatch):
+    """A runtime folder of the test's own, short as /run/user/N is (a socket's path must fit
+    in 108 bytes); the daemon is stopped after the test."""
+    folder = Path(tempfile.mkdtemp(prefix="gd-", dir="/tmp"))
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(folder))
     monkeypatch.delenv("GRADER_NO_DAEMON")
     yield folder
     daemon.stop()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def check(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -124,3 +127,13 @@ def _gone(pid: int, within: float = 10) -> None:
         # A child of a process that exited is reaped by init; poll until it is.
         time.sleep(0.1)
     pytest.fail(f"daemon {pid} still running after {within} s")
+
+
+def test_a_runtime_folder_too_deep_for_a_socket_is_not_used(tmp_path: Path, monkeypatch) -> None:
+    deep = tmp_path / ("d" * 90)
+    deep.mkdir()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(deep))
+    monkeypatch.delenv("GRADER_NO_DAEMON")
+    result = check(str(CORRECT))
+    assert result.returncode == 0
+    assert "too long for a Unix socket" in result.stdout
