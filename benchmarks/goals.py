@@ -147,7 +147,9 @@ def main() -> None:
     parser.add_argument("--students", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="grader-goals-") as scratch:
+    # A daemon or a killed server's last worker may still be writing a cache file as the
+    # folder goes: that is no reason to lose the figures.
+    with tempfile.TemporaryDirectory(prefix="grader-goals-", ignore_cleanup_errors=True) as scratch:
         base = Path(scratch)
         runtime = base / "run"
         runtime.mkdir(mode=0o700)
@@ -183,6 +185,7 @@ def main() -> None:
         figures["service, readying seeds"] = readied
         figures["service, burst"] = burst
         figures["service, lone upload"] = lone
+        subprocess.run([*GRADER, "daemon", "stop"], env=env, capture_output=True, check=False)
 
     n = figures["naive"]
 

@@ -28,8 +28,9 @@ from grader.cli.common import (
     world,
     write_json,
 )
-from grader.engine import Catalog, Graded, Grader, Target
+from grader.engine import Catalog, Graded, Grader, Setup, Target
 from grader.errors import GraderError, UnknownProblem
+from grader.figure import Figure
 from grader.gradescope import build_autograder
 from grader.grading import read_limit
 from grader.ipynb import is_notebook
@@ -44,7 +45,7 @@ from grader.pack import (
     make_pack,
     write_pack,
 )
-from grader.problems import list_problems, load_spec, spec_path_for
+from grader.problems import Problem, list_problems, load_spec, spec_path_for
 from grader.render import batch_progress, gradescope_json, output_console, print_report, statement
 from grader.storage import read_regular, write_atomic
 
@@ -117,16 +118,7 @@ def check(
         catalog = Catalog(problems_dir, reference_dir)
         source = raw.decode("utf-8", errors="replace")
         target = catalog.target(source, problem_id=problem_id, pack=pack_location)
-        if target.found_pack is not None:
-            where = safe_text.terminal(str(target.found_pack))
-            note = f"No reference solution here: practising on the public pack in {where}."
-            console.print(Text(note, style="magenta"))
-        graded = None
-        if world().daemon and not no_daemon:
-            graded = _in_daemon(console, file, raw, target, seed, require_sandbox)
-        if graded is None:
-            setup = world().student(require_sandbox=require_sandbox)
-            graded = Grader(setup).grade(file, target, seed=seed)
+        graded = _check_one(console, file, raw, target, seed, require_sandbox, no_daemon)
     except GraderError as exc:
         fail(str(exc))
     # The seed stays: this machine has the reference, hence every hidden case already.
@@ -197,14 +189,8 @@ def batch(
         entries, _ = discover(folder)
         first = entries[0].path.read_text(errors="replace") if entries else None
         problem = Catalog(problems_dir, reference_dir).find(first, problem_id)
-        remote = None
-        if queue_url is not None:
-            setup, remote = world().queue_sender(), _queue_grader(console, queue_url)
-        else:
-            protect = (out.resolve(), folder.resolve())
-            setup = staff_setup(
-                require_sandbox=require_sandbox, allow_basic=allow_basic, protect=protect
-            )
+        protect = (out.resolve(), folder.resolve())
+        setup, remote = _batch_graders(console, queue_url, protect, require_sandbox, allow_basic)
         with batch_progress(console, len(entries)) as progress:
             result = run_batch(
                 folder, out, problem=problem, grader=Grader(setup), seed=seed, workers=workers,
@@ -222,6 +208,28 @@ def batch(
             f"grader's own (their reports say what happened and give no points): fix the cause "
             f"and rerun the same command to grade just those."
         )
+
+
+def _check_one(
+    console: Console,
+    file: Path,
+    raw: bytes,
+    target: Target,
+    seed: int | None,
+    require_sandbox: bool,
+    no_daemon: bool,
+) -> Graded:
+    """`grader check`'s grading: by the warm daemon when it can, else in this process."""
+    if target.found_pack is not None:
+        where = safe_text.terminal(str(target.found_pack))
+        note = f"No reference solution here: practising on the public pack in {where}."
+        console.print(Text(note, style="magenta"))
+    if world().daemon and not no_daemon:
+        graded = _in_daemon(console, file, raw, target, seed, require_sandbox)
+        if graded is not None:
+            return graded
+    setup = world().student(require_sandbox=require_sandbox)
+    return Grader(setup).grade(file, target, seed=seed)
 
 
 def _in_daemon(
@@ -267,6 +275,20 @@ def daemon_status() -> None:
     """Whether it runs, and its pid."""
     pid = daemon.status()
     click.echo(f"running, pid {pid}" if pid is not None else "not running")
+
+
+def _batch_graders(
+    console: Console,
+    queue_url: str | None,
+    protect: tuple[Path, ...],
+    require_sandbox: bool,
+    allow_basic: bool,
+) -> tuple[Setup, RemoteGrader | None]:
+    """Where a batch grades: here, in the staff sandbox, or on the queue's workers."""
+    if queue_url is not None:
+        return world().queue_sender(), _queue_grader(console, queue_url)
+    setup = staff_setup(require_sandbox=require_sandbox, allow_basic=allow_basic, protect=protect)
+    return setup, None
 
 
 def _queue_grader(console: Console, queue_url: str) -> RemoteGrader:
@@ -344,18 +366,7 @@ def audit(
         spec = problem.spec
         figures = auditing.design_figures(spec, range(seeds))
         if not design_only and spec.mistakes:
-            with Console(stderr=True).status("running the reference on the seeds' cases") as shown:
-
-                def progress(what: str) -> None:
-                    shown.update(f"running the reference: {what}")
-
-                reference = world().student().reference
-                figures = (
-                    auditing.mistake_figures(
-                        problem, list(range(seeds)), runner=reference, progress=progress
-                    )
-                    + figures
-                )
+            figures = _mistake_figures(problem, seeds) + figures
     except GraderError as exc:
         fail(str(exc))
     threshold = spec.audit.max_escape
@@ -364,6 +375,22 @@ def audit(
     else:
         Console().print(audit_table(spec, figures, threshold))
     sys.exit(EXIT_NOT_FULL_MARKS if auditing.failing(figures, threshold) else EXIT_FULL_MARKS)
+
+
+def _mistake_figures(problem: Problem, seeds: int) -> list[Figure]:
+    """The audit's figures for the catalogued mistakes (the reference runs on every seed's
+    cases, trusted), with a line saying how far it is."""
+    from grader import audit as auditing
+
+    with Console(stderr=True).status("running the reference on the seeds' cases") as shown:
+
+        def progress(what: str) -> None:
+            shown.update(f"running the reference: {what}")
+
+        reference = world().student().reference
+        return auditing.mistake_figures(
+            problem, list(range(seeds)), runner=reference, progress=progress
+        )
 
 
 @click.command(name="problems")
