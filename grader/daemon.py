@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import socket
 import socketserver
+import struct
 import subprocess
 import sys
 import tempfile
@@ -80,6 +82,8 @@ def runtime_dir() -> Path:
     """$XDG_RUNTIME_DIR/grader, else <tmp>/grader-<uid>: made 0700 and checked to be this
     user's own folder (another user could have made it first, to catch the socket)."""
     base = os.environ.get("XDG_RUNTIME_DIR")
+    if base and not _own_private_folder(Path(base)):
+        base = None  # another user's (`su` without `-`, `sudo -E`): they could swap ours
     folder = (
         Path(base) / "grader" if base else Path(tempfile.gettempdir()) / f"grader-{os.getuid()}"
     )
@@ -92,10 +96,31 @@ def runtime_dir() -> Path:
     return folder
 
 
+def _own_private_folder(path: Path) -> bool:
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    mine = path.is_dir() and not path.is_symlink() and info.st_uid == os.getuid()
+    return mine and not info.st_mode & 0o022
+
+
 def code_key() -> str:
-    """Which grader a daemon runs: its code, Python, and the libraries that compute."""
+    """Which grader a daemon runs: its code, the Python, and every installed distribution
+    (numpy or optax upgraded, a venv rebuilt: another key, another daemon)."""
     newest = max(path.stat().st_mtime_ns for path in PACKAGE.rglob("*.py"))
-    text = f"{sys.executable}|{PACKAGE}|{__version__}|{newest}|{library_versions()}"
+    folders = [
+        Path(entry) for entry in sys.path if entry.endswith(("site-packages", "dist-packages"))
+    ]
+    installed = sorted(
+        item.name
+        for folder in folders
+        if folder.is_dir()
+        for item in folder.iterdir()
+        if item.name.endswith((".dist-info", ".egg-info"))
+    )
+    parts = [sys.executable, sys.version, str(PACKAGE), __version__, str(newest)]
+    text = "|".join([*parts, library_versions(), *installed])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -136,7 +161,10 @@ class _Server(socketserver.ThreadingUnixStreamServer):
     def answer(self, request: Request) -> tuple[Reply, object | None]:
         """The reply, and what to ready next (a problem) once it is sent."""
         grader, pool = self.grader(request.require_sandbox)
-        content = base64.b64decode(request.content)
+        try:
+            content = base64.b64decode(request.content, validate=True)
+        except ValueError:
+            return Reply(error="the daemon could not read the request: bad base64"), None
         try:
             if request.kind == "pack":
                 location = Path(request.pack)
@@ -190,7 +218,9 @@ class _Handler(socketserver.StreamRequestHandler):
             if ready_next is not None:
                 _, pool = server.grader(request.require_sandbox)
                 with contextlib.suppress(Exception):  # the next grading says what is wrong
-                    while pool.fill(ready_next):  # type: ignore[arg-type]
+                    # Only while no other check is graded (this handler is the one busy):
+                    # readying must not slow a grading, whose limits count its time.
+                    while server.busy == 1 and pool.fill(ready_next):  # type: ignore[arg-type]
                         pass
         finally:
             with server.lock:
@@ -202,6 +232,14 @@ def serve(idle: float | None = None) -> None:
     """Run the daemon until it is idle for `idle` seconds, or stopped."""
     idle = float(os.environ.get(IDLE_ENV, IDLE_SECONDS)) if idle is None else idle
     path = socket_path()
+    # One daemon per socket: a second one started at the same moment (two first checks)
+    # leaves at once, rather than take the socket and leave the first running unreachable.
+    lock = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock)
+        return
     with contextlib.suppress(FileNotFoundError):
         path.unlink()  # a daemon of this code that died: its socket answers no one
     server = _Server(path)
@@ -235,6 +273,12 @@ def _connect(path: Path, timeout: float | None) -> socket.socket:
     client.settimeout(timeout)
     try:
         client.connect(str(path))
+        # The process on the other end must be this user's: nobody else's socket (swapped in
+        # after the folder was checked) gets a file or forges a verdict.
+        credentials = client.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+        _pid, uid, _gid = struct.unpack("3i", credentials)
+        if uid != os.getuid():
+            raise OSError(f"the socket {path} belongs to uid {uid}, not to this user")
     except OSError:
         client.close()
         raise
@@ -254,23 +298,33 @@ def start() -> Path:
     with contextlib.suppress(OSError):
         _exchange(path, b"ping", timeout=5)
         return path
-    log = (runtime_dir() / "daemon.log").open("ab")
-    subprocess.Popen(
-        [sys.executable, "-m", "grader.daemon"],
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=log,
-        start_new_session=True,  # not stopped by the terminal's Ctrl-C meant for the client
-        close_fds=True,
-    )
-    log.close()
+    folder = runtime_dir()
+    log_path = folder / "daemon.log"
+    with log_path.open("ab") as log:
+        started = subprocess.Popen(
+            # -P and a folder of our own: never a `grader` package of the folder the student
+            # runs the check in (it would run unsandboxed, as the user).
+            [sys.executable, "-P", "-m", "grader.daemon"],
+            cwd=folder,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,  # not stopped by the terminal's Ctrl-C meant for the client
+            close_fds=True,
+        )
     deadline = time.monotonic() + START_SECONDS
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError):
             _exchange(path, b"ping", timeout=5)
             return path
+        code = started.poll()
+        if code is not None:
+            with contextlib.suppress(OSError):
+                _exchange(path, b"ping", timeout=5)  # another check's daemon won the lock
+                return path
+            raise OSError(f"the grading daemon exited at start (code {code}); see {log_path}")
         time.sleep(0.05)
-    raise OSError(f"the grading daemon did not start within {START_SECONDS:g} s")
+    raise OSError(f"the grading daemon did not start within {START_SECONDS:g} s; see {log_path}")
 
 
 def grade(request: Request) -> tuple[Report, bool]:
@@ -301,9 +355,9 @@ def status() -> int | None:
     """The pid of this code's running daemon, or None."""
     try:
         answer = _exchange(socket_path(), b"ping", timeout=5)
-    except OSError:
+        return int(json.loads(answer)["pid"])
+    except (OSError, ValueError, KeyError):
         return None
-    return int(json.loads(answer)["pid"])
 
 
 if __name__ == "__main__":

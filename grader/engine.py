@@ -491,6 +491,13 @@ class SeedPool:
                     return random_seed()
                 self._changed.wait(left)
 
+    def give_back(self, problem: Problem, seed: int) -> None:
+        """A seed taken for an upload that was then refused (a rate limit): nobody was graded
+        on it, nobody saw it, so it is the next one handed out."""
+        with self._changed:
+            self._ready.setdefault(problem.key, []).insert(0, seed)
+            self._changed.notify_all()
+
     def ready(self, problem: Problem) -> int:
         """How many seeds of this problem are ready."""
         with self._changed:

@@ -18,6 +18,7 @@ from conftest import TOY, TOY_DIRS
 from grader import daemon
 
 CORRECT = TOY / "submissions" / "correct.py"
+GRADER_SCRIPT = [str(Path(sys.executable).with_name("grader"))]  # the console script
 WRONG = TOY / "submissions" / "wrong_peak.py"
 
 
@@ -136,4 +137,57 @@ def test_a_runtime_folder_too_deep_for_a_socket_is_not_used(tmp_path: Path, monk
     monkeypatch.delenv("GRADER_NO_DAEMON")
     result = check(str(CORRECT))
     assert result.returncode == 0
-    assert "too long for a Unix socket" in result.stdout
+    assert "the background grader could not be used" in result.stdout
+
+
+# What the daemon's red team found -------------------------------------------------------
+
+
+def test_a_grader_package_in_the_checked_folder_is_never_run(runtime: Path, tmp_path) -> None:
+    """`python -m` puts the working folder first on sys.path: the daemon is started with -P
+    in a folder of its own, so a `grader/` there (a student's archive) never runs."""
+    folder = tmp_path / "unpacked"
+    (folder / "grader").mkdir(parents=True)
+    marker = tmp_path / "ran"
+    (folder / "grader" / "__init__.py").write_text(f"open({str(marker)!r}, 'w').write('x')\n")
+    shutil.copy(CORRECT, folder / "answer.py")
+    result = subprocess.run(
+        [*GRADER_SCRIPT, "check", "answer.py", *TOY_DIRS],
+        capture_output=True, text=True, check=False, cwd=folder, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "grading in this process" not in result.stdout  # the daemon answered
+    assert not marker.exists()
+
+
+def test_only_one_daemon_serves_a_socket(runtime: Path) -> None:
+    first = subprocess.Popen([sys.executable, "-P", "-m", "grader.daemon"], cwd="/")
+    try:
+        deadline = time.monotonic() + 60
+        while daemon.status() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        second = subprocess.run(
+            [sys.executable, "-P", "-m", "grader.daemon"], cwd="/", timeout=60, check=False
+        )
+        assert second.returncode == 0  # it left at once: the first holds the lock
+        assert daemon.status() == first.pid
+    finally:
+        daemon.stop()
+        first.wait(timeout=60)
+
+
+def test_a_daemon_that_cannot_start_costs_no_wait(runtime: Path) -> None:
+    daemon.socket_path().mkdir()  # the daemon cannot bind there: it exits at start
+    started = time.monotonic()
+    result = check(str(CORRECT))
+    assert result.returncode == 0
+    assert "exited at start" in result.stdout and "daemon.log" in result.stdout
+    assert time.monotonic() - started < daemon.START_SECONDS
+
+
+def test_the_client_talks_only_to_its_own_users_daemon(runtime: Path, monkeypatch) -> None:
+    assert check(str(CORRECT)).returncode == 0
+    path = daemon.socket_path()
+    monkeypatch.setattr(daemon.os, "getuid", lambda: 4242)  # as if the socket were another's
+    with pytest.raises(OSError, match="belongs to uid"):
+        daemon._exchange(path, b"ping", timeout=5)

@@ -235,6 +235,17 @@ def test_ready_seeds_are_handed_out_once_and_need_no_reference_run(toy: Problem)
     assert len(reference.requests) == 3
 
 
+def test_a_seed_given_back_is_the_next_one_handed_out(toy: Problem) -> None:
+    """An upload refused by a rate limit gives its seed back: refused uploads cannot drain
+    the ready seeds (nobody was graded on it or saw it)."""
+    pool = SeedPool(Grader(Setup(InProcessRunner(), InProcessRunner(), trust_caches=False)), 2)
+    pool.fill(toy)
+    seed = pool.take(toy)
+    assert pool.ready(toy) == 0
+    pool.give_back(toy, seed)
+    assert pool.ready(toy) == 1 and pool.take(toy) == seed
+
+
 def test_an_edited_reference_is_not_answered_from_memory(toy: Problem, tmp_path: Path) -> None:
     """The memory of reference outcomes is keyed by the spec and the reference's source."""
     import dataclasses

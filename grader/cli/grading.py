@@ -254,7 +254,7 @@ def _in_daemon(
         staff, fault = daemon.grade(request)
     except OSError as exc:
         note = f"(the background grader could not be used: {exc}; grading in this process)"
-        console.print(Text(safe_text.terminal(note), style="dim"))
+        console.print(Text(safe_text.terminal(note), style="dim"), overflow="fold")
         return None
     return Graded(staff, fault=fault)
 

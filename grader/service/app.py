@@ -80,6 +80,10 @@ class Dispatcher(Protocol):
         """A fresh seed for one upload (never another student's)."""
         ...
 
+    def seed_unused(self, problem_id: str, seed: int) -> None:
+        """The upload `seed_for` gave `seed` to was refused (never graded, never shown)."""
+        ...
+
 
 class ApiError(Exception):
     """A request refused, with a message for the person who sent it."""
@@ -274,7 +278,7 @@ async def _submit(service: Service, caller: Caller, upload: Upload) -> Submissio
     def add() -> Submission | RateLimited | StillWaiting:
         dispatcher = service.dispatcher
         seed = random_seed() if dispatcher is None else dispatcher.seed_for(problem)
-        return service.store.add(
+        added = service.store.add(
             student=str(caller.student),
             problem=problem,
             file_name=upload.file_name,
@@ -284,6 +288,9 @@ async def _submit(service: Service, caller: Caller, upload: Upload) -> Submissio
             seed=seed,
             per_hour=service.per_hour(problem),
         )
+        if dispatcher is not None and isinstance(added, RateLimited | StillWaiting):
+            dispatcher.seed_unused(problem, seed)  # refused uploads do not drain ready seeds
+        return added
 
     added = await to_thread.run_sync(add)
     if isinstance(added, StillWaiting):

@@ -126,6 +126,10 @@ class LocalPool:
         handed out once, so no two students share a seed)."""
         return self.seeds.take(self.problems[problem_id])
 
+    def seed_unused(self, problem_id: str, seed: int) -> None:
+        """The upload `seed_for` was for was refused: the seed goes back (see SeedPool)."""
+        self.seeds.give_back(self.problems[problem_id], seed)
+
     def _prepare(self) -> bool:
         """With the queue empty, ready one more seed of a problem short of them; True when a
         reference ran. A failure here is logged, not fatal: the upload's own grading says it."""

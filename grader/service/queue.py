@@ -271,6 +271,9 @@ class QueueSender:
         """A fresh seed (the workers, elsewhere, run the reference when they grade it)."""
         return random_seed()
 
+    def seed_unused(self, problem_id: str, seed: int) -> None:
+        """Nothing to give back: the seed was fresh."""
+
     def start(self) -> None:
         _register(self.broker, self._on_result, RESULT_ACTOR, self.reply_to)
         self.broker.declare_queue(JOBS)
