@@ -12,7 +12,7 @@ import io
 import json
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from grader.models import CaseOutcome, ErrorInfo, Isolation, Limits, RunRequest, Status
@@ -106,7 +106,7 @@ class InProcessRunner:
         self.requests.append(request)
         channel = _Collected()
         out, err = io.StringIO(), io.StringIO()
-        with self._lock, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with self._lock, _this_thread_writes_to(out, err):
             saved = sys.modules.get("submission")
             x64 = _x64()
             try:
@@ -146,6 +146,40 @@ class InProcessRunner:
                 outcome = CaseOutcome.model_validate(message["outcome"])
                 result.outcomes[outcome.index] = outcome
         return result
+
+
+@contextlib.contextmanager
+def _this_thread_writes_to(out: io.StringIO, err: io.StringIO) -> Iterator[None]:
+    """sys.stdout and sys.stderr captured for this thread only: another thread printing
+    meanwhile (a batch's progress lines) still reaches the real streams, not the file's."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _PerThread(saved[0], out), _PerThread(saved[1], err)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+class _PerThread(io.TextIOBase):
+    def __init__(self, original: Any, captured: io.StringIO) -> None:
+        self._original = original
+        self._captured = captured
+        self._thread = threading.get_ident()
+
+    def _target(self) -> Any:
+        return self._captured if threading.get_ident() == self._thread else self._original
+
+    def write(self, text: str) -> int:
+        return int(self._target().write(text))
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def isatty(self) -> bool:
+        return bool(self._target().isatty())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._original, name)
 
 
 def _x64() -> bool | None:
