@@ -119,7 +119,9 @@ def code_key() -> str:
         for item in folder.iterdir()
         if item.name.endswith((".dist-info", ".egg-info"))
     )
-    parts = [sys.executable, sys.version, str(PACKAGE), __version__, str(newest)]
+    # The interpreter itself (bin/python and bin/python3 are one) and its environment.
+    python = os.path.realpath(sys.executable)
+    parts = [python, sys.prefix, sys.version, str(PACKAGE), __version__, str(newest)]
     text = "|".join([*parts, library_versions(), *installed])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

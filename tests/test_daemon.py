@@ -30,7 +30,10 @@ def runtime(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(folder))
     monkeypatch.delenv("GRADER_NO_DAEMON")
     yield folder
+    pid = daemon.status()
     daemon.stop()
+    if pid is not None:
+        _gone(pid, within=30)  # no daemon outlives its test
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -188,6 +191,6 @@ def test_a_daemon_that_cannot_start_costs_no_wait(runtime: Path) -> None:
 def test_the_client_talks_only_to_its_own_users_daemon(runtime: Path, monkeypatch) -> None:
     assert check(str(CORRECT)).returncode == 0
     path = daemon.socket_path()
-    monkeypatch.setattr(daemon.os, "getuid", lambda: 4242)  # as if the socket were another's
-    with pytest.raises(OSError, match="belongs to uid"):
+    with monkeypatch.context() as patch, pytest.raises(OSError, match="belongs to uid"):
+        patch.setattr(daemon.os, "getuid", lambda: 4242)  # as if the socket were another's
         daemon._exchange(path, b"ping", timeout=5)

@@ -36,6 +36,7 @@ def test_an_unwritable_home_is_a_clear_usage_error(tmp_path: Path) -> None:
     locked.chmod(0o555)  # whatever the umask
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADER_", "XDG_"))}
     env["HOME"] = str(locked / "home")
+    env["GRADER_NO_DAEMON"] = "1"  # no daemon left behind by the test
     no_capabilities = ["setpriv", "--bounding-set=-all", "--inh-caps=-all"]
     result = subprocess.run(
         [
