@@ -40,11 +40,10 @@ from pydantic import BaseModel, ConfigDict
 
 from grader import __version__
 from grader.cache import library_versions
-from grader.engine import Grader, SeedPool, Setup, Target
+from grader.engine import Catalog, Grader, SeedPool, Setup, Target, written_upload
 from grader.errors import GraderError
 from grader.models import Report
-from grader.pack import load_pack, practice_problem
-from grader.problems import load_problem
+from grader.problems import Problem
 
 IDLE_ENV = "GRADER_DAEMON_IDLE"
 IDLE_SECONDS = 15 * 60
@@ -146,8 +145,7 @@ class _Server(socketserver.ThreadingUnixStreamServer):
 
     def __init__(self, path: Path) -> None:
         super().__init__(str(path), _Handler)
-        self.graders: dict[bool, Grader] = {}
-        self.pools: dict[bool, SeedPool] = {}
+        self.graders: dict[bool, tuple[Grader, SeedPool]] = {}
         self.lock = threading.Lock()
         self.last = time.monotonic()
         self.busy = 0
@@ -156,11 +154,10 @@ class _Server(socketserver.ThreadingUnixStreamServer):
         with self.lock:
             if require_sandbox not in self.graders:
                 grader = Grader(Setup.for_student(require_sandbox=require_sandbox))
-                self.graders[require_sandbox] = grader
-                self.pools[require_sandbox] = SeedPool(grader, size=2)
-            return self.graders[require_sandbox], self.pools[require_sandbox]
+                self.graders[require_sandbox] = grader, SeedPool(grader, size=2)
+            return self.graders[require_sandbox]
 
-    def answer(self, request: Request) -> tuple[Reply, object | None]:
+    def answer(self, request: Request) -> tuple[Reply, Problem | None]:
         """The reply, and what to ready next (a problem) once it is sent."""
         grader, pool = self.grader(request.require_sandbox)
         try:
@@ -168,21 +165,17 @@ class _Server(socketserver.ThreadingUnixStreamServer):
         except ValueError:
             return Reply(error="the daemon could not read the request: bad base64"), None
         try:
+            catalog = Catalog(Path(request.problems_dir), Path(request.reference_dir))
             if request.kind == "pack":
-                location = Path(request.pack)
-                practice = practice_problem(load_pack(location), location)
-                target, seed = Target(practice.problem, practice), None
+                target, seed = catalog.target("", pack=Path(request.pack)), None
             else:
-                problem = load_problem(
-                    request.problem_id,
-                    problems_dir=Path(request.problems_dir),
-                    reference_dir=Path(request.reference_dir),
-                )
-                target = Target(problem)
-                seed = pool.take(problem, wait=60) if request.seed is None else request.seed
-            with tempfile.TemporaryDirectory(prefix="grader-daemon-") as folder:
-                path = Path(folder) / f"submission{request.suffix}"
-                path.write_bytes(content)
+                target = Target(catalog.problem(request.problem_id))
+                seed = request.seed
+                if seed is None:
+                    seed = pool.take(target.problem, wait=60)
+            # Graded as `grader check` grades (course faults are the check's errors, not a
+            # report), from a private copy as an upload is.
+            with written_upload(content, request.suffix) as path:
                 graded = grader.grade(path, target, seed=seed, display_name=request.name)
         except GraderError as exc:
             return Reply(error=str(exc)), None
@@ -222,7 +215,7 @@ class _Handler(socketserver.StreamRequestHandler):
                 with contextlib.suppress(Exception):  # the next grading says what is wrong
                     # Only while no other check is graded (this handler is the one busy):
                     # readying must not slow a grading, whose limits count its time.
-                    while server.busy == 1 and pool.fill(ready_next):  # type: ignore[arg-type]
+                    while server.busy == 1 and pool.fill(ready_next):
                         pass
         finally:
             with server.lock:
@@ -263,7 +256,7 @@ def serve(idle: float | None = None) -> None:
         server.server_close()
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-        for grader in server.graders.values():
+        for grader, _ in server.graders.values():
             grader.setup.cancel()
 
 

@@ -21,11 +21,12 @@ here and nowhere else).
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -128,7 +129,7 @@ class Catalog:
             return Target(self.find(source, problem_id))
         except UnknownProblem as missing:
             wanted = getattr(missing, "problem_id", None) or problem_id
-            found = pack_for(source, wanted)
+            found = packs.find_pack(source, wanted)
             if found is None:
                 where = f"packs/{wanted or '<problem id>'}/"
                 raise UnknownProblem(
@@ -139,19 +140,6 @@ class Catalog:
                 ) from missing
             practice = _practice(found, problem_id)
             return Target(practice.problem, practice, found)
-
-
-def pack_for(source: str, problem_id: str | None) -> Path | None:
-    """A pack where packs live: for the problem named, else the one whose function the source
-    defines, else the only pack there (a file that does not parse defines nothing)."""
-    found = packs.find_pack(source, problem_id)
-    if found is not None or problem_id is not None:
-        return found
-    for folder in packs.packs_dirs():
-        every = sorted(folder.glob(f"*/{packs.PACK_FILE}"))
-        if len(every) == 1:
-            return every[0].parent
-    return None
 
 
 def _practice(location: Path, problem_id: str | None) -> Practice:
@@ -327,7 +315,7 @@ class Grader:
         limits: Limits | None = None,
     ) -> Graded:
         """Grade one file. Never raises for the file: only COURSE_FAULTS come out."""
-        target = target if isinstance(target, Target) else Target(target)
+        target = _as_target(target)
         if target.practice is not None:
             if seed is not None:
                 raise UsageError(
@@ -362,13 +350,12 @@ class Grader:
         if early is None and prepared.notebook is None:
             early = parse_failure(prepared.code, name)
         if early is not None:
-            nothing_ran = Expected(cases=make_cases(problem.spec, seed), outcomes={})
             prepared = prepared.failing(early)
             return grade(
                 path,
                 problem=problem,
                 seed=seed,
-                expected=nothing_ran,
+                expected=Expected.nothing_ran(problem, seed),
                 runner=runner,
                 display_name=name,
                 prepared=prepared,
@@ -396,19 +383,16 @@ class Grader:
         file_name: str,
         seed: int | None,
     ) -> Graded:
-        """Grade an upload (the service, its queue workers). Written to a private folder under
-        a fixed name with its suffix (`submission.py`, `submission.ipynb`): nothing of its name
-        reaches the file system. An upload always ends in a report, even on a fault of the
+        """Grade an upload (the service, its queue workers), from `written_upload`'s private
+        copy. An upload always ends in a report, even on a fault of the
         course's set-up (a failing reference): the service must go on; only Cancelled (the
         service is stopping) comes out."""
         if suffix not in SUBMISSION_SUFFIXES:
             raise ValueError(f"suffix {suffix!r} is not one of {SUBMISSION_SUFFIXES}")
-        target = target if isinstance(target, Target) else Target(target)
+        target = _as_target(target)
         if target.practice is None and seed is None:
             seed = random_seed()
-        with tempfile.TemporaryDirectory(prefix="grader-upload-") as folder:
-            path = Path(folder) / f"submission{suffix}"
-            path.write_bytes(content)
+        with written_upload(content, suffix) as path:
             try:
                 return self.grade(path, target, seed=seed, display_name=file_name)
             except Cancelled:
@@ -428,9 +412,7 @@ class Grader:
         error: Exception,
     ) -> Graded:
         """`fault` for an upload that is not graded (its hash and size still reported)."""
-        with tempfile.TemporaryDirectory(prefix="grader-upload-") as folder:
-            path = Path(folder) / "submission"
-            path.write_bytes(content)
+        with written_upload(content, "") as path:
             return self.fault(path, target, seed=seed, error=error, display_name=file_name)
 
     def fault(
@@ -444,10 +426,9 @@ class Grader:
     ) -> Graded:
         """The report of a file the grader failed on: crashed, saying it is not the student's
         fault, named as the student named the file."""
-        target = target if isinstance(target, Target) else Target(target)
         report = grader_fault_report(
             path,
-            problem=target.problem,
+            problem=_as_target(target).problem,
             seed=seed,
             isolation=_isolation_or_none(self.setup.submissions),
             error=error,
@@ -510,19 +491,32 @@ class SeedPool:
             if len(self._ready.get(key, ())) + self._filling.get(key, 0) >= self.size:
                 return False
             self._filling[key] = self._filling.get(key, 0) + 1
-        seed = random_seed()
+        seed, readied = random_seed(), False
         try:
             self.grader.expected(problem, seed)
-        except BaseException:
-            with self._changed:
+            readied = True
+        finally:
+            with self._changed:  # ready in the step it stops filling: no waiter misses it
                 self._filling[key] -= 1
+                if readied:
+                    self._ready.setdefault(key, []).append(seed)
                 self._changed.notify_all()
-            raise
-        with self._changed:  # ready in the same step as no longer filling: no waiter misses it
-            self._filling[key] -= 1
-            self._ready.setdefault(key, []).append(seed)
-            self._changed.notify_all()
         return True
+
+
+def _as_target(target: Target | Problem) -> Target:
+    return target if isinstance(target, Target) else Target(target)
+
+
+@contextlib.contextmanager
+def written_upload(content: bytes, suffix: str) -> Iterator[Path]:
+    """An upload's bytes in a private temporary folder, under a fixed name with its suffix
+    (`submission.py`, `submission.ipynb`): nothing of the student's file name reaches the file
+    system. Gone when the block ends."""
+    with tempfile.TemporaryDirectory(prefix="grader-upload-") as folder:
+        path = Path(folder) / f"submission{suffix}"
+        path.write_bytes(content)
+        yield path
 
 
 def _isolation_or_none(runner: Runner) -> Isolation:
@@ -542,5 +536,5 @@ __all__ = [
     "Target",
     "World",
     "is_grader_fault",
-    "pack_for",
+    "written_upload",
 ]

@@ -63,6 +63,11 @@ class Expected:
     cases: tuple[Case, ...]
     outcomes: dict[int, CaseOutcome]
 
+    @classmethod
+    def nothing_ran(cls, problem: Problem, seed: int) -> Expected:
+        """The seed's cases with no outcome: for a report of a file that never ran."""
+        return cls(cases=make_cases(problem.spec, seed), outcomes={})
+
 
 def versions() -> Versions:
     """Versions of the software that grades, read without importing jax or flax."""
@@ -276,7 +281,7 @@ def grader_fault_report(
     """The report of a file the grader failed on (not the student's fault): status crashed,
     saying so, so that a batch still has a row and a report for every student."""
     if expected is None:
-        expected = Expected(cases=make_cases(problem.spec, seed), outcomes={})
+        expected = Expected.nothing_ran(problem, seed)
     try:
         raw = read_regular(path, read_limit(path.name))
     except GraderError:

@@ -388,8 +388,9 @@ def packs_dirs() -> list[Path]:
 
 def find_pack(source: str, problem_id: str | None) -> Path | None:
     """The pack for a problem where packs live: by id, else the only pack whose function the
-    source defines. None when there is none; a pack there that is broken raises InvalidPack
-    (a student who edited it must hear so, not that there is no pack)."""
+    source defines, else the only pack there (a file that does not parse, or misnames its
+    function, defines none). None when there is none; a pack there that is broken raises
+    InvalidPack (a student who edited it must hear so, not that there is no pack)."""
     for folder in packs_dirs():
         if problem_id is not None:
             candidate = folder / problem_id / PACK_FILE
@@ -398,7 +399,8 @@ def find_pack(source: str, problem_id: str | None) -> Path | None:
             continue
         names = defined_functions(source)
         matching, broken = [], []
-        for candidate in sorted(folder.glob(f"*/{PACK_FILE}")):
+        every = sorted(folder.glob(f"*/{PACK_FILE}"))
+        for candidate in every:
             try:
                 pack = load_pack(candidate)
             except InvalidPack as exc:
@@ -410,4 +412,6 @@ def find_pack(source: str, problem_id: str | None) -> Path | None:
             return matching[0]
         if not matching and broken:
             raise broken[0]
+        if not matching and len(every) == 1:
+            return every[0].parent
     return None

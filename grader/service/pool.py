@@ -133,13 +133,12 @@ class LocalPool:
     def _prepare(self) -> bool:
         """With the queue empty, ready one more seed of a problem short of them; True when a
         reference ran. A failure here is logged, not fatal: the upload's own grading says it."""
-        if self.workers > 1 and not self._fillers.acquire(blocking=False):
+        if not self._fillers.acquire(blocking=False):
             return False
         try:
             return self._ready_one()
         finally:
-            if self.workers > 1:
-                self._fillers.release()
+            self._fillers.release()
 
     def _ready_one(self) -> bool:
         for problem in self.problems.values():
